@@ -1,0 +1,138 @@
+//! The `host` command line.
+//!
+//! Exit status: 0 success; 1 a test case failed; 2 the command could not
+//! run (unreadable mapper, not a component of our world, bad arguments).
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use crate::fixture::report::{self, Format};
+use crate::fixture::{RunOptions, collect_files, run_case, update_expectation};
+use crate::mapper::{EngineSettings, MapperEngine};
+use crate::resolve::{BranchConvention, DEFAULT_BRANCH_PATTERN};
+
+#[derive(Debug, Parser)]
+#[command(name = "host", version, about = "Sluice: a WebAssembly-sandboxed mapping host for ticket integrations")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a mapper component against fixture files.
+    TestMapper(TestMapperArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct TestMapperArgs {
+    /// The mapper component (`.wasm`).
+    pub mapper: PathBuf,
+    /// Fixture files or folders (searched recursively for `.json`).
+    #[arg(required = true)]
+    pub paths: Vec<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: Format,
+    /// Rewrite each fixture's `expect` with the mapper's current output.
+    #[arg(long)]
+    pub update: bool,
+    /// Provider name for fixtures that name none (default: the file name,
+    /// less `.wasm` and a `_mapper` suffix).
+    #[arg(long)]
+    pub provider: Option<String>,
+    /// The branch convention `branch-ticket-guid` applies.
+    #[arg(long, default_value = DEFAULT_BRANCH_PATTERN)]
+    pub branch_pattern: String,
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    init_tracing();
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::TestMapper(args) => test_mapper(args),
+    }
+}
+
+fn test_mapper(args: TestMapperArgs) -> anyhow::Result<ExitCode> {
+    let branches = BranchConvention::parse(&args.branch_pattern).context("--branch-pattern")?;
+    let engine = MapperEngine::new(EngineSettings {
+        fuel_metering: true,
+        max_instances: 4,
+        branches,
+        ..EngineSettings::default()
+    })?;
+    let mapper = engine
+        .load_file(&args.mapper)
+        .with_context(|| format!("{}", args.mapper.display()))?;
+    let files = collect_files(&args.paths)?;
+    let opts = RunOptions {
+        provider: args.provider.clone().unwrap_or_else(|| provider_name(&args.mapper)),
+    };
+
+    let started = Instant::now();
+    let results: Vec<_> = files.iter().map(|f| run_case(&mapper, f, &opts)).collect();
+    let total = started.elapsed();
+
+    if args.update {
+        for r in results.iter().filter(|r| !r.passed()) {
+            if let Some(actual) = &r.actual {
+                update_expectation(&r.file, actual)?;
+                eprintln!("updated {}", r.file.display());
+            }
+        }
+    }
+    let label = args.mapper.display().to_string();
+    print!("{}", report::render(args.format, &label, &results, total));
+    let failed = results.iter().any(|r| !r.passed() && (!args.update || r.actual.is_none()));
+    Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+/// `mappers/bitbucket_mapper.wasm` → `bitbucket`.
+fn provider_name(mapper: &Path) -> String {
+    let stem = mapper.file_stem().and_then(|s| s.to_str()).unwrap_or("mapper");
+    stem.strip_suffix("_mapper")
+        .or_else(|| stem.strip_suffix("-mapper"))
+        .unwrap_or(stem)
+        .to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn provider_name_comes_from_the_file() {
+        for (file, want) in [
+            ("a/bitbucket_mapper.wasm", "bitbucket"),
+            ("github-mapper.wasm", "github"),
+            ("slack.wasm", "slack"),
+        ] {
+            assert_eq!(provider_name(Path::new(file)), want);
+        }
+    }
+}

@@ -1,0 +1,15 @@
+//! Sluice: a WebAssembly-sandboxed mapping host for ticket integrations.
+//!
+//! Code map, in the order data flows:
+//! - [`cli`]: the `host` commands.
+//! - [`mapper`]: the wasm runtime — one engine, components checked against
+//!   the `sluice:mapper` world, a fresh sandboxed store per call, limits.
+//! - [`action`]: the canonical ticket actions and their JSON rendering.
+//! - [`resolve`]: ticket resolution rules that need no storage (branches).
+//! - [`fixture`]: `host test-mapper` — fixture files, comparison, reports.
+
+pub mod action;
+pub mod cli;
+pub mod fixture;
+pub mod mapper;
+pub mod resolve;

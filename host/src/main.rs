@@ -1,0 +1,7 @@
+//! The `host` binary: parse the command line, set up logging, run.
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    host::cli::main()
+}

@@ -1,0 +1,215 @@
+//! Running one call: a fresh `Store`, limits armed, the outcome classified.
+
+use std::time::{Duration, Instant};
+
+use wasmtime::{Store, Trap};
+
+use super::Delivery;
+use super::bindings::wit;
+use super::engine::{EPOCH_TICK, LoadedMapper};
+use super::error::{MapperError, boxed};
+use super::sandbox::{ProviderApi, Sandbox};
+use crate::action::{MapError, Mapped};
+
+/// Fuel given to a metered call; the epoch deadline, not fuel, stops it.
+const FUEL: u64 = u64::MAX / 2;
+/// How many stderr lines a trap error carries.
+const STDERR_TAIL: usize = 5;
+
+/// Where a guest log line came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogSource {
+    Trace,
+    Debug,
+    Info,
+    Warn,
+    Error,
+    Stdout,
+    Stderr,
+}
+
+impl LogSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogSource::Trace => "trace",
+            LogSource::Debug => "debug",
+            LogSource::Info => "info",
+            LogSource::Warn => "warn",
+            LogSource::Error => "error",
+            LogSource::Stdout => "stdout",
+            LogSource::Stderr => "stderr",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogLine {
+    pub source: LogSource,
+    pub text: String,
+}
+
+/// What a call cost and said, whatever its result.
+#[derive(Debug, Clone, Default)]
+pub struct CallReport {
+    /// Instantiation and execution.
+    pub elapsed: Duration,
+    /// Fuel consumed (≈ wasm instructions), when the engine meters fuel.
+    pub fuel: Option<u64>,
+    pub api_calls: u32,
+    pub logs: Vec<LogLine>,
+}
+
+/// The mapper's answer (its own `map-error` included) or the host's verdict.
+pub type MapResult<T> = Result<Result<T, MapError>, MapperError>;
+
+#[derive(Debug)]
+pub struct CallOutcome<T> {
+    pub result: MapResult<T>,
+    pub report: CallReport,
+}
+
+impl LoadedMapper {
+    /// Runs `map-to-ticket-event` on a fresh instance. Blocking: call it
+    /// from a blocking thread in async code.
+    pub fn map_inbound(
+        &self,
+        delivery: &Delivery,
+        config: &str,
+        api: Box<dyn ProviderApi>,
+    ) -> CallOutcome<Mapped> {
+        let delivery = wit::Delivery::from(delivery);
+        let limits = &self.engine.settings().limits;
+        let (result, report) = self.run(api, |mapper, store| {
+            mapper.call_map_to_ticket_event(store, &delivery, config)
+        });
+        let result = result.and_then(|r| match r {
+            Ok(mapped) => {
+                let mapped = Mapped::from(mapped);
+                check_output(&mapped, limits)?;
+                Ok(Ok(mapped))
+            }
+            Err(e) => Ok(Err(MapError::from(e))),
+        });
+        CallOutcome { result, report }
+    }
+
+    fn run<T>(
+        &self,
+        api: Box<dyn ProviderApi>,
+        call: impl FnOnce(
+            &super::bindings::Mapper,
+            &mut Store<Sandbox>,
+        ) -> wasmtime::Result<Result<T, wit::MapError>>,
+    ) -> (Result<Result<T, wit::MapError>, MapperError>, CallReport) {
+        let settings = self.engine.settings();
+        let limits = &settings.limits;
+        let started = Instant::now();
+        let sandbox = Sandbox::new(
+            limits.memory_bytes,
+            limits.log_bytes,
+            limits.api_calls,
+            api,
+            settings.branches.clone(),
+        );
+        let mut store = Store::new(self.engine.engine(), sandbox);
+        store.limiter(|s| &mut s.limiter);
+        store.set_epoch_deadline(deadline_ticks(limits.timeout));
+        if settings.fuel_metering {
+            // Setting fuel cannot fail when the engine meters fuel.
+            let _ = store.set_fuel(FUEL);
+        }
+
+        let result = self
+            .pre
+            .instantiate(&mut store)
+            .map_err(|e| classify(e, &store, limits, true))
+            .and_then(|mapper| {
+                call(&mapper, &mut store).map_err(|e| classify(e, &store, limits, false))
+            });
+        let result = match result {
+            // A guest that hit the log limit but returned anyway still
+            // broke the limit; its output is not trusted.
+            Ok(_) if store.data().log.exceeded() => Err(MapperError::LogLimit {
+                limit_bytes: limits.log_bytes,
+            }),
+            other => other,
+        };
+        let fuel = settings
+            .fuel_metering
+            .then(|| store.get_fuel().map(|left| FUEL - left).ok())
+            .flatten();
+        let report = CallReport {
+            elapsed: started.elapsed(),
+            fuel,
+            api_calls: store.data().api_calls,
+            logs: store.data().log.take_lines(),
+        };
+        (result, report)
+    }
+}
+
+/// Ticks until the deadline; one extra tick because the first may come at once.
+fn deadline_ticks(timeout: Duration) -> u64 {
+    let ticks = timeout.as_nanos().div_ceil(EPOCH_TICK.as_nanos());
+    u64::try_from(ticks).unwrap_or(u64::MAX - 1) + 1
+}
+
+/// Turns a failed instantiation or call into the host's verdict.
+fn classify(
+    e: wasmtime::Error,
+    store: &Store<Sandbox>,
+    limits: &super::Limits,
+    instantiating: bool,
+) -> MapperError {
+    let data = store.data();
+    // Limit refusals first: a guest denied memory usually dies of an
+    // `unreachable` in its allocator, which says nothing of the cause.
+    if data.limiter.memory_refused {
+        return MapperError::MemoryLimit {
+            limit_bytes: limits.memory_bytes,
+        };
+    }
+    if data.log.exceeded() {
+        return MapperError::LogLimit {
+            limit_bytes: limits.log_bytes,
+        };
+    }
+    match e.downcast_ref::<Trap>() {
+        Some(Trap::Interrupt) => MapperError::Timeout {
+            limit_ms: limits.timeout.as_millis(),
+        },
+        Some(Trap::StackOverflow) => MapperError::StackOverflow,
+        Some(trap) => MapperError::Trap {
+            message: trap.to_string(),
+            stderr_tail: stderr_tail(&data.log),
+        },
+        None if instantiating => MapperError::Instantiate { source: boxed(e) },
+        None => MapperError::Trap {
+            message: format!("{e:#}"),
+            stderr_tail: stderr_tail(&data.log),
+        },
+    }
+}
+
+fn stderr_tail(log: &super::sandbox::GuestLog) -> Vec<String> {
+    let lines = log.peek_stderr();
+    let skip = lines.len().saturating_sub(STDERR_TAIL);
+    lines.into_iter().skip(skip).collect()
+}
+
+fn check_output(mapped: &Mapped, limits: &super::Limits) -> Result<(), MapperError> {
+    if mapped.actions.len() > limits.max_actions {
+        return Err(MapperError::TooManyActions {
+            count: mapped.actions.len(),
+            limit: limits.max_actions,
+        });
+    }
+    let bytes = mapped.to_json().to_string().len();
+    if bytes > limits.output_bytes {
+        return Err(MapperError::OutputTooLarge {
+            bytes,
+            limit_bytes: limits.output_bytes,
+        });
+    }
+    Ok(())
+}

@@ -1,0 +1,181 @@
+//! The one wasmtime `Engine`, its epoch ticker, and loading components.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::thread;
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+use super::bindings::{Mapper, MapperPre};
+use super::error::{MapperError, boxed};
+use super::limits::Limits;
+use super::sandbox::Sandbox;
+use super::WORLD;
+use crate::resolve::BranchConvention;
+
+/// How often the engine's epoch advances; the granularity of timeouts.
+pub(super) const EPOCH_TICK: Duration = Duration::from_millis(2);
+
+/// Engine-wide settings, fixed when the engine is built.
+#[derive(Debug, Clone)]
+pub struct EngineSettings {
+    pub limits: Limits,
+    /// Count fuel so each call reports the instructions it used (costs
+    /// ~30% speed: for `host test-mapper`, not the server).
+    pub fuel_metering: bool,
+    /// Concurrent instances the pooling allocator keeps slots for.
+    pub max_instances: u32,
+    pub branches: BranchConvention,
+}
+
+impl Default for EngineSettings {
+    fn default() -> Self {
+        EngineSettings {
+            limits: Limits::default(),
+            fuel_metering: false,
+            max_instances: 64,
+            branches: BranchConvention::default(),
+        }
+    }
+}
+
+/// The shared wasm engine. Cheap to clone.
+#[derive(Clone)]
+pub struct MapperEngine {
+    inner: Arc<EngineInner>,
+}
+
+struct EngineInner {
+    engine: Engine,
+    linker: Linker<Sandbox>,
+    settings: EngineSettings,
+}
+
+/// A compiled component checked against the world, ready to instantiate.
+#[derive(Clone)]
+pub struct LoadedMapper {
+    pub(super) engine: MapperEngine,
+    pub(super) pre: MapperPre<Sandbox>,
+    hash: String,
+    size: usize,
+}
+
+impl MapperEngine {
+    pub fn new(settings: EngineSettings) -> Result<Self, MapperError> {
+        let mut pool = PoolingAllocationConfig::default();
+        pool.total_component_instances(settings.max_instances)
+            .total_core_instances(settings.max_instances * 16)
+            .total_memories(settings.max_instances * 4)
+            .total_tables(settings.max_instances * 8)
+            .max_memory_size(settings.limits.memory_bytes)
+            // Resetting a slot by scanning for dirty pages is what keeps a
+            // fresh store per call cheap; the kernel may lack it.
+            .pagemap_scan(Enabled::Auto);
+
+        let mut config = Config::new();
+        config
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
+            .epoch_interruption(true)
+            .consume_fuel(settings.fuel_metering)
+            .wasm_component_model(true);
+        let engine = Engine::new(&config).map_err(|e| MapperError::Engine { source: boxed(e) })?;
+
+        let mut linker = Linker::<Sandbox>::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
+            .map_err(|e| MapperError::Engine { source: boxed(e) })?;
+        Mapper::add_to_linker::<_, HasSelf<Sandbox>>(&mut linker, |s| s)
+            .map_err(|e| MapperError::Engine { source: boxed(e) })?;
+
+        spawn_epoch_ticker(&engine).map_err(|e| MapperError::Engine {
+            source: Box::new(e),
+        })?;
+        Ok(MapperEngine {
+            inner: Arc::new(EngineInner {
+                engine,
+                linker,
+                settings,
+            }),
+        })
+    }
+
+    pub fn settings(&self) -> &EngineSettings {
+        &self.inner.settings
+    }
+
+    pub(super) fn engine(&self) -> &Engine {
+        &self.inner.engine
+    }
+
+    /// Compiles `bytes` and checks it implements the mapper world.
+    pub fn load(&self, bytes: &[u8]) -> Result<LoadedMapper, MapperError> {
+        check_header(bytes)?;
+        let component = Component::new(&self.inner.engine, bytes)
+            .map_err(|e| MapperError::Compile { source: boxed(e) })?;
+        let wrong_world = |e: wasmtime::Error| MapperError::WrongWorld {
+            world: WORLD,
+            reason: format!("{e:#}"),
+        };
+        let instance_pre = self
+            .inner
+            .linker
+            .instantiate_pre(&component)
+            .map_err(wrong_world)?;
+        // Checks the exports; extra exports (componentize-py adds one) are fine.
+        let pre = MapperPre::new(instance_pre).map_err(wrong_world)?;
+        Ok(LoadedMapper {
+            engine: self.clone(),
+            pre,
+            hash: hex::encode(Sha256::digest(bytes)),
+            size: bytes.len(),
+        })
+    }
+
+    pub fn load_file(&self, path: &Path) -> Result<LoadedMapper, MapperError> {
+        let bytes = std::fs::read(path).map_err(|source| MapperError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        self.load(&bytes)
+    }
+}
+
+impl LoadedMapper {
+    /// SHA-256 of the component bytes, hex: the version's identity.
+    pub fn content_hash(&self) -> &str {
+        &self.hash
+    }
+
+    pub fn size(&self) -> usize {
+        self.size
+    }
+}
+
+fn check_header(bytes: &[u8]) -> Result<(), MapperError> {
+    if bytes.get(0..4) != Some(b"\0asm".as_slice()) {
+        return Err(MapperError::NotWasm);
+    }
+    // Bytes 6..8 are the "layer": 0 for core modules, 1 for components.
+    if bytes.get(6..8) == Some([0, 0].as_slice()) {
+        return Err(MapperError::CoreModule);
+    }
+    Ok(())
+}
+
+/// Advances the epoch every [`EPOCH_TICK`] for as long as the engine lives.
+/// Without it no deadline fires, so failing to start it fails the engine.
+fn spawn_epoch_ticker(engine: &Engine) -> std::io::Result<()> {
+    let weak = engine.weak();
+    thread::Builder::new()
+        .name("sluice-epoch".into())
+        .spawn(move || {
+            while let Some(engine) = weak.upgrade() {
+                engine.increment_epoch();
+                drop(engine);
+                thread::sleep(EPOCH_TICK);
+            }
+        })
+        .map(drop)
+}

@@ -1,0 +1,40 @@
+//! The mapper runtime: the only module that knows wasmtime.
+//!
+//! One [`MapperEngine`] (one wasmtime `Engine`, pooling allocator, epoch
+//! ticker) compiles components once into [`LoadedMapper`]s, each holding an
+//! `InstancePre` checked against the `sluice:mapper/mapper` world. Every call
+//! gets a fresh `Store` (no state leaks between deliveries) with WASI granted
+//! and nothing else: no directories, environment, sockets or inherited stdio.
+//! Per-call limits ([`Limits`]) bound memory, time, output, log volume and
+//! `provider-api` calls; breaking one fails that call with a [`MapperError`]
+//! and never the host.
+
+mod bindings;
+mod call;
+mod engine;
+mod error;
+mod limits;
+mod sandbox;
+
+pub use call::{CallOutcome, CallReport, LogLine, LogSource, MapResult};
+pub use engine::{EngineSettings, LoadedMapper, MapperEngine};
+pub use error::MapperError;
+pub use limits::Limits;
+pub use sandbox::{ApiFailure, ApiRequest, ApiResponse, NoProviderApi, ProviderApi};
+
+/// The world every mapper component must implement.
+pub const WORLD: &str = "sluice:mapper/mapper@0.1.0";
+
+/// A verified webhook delivery, as handed to `map-to-ticket-event`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    pub provider: String,
+    pub method: String,
+    /// Path and query.
+    pub path: String,
+    /// Names lower-cased, in the order received.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    /// RFC 3339, UTC.
+    pub received_at: String,
+}

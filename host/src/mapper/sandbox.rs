@@ -1,0 +1,383 @@
+//! The per-call store data: what a guest can touch while it runs.
+//!
+//! WASI is granted with no capability; stdout and stderr go to one capped
+//! in-memory log shared with the `log` import; memory growth is checked by a
+//! limiter that remembers a refusal (so an out-of-memory trap is reported as
+//! such); `provider-api` goes through a [`ProviderApi`] behind a call budget.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use wasmtime::ResourceLimiter;
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
+use wasmtime_wasi::p2::{OutputStream, Pollable, StreamError, StreamResult};
+use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+use super::bindings::{host_api, wit};
+use super::call::{LogLine, LogSource};
+use crate::resolve::BranchConvention;
+
+/// A request a mapper makes to its provider's API, relative to the base URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiRequest {
+    pub method: String,
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+/// Why a `provider-api` call got no response; mirrors the WIT `api-error`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ApiFailure {
+    Denied(String),
+    BudgetExhausted,
+    Timeout,
+    TooLarge,
+    Unavailable(String),
+}
+
+/// Answers a mapper's `provider-api` calls: the live HTTP client in the
+/// server, recorded fixture answers in `host test-mapper`.
+pub trait ProviderApi: Send {
+    fn call(&mut self, request: &ApiRequest) -> Result<ApiResponse, ApiFailure>;
+}
+
+/// For callers that give a mapper no API access at all.
+pub struct NoProviderApi;
+
+impl ProviderApi for NoProviderApi {
+    fn call(&mut self, _request: &ApiRequest) -> Result<ApiResponse, ApiFailure> {
+        Err(ApiFailure::Unavailable(
+            "no provider API is configured for this call".into(),
+        ))
+    }
+}
+
+/// The store data of one call.
+pub(super) struct Sandbox {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    pub(super) limiter: CallLimiter,
+    pub(super) log: GuestLog,
+    api: Box<dyn ProviderApi>,
+    api_budget: u32,
+    pub(super) api_calls: u32,
+    branches: BranchConvention,
+}
+
+impl Sandbox {
+    pub(super) fn new(
+        memory_bytes: usize,
+        log_bytes: usize,
+        api_budget: u32,
+        api: Box<dyn ProviderApi>,
+        branches: BranchConvention,
+    ) -> Self {
+        let log = GuestLog::new(log_bytes);
+        // Nothing is granted: no preopened directory, no environment, no
+        // arguments, no network (the builder's default socket check denies
+        // every address), stdin empty.
+        let wasi = WasiCtxBuilder::new()
+            .stdout(GuestPipe::new(log.clone(), LogSource::Stdout))
+            .stderr(GuestPipe::new(log.clone(), LogSource::Stderr))
+            .build();
+        Sandbox {
+            wasi,
+            table: ResourceTable::new(),
+            limiter: CallLimiter {
+                memory_bytes,
+                memory_refused: false,
+            },
+            log,
+            api,
+            api_budget,
+            api_calls: 0,
+            branches,
+        }
+    }
+}
+
+impl WasiView for Sandbox {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl wit::Host for Sandbox {}
+
+impl host_api::Host for Sandbox {
+    fn log(&mut self, level: host_api::LogLevel, message: String) {
+        let source = match level {
+            host_api::LogLevel::Trace => LogSource::Trace,
+            host_api::LogLevel::Debug => LogSource::Debug,
+            host_api::LogLevel::Info => LogSource::Info,
+            host_api::LogLevel::Warn => LogSource::Warn,
+            host_api::LogLevel::Error => LogSource::Error,
+        };
+        // Over the limit the line is dropped and the call will fail with
+        // `LogLimit`; a guest cannot flood the host's log through here.
+        self.log.push_line(source, message);
+    }
+
+    fn provider_api(
+        &mut self,
+        request: wit::ApiRequest,
+    ) -> Result<wit::ApiResponse, wit::ApiError> {
+        if self.api_calls >= self.api_budget {
+            return Err(wit::ApiError::BudgetExhausted);
+        }
+        self.api_calls += 1;
+        let request = ApiRequest {
+            method: request.method,
+            path: request.path,
+            headers: request
+                .headers
+                .into_iter()
+                .map(|h| (h.name, h.value))
+                .collect(),
+            body: request.body,
+        };
+        match self.api.call(&request) {
+            Ok(r) => Ok(wit::ApiResponse {
+                status: r.status,
+                headers: r
+                    .headers
+                    .into_iter()
+                    .map(|(name, value)| wit::Header { name, value })
+                    .collect(),
+                body: r.body,
+            }),
+            Err(ApiFailure::Denied(m)) => Err(wit::ApiError::Denied(m)),
+            Err(ApiFailure::BudgetExhausted) => Err(wit::ApiError::BudgetExhausted),
+            Err(ApiFailure::Timeout) => Err(wit::ApiError::Timeout),
+            Err(ApiFailure::TooLarge) => Err(wit::ApiError::TooLarge),
+            Err(ApiFailure::Unavailable(m)) => Err(wit::ApiError::Unavailable(m)),
+        }
+    }
+
+    fn branch_ticket_guid(&mut self, branch: String) -> Option<String> {
+        self.branches.guid_of(&branch).map(str::to_owned)
+    }
+}
+
+/// Caps linear memory and table growth, remembering a refusal so the host
+/// can tell an out-of-memory abort from any other trap.
+pub(super) struct CallLimiter {
+    memory_bytes: usize,
+    pub(super) memory_refused: bool,
+}
+
+impl ResourceLimiter for CallLimiter {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let allowed = desired <= self.memory_bytes;
+        self.memory_refused |= !allowed;
+        Ok(allowed)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        // Tables hold function references; 100k entries is far beyond any
+        // real mapper and bounds a table bomb.
+        Ok(desired <= 100_000)
+    }
+}
+
+/// The guest's log for one call: `log` lines and stdout/stderr bytes, in
+/// order, up to a byte budget shared by all three.
+#[derive(Clone)]
+pub(super) struct GuestLog {
+    inner: Arc<Mutex<LogState>>,
+}
+
+struct LogState {
+    budget: usize,
+    used: usize,
+    exceeded: bool,
+    lines: Vec<LogLine>,
+    /// Unterminated stdout/stderr text, per stream.
+    partial: [Vec<u8>; 2],
+}
+
+impl GuestLog {
+    fn new(budget: usize) -> Self {
+        GuestLog {
+            inner: Arc::new(Mutex::new(LogState {
+                budget,
+                used: 0,
+                exceeded: false,
+                lines: Vec::new(),
+                partial: [Vec::new(), Vec::new()],
+            })),
+        }
+    }
+
+    fn state(&self) -> MutexGuard<'_, LogState> {
+        // A poisoned lock only means a panic elsewhere mid-push; the log is
+        // still a valid list of lines.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn charge(state: &mut LogState, bytes: usize) -> bool {
+        if state.used + bytes > state.budget {
+            state.exceeded = true;
+            return false;
+        }
+        state.used += bytes;
+        true
+    }
+
+    fn push_line(&self, source: LogSource, text: String) {
+        let mut s = self.state();
+        if Self::charge(&mut s, text.len()) {
+            s.lines.push(LogLine { source, text });
+        }
+    }
+
+    /// Appends stream bytes; false once the budget is spent.
+    fn write(&self, source: LogSource, bytes: &[u8]) -> bool {
+        let mut s = self.state();
+        if !Self::charge(&mut s, bytes.len()) {
+            return false;
+        }
+        let slot = usize::from(source == LogSource::Stderr);
+        s.partial[slot].extend_from_slice(bytes);
+        while let Some(nl) = s.partial[slot].iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = s.partial[slot].drain(..=nl).collect();
+            let text = String::from_utf8_lossy(&line[..nl]).into_owned();
+            s.lines.push(LogLine { source, text });
+        }
+        true
+    }
+
+    pub(super) fn exceeded(&self) -> bool {
+        self.state().exceeded
+    }
+
+    /// The stderr lines so far, an unterminated last line included.
+    pub(super) fn peek_stderr(&self) -> Vec<String> {
+        let s = self.state();
+        let mut lines: Vec<String> = s
+            .lines
+            .iter()
+            .filter(|l| l.source == LogSource::Stderr)
+            .map(|l| l.text.clone())
+            .collect();
+        if !s.partial[1].is_empty() {
+            lines.push(String::from_utf8_lossy(&s.partial[1]).into_owned());
+        }
+        lines
+    }
+
+    /// Every line, unterminated stream text included.
+    pub(super) fn take_lines(&self) -> Vec<LogLine> {
+        let mut s = self.state();
+        for (slot, source) in [(0, LogSource::Stdout), (1, LogSource::Stderr)] {
+            if !s.partial[slot].is_empty() {
+                let text = String::from_utf8_lossy(&s.partial[slot]).into_owned();
+                s.partial[slot].clear();
+                s.lines.push(LogLine { source, text });
+            }
+        }
+        std::mem::take(&mut s.lines)
+    }
+}
+
+/// A guest's stdout or stderr, writing into the [`GuestLog`].
+#[derive(Clone)]
+struct GuestPipe {
+    log: GuestLog,
+    source: LogSource,
+}
+
+impl GuestPipe {
+    fn new(log: GuestLog, source: LogSource) -> Self {
+        GuestPipe { log, source }
+    }
+}
+
+impl IsTerminal for GuestPipe {
+    fn is_terminal(&self) -> bool {
+        false
+    }
+}
+
+impl StdoutStream for GuestPipe {
+    fn p2_stream(&self) -> Box<dyn OutputStream> {
+        Box::new(self.clone())
+    }
+
+    fn async_stream(&self) -> Box<dyn tokio::io::AsyncWrite + Send + Sync> {
+        Box::new(self.clone())
+    }
+}
+
+impl OutputStream for GuestPipe {
+    fn write(&mut self, bytes: Bytes) -> StreamResult<()> {
+        if self.log.write(self.source, &bytes) {
+            Ok(())
+        } else {
+            // Trapping ends the flood at once; the call reports `LogLimit`.
+            Err(StreamError::Trap(wasmtime::format_err!(
+                "guest log volume limit exceeded"
+            )))
+        }
+    }
+
+    fn flush(&mut self) -> StreamResult<()> {
+        Ok(())
+    }
+
+    fn check_write(&mut self) -> StreamResult<usize> {
+        Ok(64 << 10)
+    }
+}
+
+#[async_trait::async_trait]
+impl Pollable for GuestPipe {
+    async fn ready(&mut self) {}
+}
+
+impl tokio::io::AsyncWrite for GuestPipe {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        if self.log.write(self.source, buf) {
+            Poll::Ready(Ok(buf.len()))
+        } else {
+            Poll::Ready(Err(io::Error::other("guest log volume limit exceeded")))
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
