@@ -1,1 +1,122 @@
+//! A mapper that misbehaves on request. The mapper config names the
+//! behaviour (`{"mode": "loop"}`); the host's sandbox tests drive every
+//! mode and check that only that call fails.
 
+use std::hint::black_box;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use mapper_kit::{
+    Action, ApiError, ApiRequest, Delivery, Guest, LogLevel, MapError, MapResult,
+    OutboundRequest, TicketChange, comment, mapped, ticket_ref,
+};
+
+struct Hostile;
+
+mapper_kit::bindings::export!(Hostile with_types_in mapper_kit::bindings);
+
+/// Survives between calls only if the host reuses an instance.
+static CALLS: AtomicU32 = AtomicU32::new(0);
+
+fn note(text: String) -> Action {
+    comment(&ticket_ref(None, Some("feat/ticket-t1".into())), text, "hostile@example.com".into(), None)
+}
+
+fn mode(config: &str) -> &str {
+    // No JSON parser on purpose: keep this guest tiny and obvious.
+    config
+        .split('"')
+        .skip_while(|s| *s != "mode")
+        .nth(2)
+        .unwrap_or("ok")
+}
+
+#[allow(unconditional_recursion)]
+fn recurse(depth: u64) -> u64 {
+    // black_box defeats tail-call and constant folding.
+    black_box(depth) + recurse(black_box(depth + 1))
+}
+
+impl Guest for Hostile {
+    fn map_to_ticket_event(delivery: Delivery, config: String) -> MapResult {
+        let calls = CALLS.fetch_add(1, Ordering::SeqCst) + 1;
+        match mode(&config) {
+            "ok" => mapped("ok", vec![note(format!("{} bytes", delivery.body.len()))]),
+            "calls" => mapped("calls", vec![note(calls.to_string())]),
+            "loop" => loop {
+                black_box(calls);
+            },
+            "memory" => {
+                let mut hoard: Vec<Vec<u8>> = Vec::new();
+                loop {
+                    hoard.push(vec![1u8; 1 << 20]);
+                    black_box(&hoard);
+                }
+            }
+            "recursion" => mapped("never", vec![note(recurse(0).to_string())]),
+            "panic" => panic!("boom: the hostile mapper gave up on purpose"),
+            "huge_output" => {
+                let big = "x".repeat(20_000);
+                mapped("huge", (0..100).map(|_| note(big.clone())).collect())
+            }
+            "many_actions" => mapped("many", (0..300).map(|i| note(i.to_string())).collect()),
+            "stdout_flood" => loop {
+                println!("flooding the host's log with a line that never ends {calls}");
+            },
+            "log_flood" => {
+                for i in 0..10_000 {
+                    mapper_kit::log(LogLevel::Info, &format!("log line {i} {}", "y".repeat(100)));
+                }
+                mapped("logged", Vec::new())
+            }
+            "api_budget" => {
+                let mut answered = 0;
+                let mut first_error = String::from("none");
+                for i in 0..100 {
+                    let request = ApiRequest {
+                        method: "GET".into(),
+                        path: format!("/items/{i}"),
+                        headers: Vec::new(),
+                        body: Vec::new(),
+                    };
+                    match mapper_kit::provider_api(&request) {
+                        Ok(_) => answered += 1,
+                        Err(e) => {
+                            first_error = match e {
+                                ApiError::BudgetExhausted => "budget_exhausted".into(),
+                                other => format!("{other:?}"),
+                            };
+                            break;
+                        }
+                    }
+                }
+                mapped("api", vec![note(format!("answered={answered} then={first_error}"))])
+            }
+            "escape" => {
+                // Everything a sandboxed guest must not see or reach.
+                let env = std::env::vars().count();
+                let args = std::env::args().count();
+                let fs = std::fs::read_dir("/").is_ok() || std::fs::read("/etc/passwd").is_ok();
+                let net = std::net::TcpStream::connect("127.0.0.1:5432").is_ok();
+                mapped(
+                    "escape",
+                    vec![note(format!("env={env} args={args} fs={fs} net={net}"))],
+                )
+            }
+            "stderr_then_error" => {
+                eprintln!("hostile: about to refuse");
+                Err(MapError {
+                    kind: mapper_kit::MapErrorKind::Internal,
+                    message: "refused".into(),
+                })
+            }
+            other => Err(mapper_kit::bad_config(format!("unknown mode `{other}`"))),
+        }
+    }
+
+    fn map_from_ticket_event(
+        _change: TicketChange,
+        _config: String,
+    ) -> Result<Vec<OutboundRequest>, MapError> {
+        Ok(Vec::new())
+    }
+}

@@ -1,0 +1,58 @@
+//! Locating (and, when missing, building) components and the workspace.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Mutex;
+
+/// The workspace root.
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("host/ has a parent")
+        .to_owned()
+}
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .map(|p| if p.is_absolute() { p } else { workspace().join(p) })
+        .unwrap_or_else(|| workspace().join("target"))
+}
+
+/// The component built from workspace package `package` (e.g.
+/// `bitbucket-mapper`). The test script builds every component first; a
+/// missing one is built here so `cargo test` alone works too.
+pub fn component(package: &str) -> PathBuf {
+    static BUILD: Mutex<()> = Mutex::new(());
+    let file = target_dir()
+        .join("wasm32-wasip2/component")
+        .join(format!("{}.wasm", package.replace('-', "_")));
+    let _guard = BUILD.lock().unwrap_or_else(|p| p.into_inner());
+    if !file.exists() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .current_dir(workspace())
+            .args(["build", "--profile", "component", "--target", "wasm32-wasip2", "-p", package])
+            .status()
+            .expect("run cargo");
+        assert!(status.success(), "building component {package} failed");
+    }
+    file
+}
+
+/// The fixtures folder of a built-in mapper.
+pub fn fixtures(mapper: &str) -> PathBuf {
+    workspace().join("mappers").join(mapper).join("fixtures")
+}
+
+/// Copies a folder (one level deep) into a fresh temporary folder.
+pub fn copy_dir(from: &Path) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for entry in std::fs::read_dir(from).expect("read fixtures") {
+        let path = entry.expect("entry").path();
+        if path.is_file() {
+            std::fs::copy(&path, dir.path().join(path.file_name().expect("name"))).expect("copy");
+        }
+    }
+    dir
+}

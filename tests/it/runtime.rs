@@ -1,0 +1,190 @@
+//! The sandbox holds against a hostile component: each misbehaviour fails
+//! its own call with a typed error and the same engine keeps serving.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use host::action::{Action, MapErrorKind};
+use host::mapper::{
+    ApiFailure, ApiRequest, ApiResponse, Delivery, EngineSettings, Limits, LoadedMapper,
+    LogSource, MapperEngine, MapperError, NoProviderApi, ProviderApi,
+};
+
+use crate::helpers::component;
+
+fn engine(timeout: Duration) -> MapperEngine {
+    MapperEngine::new(EngineSettings {
+        limits: Limits {
+            memory_bytes: 32 << 20,
+            timeout,
+            ..Limits::default()
+        },
+        ..EngineSettings::default()
+    })
+    .expect("engine")
+}
+
+fn hostile(engine: &MapperEngine) -> LoadedMapper {
+    engine.load_file(&component("hostile-guest")).expect("hostile guest loads")
+}
+
+fn delivery() -> Delivery {
+    Delivery {
+        provider: "hostile".into(),
+        method: "POST".into(),
+        path: "/hooks/hostile".into(),
+        headers: vec![("content-type".into(), "application/json".into())],
+        body: br#"{"hello":"world"}"#.to_vec(),
+        received_at: "2026-01-01T00:00:00Z".into(),
+    }
+}
+
+fn call(mapper: &LoadedMapper, mode: &str) -> host::mapper::CallOutcome<host::action::Mapped> {
+    mapper.map_inbound(&delivery(), &format!(r#"{{"mode":"{mode}"}}"#), Box::new(NoProviderApi))
+}
+
+/// The comment text of a successful one-action answer.
+fn note(mapper: &LoadedMapper, mode: &str) -> String {
+    let outcome = call(mapper, mode);
+    match outcome.result {
+        Ok(Ok(m)) => match m.actions.as_slice() {
+            [Action::Comment { comment, .. }] => comment.clone(),
+            other => panic!("{mode}: unexpected actions {other:?}"),
+        },
+        other => panic!("{mode}: unexpected result {other:?}"),
+    }
+}
+
+fn assert_still_serves(mapper: &LoadedMapper) {
+    assert_eq!(note(mapper, "ok"), "17 bytes");
+}
+
+#[test]
+fn each_misbehaviour_fails_only_its_call() {
+    let engine = engine(Duration::from_millis(200));
+    let mapper = hostile(&engine);
+    let cases: [(&str, &str); 7] = [
+        ("loop", "timeout"),
+        ("memory", "memory_limit"),
+        ("recursion", "stack_overflow"),
+        ("huge_output", "output_too_large"),
+        ("many_actions", "too_many_actions"),
+        ("stdout_flood", "log_limit"),
+        ("log_flood", "log_limit"),
+    ];
+    for (mode, kind) in cases {
+        let outcome = call(&mapper, mode);
+        match outcome.result {
+            Err(e) => assert_eq!(e.kind(), kind, "{mode}: {e}"),
+            Ok(r) => panic!("{mode}: expected {kind}, got {r:?}"),
+        }
+        assert_still_serves(&mapper);
+    }
+}
+
+#[test]
+fn a_panic_is_a_trap_carrying_the_guests_own_message() {
+    let engine = engine(Duration::from_secs(1));
+    let mapper = hostile(&engine);
+    let err = call(&mapper, "panic").result.expect_err("panic traps");
+    assert!(matches!(err, MapperError::Trap { .. }), "{err:?}");
+    let text = err.to_string();
+    assert!(text.contains("boom: the hostile mapper gave up on purpose"), "{text}");
+    assert_still_serves(&mapper);
+}
+
+#[test]
+fn a_map_error_is_the_mappers_answer_and_its_stderr_is_kept() {
+    let engine = engine(Duration::from_secs(1));
+    let mapper = hostile(&engine);
+    let outcome = call(&mapper, "stderr_then_error");
+    let err = outcome.result.expect("no host error").expect_err("map error");
+    assert_eq!(err.kind, MapErrorKind::Internal);
+    assert_eq!(err.message, "refused");
+    assert!(outcome
+        .report
+        .logs
+        .iter()
+        .any(|l| l.source == LogSource::Stderr && l.text == "hostile: about to refuse"));
+}
+
+#[test]
+fn every_call_gets_a_fresh_instance() {
+    let engine = engine(Duration::from_secs(1));
+    let mapper = hostile(&engine);
+    for _ in 0..3 {
+        assert_eq!(note(&mapper, "calls"), "1", "state leaked between calls");
+    }
+}
+
+#[test]
+fn the_guest_sees_no_environment_files_or_network() {
+    let engine = engine(Duration::from_secs(1));
+    let mapper = hostile(&engine);
+    assert_eq!(note(&mapper, "escape"), "env=0 args=0 fs=false net=false");
+}
+
+struct AlwaysOk;
+
+impl ProviderApi for AlwaysOk {
+    fn call(&mut self, _request: &ApiRequest) -> Result<ApiResponse, ApiFailure> {
+        Ok(ApiResponse {
+            status: 200,
+            headers: Vec::new(),
+            body: b"{}".to_vec(),
+        })
+    }
+}
+
+#[test]
+fn provider_api_calls_are_budgeted_per_call() {
+    let engine = MapperEngine::new(EngineSettings {
+        limits: Limits {
+            api_calls: 5,
+            ..Limits::default()
+        },
+        ..EngineSettings::default()
+    })
+    .expect("engine");
+    let mapper = hostile(&engine);
+    for _ in 0..2 {
+        let outcome = mapper.map_inbound(&delivery(), r#"{"mode":"api_budget"}"#, Box::new(AlwaysOk));
+        let mapped = outcome.result.expect("ok").expect("mapped");
+        let [Action::Comment { comment, .. }] = mapped.actions.as_slice() else {
+            panic!("{mapped:?}")
+        };
+        assert_eq!(comment, "answered=5 then=budget_exhausted");
+        assert_eq!(outcome.report.api_calls, 5);
+    }
+}
+
+#[test]
+fn a_runaway_call_does_not_hold_up_other_calls() {
+    let engine = engine(Duration::from_secs(5));
+    let mapper = Arc::new(hostile(&engine));
+    let runaway = {
+        let mapper = mapper.clone();
+        std::thread::spawn(move || call(&mapper, "loop").result.map(|_| ()))
+    };
+    for _ in 0..20 {
+        assert_still_serves(&mapper);
+    }
+    assert!(!runaway.is_finished(), "the runaway call ended before its 5 s deadline");
+    let err = runaway.join().expect("thread").expect_err("times out");
+    assert_eq!(err.kind(), "timeout");
+}
+
+#[test]
+fn components_of_another_world_are_refused_by_name() {
+    let engine = engine(Duration::from_secs(1));
+    let err = engine
+        .load_file(&component("other-world-guest"))
+        .err()
+        .expect("refused");
+    assert_eq!(err.kind(), "wrong_world");
+    assert!(err.to_string().contains("sluice:mapper/mapper@0.1.0"), "{err}");
+
+    let core_module = b"\0asm\x01\0\0\0";
+    assert_eq!(engine.load(core_module).err().expect("refused").kind(), "core_module");
+    assert_eq!(engine.load(b"hello").err().expect("refused").kind(), "not_wasm");
+}
