@@ -276,7 +276,9 @@ impl Action {
                 put(&mut m, "email", email);
                 put(&mut m, "signoff_status", signoff_status.as_str());
             }
-            Action::LinkPr { pr_id, repo, url, .. } => {
+            Action::LinkPr {
+                pr_id, repo, url, ..
+            } => {
                 put(&mut m, "pr_id", pr_id);
                 put(&mut m, "repo", repo);
                 put_opt(&mut m, "url", url);

@@ -16,7 +16,11 @@ use crate::mapper::{EngineSettings, MapperEngine};
 use crate::resolve::{BranchConvention, DEFAULT_BRANCH_PATTERN};
 
 #[derive(Debug, Parser)]
-#[command(name = "host", version, about = "Sluice: a WebAssembly-sandboxed mapping host for ticket integrations")]
+#[command(
+    name = "host",
+    version,
+    about = "Sluice: a WebAssembly-sandboxed mapping host for ticket integrations"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -91,7 +95,10 @@ fn test_mapper(args: TestMapperArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("{}", args.mapper.display()))?;
     let files = collect_files(&args.paths)?;
     let opts = RunOptions {
-        provider: args.provider.clone().unwrap_or_else(|| provider_name(&args.mapper)),
+        provider: args
+            .provider
+            .clone()
+            .unwrap_or_else(|| provider_name(&args.mapper)),
     };
 
     let started = Instant::now();
@@ -108,13 +115,22 @@ fn test_mapper(args: TestMapperArgs) -> anyhow::Result<ExitCode> {
     }
     let label = args.mapper.display().to_string();
     print!("{}", report::render(args.format, &label, &results, total));
-    let failed = results.iter().any(|r| !r.passed() && (!args.update || r.actual.is_none()));
-    Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    let failed = results
+        .iter()
+        .any(|r| !r.passed() && (!args.update || r.actual.is_none()));
+    Ok(if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 /// `mappers/bitbucket_mapper.wasm` → `bitbucket`.
 fn provider_name(mapper: &Path) -> String {
-    let stem = mapper.file_stem().and_then(|s| s.to_str()).unwrap_or("mapper");
+    let stem = mapper
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("mapper");
     stem.strip_suffix("_mapper")
         .or_else(|| stem.strip_suffix("-mapper"))
         .unwrap_or(stem)

@@ -15,7 +15,13 @@ pub fn workspace() -> PathBuf {
 fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
-        .map(|p| if p.is_absolute() { p } else { workspace().join(p) })
+        .map(|p| {
+            if p.is_absolute() {
+                p
+            } else {
+                workspace().join(p)
+            }
+        })
         .unwrap_or_else(|| workspace().join("target"))
 }
 
@@ -32,7 +38,15 @@ pub fn component(package: &str) -> PathBuf {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let status = Command::new(cargo)
             .current_dir(workspace())
-            .args(["build", "--profile", "component", "--target", "wasm32-wasip2", "-p", package])
+            .args([
+                "build",
+                "--profile",
+                "component",
+                "--target",
+                "wasm32-wasip2",
+                "-p",
+                package,
+            ])
             .status()
             .expect("run cargo");
         assert!(status.success(), "building component {package} failed");

@@ -1,6 +1,9 @@
 //! Sluice's integration suite: the real runtime, the real `host` binary and
 //! real components built from `mappers/` and `tests/guests/`.
 
+// Test code: a failed unwrap is a failed test, with its location.
+#![allow(clippy::unwrap_used)]
+
 mod helpers;
 mod mappers;
 mod runtime;

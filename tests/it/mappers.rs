@@ -23,8 +23,15 @@ fn all_fixtures_pass(mapper: &str) {
         .output()
         .expect("run host");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{mapper}:\n{stdout}{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.ends_with(&format!("{count} passed, 0 failed\n")), "{stdout}");
+    assert!(
+        out.status.success(),
+        "{mapper}:\n{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.ends_with(&format!("{count} passed, 0 failed\n")),
+        "{stdout}"
+    );
 }
 
 #[test]

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use host::action::{Action, MapErrorKind};
 use host::mapper::{
-    ApiFailure, ApiRequest, ApiResponse, Delivery, EngineSettings, Limits, LoadedMapper,
-    LogSource, MapperEngine, MapperError, NoProviderApi, ProviderApi,
+    ApiFailure, ApiRequest, ApiResponse, Delivery, EngineSettings, Limits, LoadedMapper, LogSource,
+    MapperEngine, MapperError, NoProviderApi, ProviderApi,
 };
 
 use crate::helpers::component;
@@ -25,7 +25,9 @@ fn engine(timeout: Duration) -> MapperEngine {
 }
 
 fn hostile(engine: &MapperEngine) -> LoadedMapper {
-    engine.load_file(&component("hostile-guest")).expect("hostile guest loads")
+    engine
+        .load_file(&component("hostile-guest"))
+        .expect("hostile guest loads")
 }
 
 fn delivery() -> Delivery {
@@ -40,7 +42,11 @@ fn delivery() -> Delivery {
 }
 
 fn call(mapper: &LoadedMapper, mode: &str) -> host::mapper::CallOutcome<host::action::Mapped> {
-    mapper.map_inbound(&delivery(), &format!(r#"{{"mode":"{mode}"}}"#), Box::new(NoProviderApi))
+    mapper.map_inbound(
+        &delivery(),
+        &format!(r#"{{"mode":"{mode}"}}"#),
+        Box::new(NoProviderApi),
+    )
 }
 
 /// The comment text of a successful one-action answer.
@@ -89,7 +95,10 @@ fn a_panic_is_a_trap_carrying_the_guests_own_message() {
     let err = call(&mapper, "panic").result.expect_err("panic traps");
     assert!(matches!(err, MapperError::Trap { .. }), "{err:?}");
     let text = err.to_string();
-    assert!(text.contains("boom: the hostile mapper gave up on purpose"), "{text}");
+    assert!(
+        text.contains("boom: the hostile mapper gave up on purpose"),
+        "{text}"
+    );
     assert_still_serves(&mapper);
 }
 
@@ -98,14 +107,19 @@ fn a_map_error_is_the_mappers_answer_and_its_stderr_is_kept() {
     let engine = engine(Duration::from_secs(1));
     let mapper = hostile(&engine);
     let outcome = call(&mapper, "stderr_then_error");
-    let err = outcome.result.expect("no host error").expect_err("map error");
+    let err = outcome
+        .result
+        .expect("no host error")
+        .expect_err("map error");
     assert_eq!(err.kind, MapErrorKind::Internal);
     assert_eq!(err.message, "refused");
-    assert!(outcome
-        .report
-        .logs
-        .iter()
-        .any(|l| l.source == LogSource::Stderr && l.text == "hostile: about to refuse"));
+    assert!(
+        outcome
+            .report
+            .logs
+            .iter()
+            .any(|l| l.source == LogSource::Stderr && l.text == "hostile: about to refuse")
+    );
 }
 
 #[test]
@@ -148,7 +162,8 @@ fn provider_api_calls_are_budgeted_per_call() {
     .expect("engine");
     let mapper = hostile(&engine);
     for _ in 0..2 {
-        let outcome = mapper.map_inbound(&delivery(), r#"{"mode":"api_budget"}"#, Box::new(AlwaysOk));
+        let outcome =
+            mapper.map_inbound(&delivery(), r#"{"mode":"api_budget"}"#, Box::new(AlwaysOk));
         let mapped = outcome.result.expect("ok").expect("mapped");
         let [Action::Comment { comment, .. }] = mapped.actions.as_slice() else {
             panic!("{mapped:?}")
@@ -169,7 +184,10 @@ fn a_runaway_call_does_not_hold_up_other_calls() {
     for _ in 0..20 {
         assert_still_serves(&mapper);
     }
-    assert!(!runaway.is_finished(), "the runaway call ended before its 5 s deadline");
+    assert!(
+        !runaway.is_finished(),
+        "the runaway call ended before its 5 s deadline"
+    );
     let err = runaway.join().expect("thread").expect_err("times out");
     assert_eq!(err.kind(), "timeout");
 }
@@ -182,9 +200,18 @@ fn components_of_another_world_are_refused_by_name() {
         .err()
         .expect("refused");
     assert_eq!(err.kind(), "wrong_world");
-    assert!(err.to_string().contains("sluice:mapper/mapper@0.1.0"), "{err}");
+    assert!(
+        err.to_string().contains("sluice:mapper/mapper@0.1.0"),
+        "{err}"
+    );
 
     let core_module = b"\0asm\x01\0\0\0";
-    assert_eq!(engine.load(core_module).err().expect("refused").kind(), "core_module");
-    assert_eq!(engine.load(b"hello").err().expect("refused").kind(), "not_wasm");
+    assert_eq!(
+        engine.load(core_module).err().expect("refused").kind(),
+        "core_module"
+    );
+    assert_eq!(
+        engine.load(b"hello").err().expect("refused").kind(),
+        "not_wasm"
+    );
 }

@@ -41,7 +41,9 @@ fn an_edited_expectation_prints_a_diff_naming_the_field_and_fails() {
     let dir = copy_dir(&fixtures("bitbucket"));
     let n = fixture_count(dir.path());
     let file = dir.path().join("pr_approved_partial.json");
-    edit(&file, |d| d["expect"]["actions"][0]["signoff_status"] = json!("REJECTED"));
+    edit(&file, |d| {
+        d["expect"]["actions"][0]["signoff_status"] = json!("REJECTED")
+    });
 
     let out = host(&[&wasm, dir.path()]);
     let text = stdout(&out);
@@ -51,7 +53,10 @@ fn an_edited_expectation_prints_a_diff_naming_the_field_and_fails() {
         text.contains(r#"actions[0].signoff_status: expected "REJECTED", got "APPROVED""#),
         "{text}"
     );
-    assert!(text.ends_with(&format!("{} passed, 1 failed\n", n - 1)), "{text}");
+    assert!(
+        text.ends_with(&format!("{} passed, 1 failed\n", n - 1)),
+        "{text}"
+    );
 }
 
 #[test]
@@ -59,13 +64,24 @@ fn update_rewrites_the_expectation_and_the_rerun_passes() {
     let wasm = component("bitbucket-mapper");
     let dir = copy_dir(&fixtures("bitbucket"));
     let file = dir.path().join("pr_merged.json");
-    edit(&file, |d| d["expect"]["actions"][0]["resolved_by"] = json!("nobody@example.com"));
+    edit(&file, |d| {
+        d["expect"]["actions"][0]["resolved_by"] = json!("nobody@example.com")
+    });
 
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_host"));
-    let out = cmd.arg("test-mapper").arg(&wasm).arg(&file).arg("--update").output().unwrap();
+    let out = cmd
+        .arg("test-mapper")
+        .arg(&wasm)
+        .arg(&file)
+        .arg("--update")
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     let doc: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
-    assert_eq!(doc["expect"]["actions"][0]["resolved_by"], "michael@technocore.co.za");
+    assert_eq!(
+        doc["expect"]["actions"][0]["resolved_by"],
+        "michael@technocore.co.za"
+    );
     // Everything else in the file is kept, in order.
     let keys: Vec<_> = doc.as_object().unwrap().keys().cloned().collect();
     assert_eq!(keys, ["description", "delivery", "config", "expect"]);
@@ -92,7 +108,9 @@ fn subset_matching_compares_only_the_listed_fields() {
     assert!(out.status.success(), "{}", stdout(&out));
 
     // A listed field that differs still fails.
-    edit(&file, |d| d["expect"]["actions"][0]["ticket_type"] = json!("BUG"));
+    edit(&file, |d| {
+        d["expect"]["actions"][0]["ticket_type"] = json!("BUG")
+    });
     let out = host(&[&wasm, &file]);
     assert_eq!(out.status.code(), Some(1));
     assert!(stdout(&out).contains(r#"actions[0].ticket_type: expected "BUG", got "FEATURE""#));
@@ -103,7 +121,11 @@ fn a_fixture_that_is_not_json_is_reported_with_file_line_and_column() {
     let wasm = component("bitbucket-mapper");
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("broken.json");
-    std::fs::write(&file, "{\n  \"delivery\": {\n    \"body\": {\"a\": 1,}\n  }\n}\n").unwrap();
+    std::fs::write(
+        &file,
+        "{\n  \"delivery\": {\n    \"body\": {\"a\": 1,}\n  }\n}\n",
+    )
+    .unwrap();
     let out = host(&[&wasm, dir.path()]);
     let text = stdout(&out);
     assert_eq!(out.status.code(), Some(1), "{text}");
@@ -117,7 +139,10 @@ fn a_component_of_another_world_is_refused_without_a_panic() {
     let out = host(&[&wasm, &fixtures("bitbucket")]);
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(2), "{err}");
-    assert!(err.contains("does not implement the sluice:mapper/mapper@0.1.0 world"), "{err}");
+    assert!(
+        err.contains("does not implement the sluice:mapper/mapper@0.1.0 world"),
+        "{err}"
+    );
     assert!(!err.contains("panicked"), "{err}");
 
     let dir = tempfile::tempdir().unwrap();
@@ -125,7 +150,11 @@ fn a_component_of_another_world_is_refused_without_a_panic() {
     std::fs::write(&not_wasm, "not wasm").unwrap();
     let out = host(&[&not_wasm, &fixtures("bitbucket")]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("not a WebAssembly file"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("not a WebAssembly file"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -133,24 +162,54 @@ fn json_and_junit_reports_for_ci() {
     let wasm = component("bitbucket-mapper");
     let dir = copy_dir(&fixtures("bitbucket"));
     let n = fixture_count(dir.path());
-    edit(&dir.path().join("pr_merged.json"), |d| d["expect"]["event_type"] = json!("merged"));
+    edit(&dir.path().join("pr_merged.json"), |d| {
+        d["expect"]["event_type"] = json!("merged")
+    });
 
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_host"));
-    let out = cmd.arg("test-mapper").arg(&wasm).arg(dir.path()).args(["--format", "json"]).output().unwrap();
+    let out = cmd
+        .arg("test-mapper")
+        .arg(&wasm)
+        .arg(dir.path())
+        .args(["--format", "json"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let report: Value = serde_json::from_slice(&out.stdout).expect("json report");
     assert_eq!(report["passed"], n - 1);
     assert_eq!(report["failed"], 1);
-    let failed: Vec<_> = report["cases"].as_array().unwrap().iter().filter(|c| c["passed"] == false).collect();
+    let failed: Vec<_> = report["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["passed"] == false)
+        .collect();
     assert_eq!(failed.len(), 1);
-    assert!(failed[0]["file"].as_str().unwrap().ends_with("pr_merged.json"));
-    assert_eq!(failed[0]["failures"][0], r#"event_type: expected "merged", got "pr_merged""#);
+    assert!(
+        failed[0]["file"]
+            .as_str()
+            .unwrap()
+            .ends_with("pr_merged.json")
+    );
+    assert_eq!(
+        failed[0]["failures"][0],
+        r#"event_type: expected "merged", got "pr_merged""#
+    );
     assert!(failed[0]["fuel"].as_u64().unwrap() > 0);
 
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_host"));
-    let out = cmd.arg("test-mapper").arg(&wasm).arg(dir.path()).args(["--format", "junit"]).output().unwrap();
+    let out = cmd
+        .arg("test-mapper")
+        .arg(&wasm)
+        .arg(dir.path())
+        .args(["--format", "junit"])
+        .output()
+        .unwrap();
     let xml = stdout(&out);
-    assert!(xml.contains(&format!(r#"tests="{n}" failures="1""#)), "{xml}");
+    assert!(
+        xml.contains(&format!(r#"tests="{n}" failures="1""#)),
+        "{xml}"
+    );
     assert!(xml.contains(r#"<failure message="event_type: expected &quot;merged&quot;, got &quot;pr_merged&quot;">"#), "{xml}");
 }
 
@@ -169,7 +228,10 @@ fn an_unrecorded_provider_api_request_fails_the_case_and_names_it() {
     let out = host(&[&wasm, &file]);
     let text = stdout(&out);
     assert_eq!(out.status.code(), Some(1), "{text}");
-    assert!(text.contains("provider-api: no recorded answer for GET /items/1"), "{text}");
+    assert!(
+        text.contains("provider-api: no recorded answer for GET /items/1"),
+        "{text}"
+    );
     assert!(!text.contains("GET /items/0"), "{text}");
 }
 
@@ -177,7 +239,11 @@ fn an_unrecorded_provider_api_request_fails_the_case_and_names_it() {
 fn host_errors_can_be_expected_by_kind() {
     let wasm = component("hostile-guest");
     let dir = tempfile::tempdir().unwrap();
-    for (mode, kind) in [("loop", "timeout"), ("panic", "trap"), ("memory", "memory_limit")] {
+    for (mode, kind) in [
+        ("loop", "timeout"),
+        ("panic", "trap"),
+        ("memory", "memory_limit"),
+    ] {
         let fixture = json!({
             "description": format!("{mode} fails with {kind}"),
             "delivery": {"body": {}},

@@ -9,15 +9,18 @@ use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
+use super::WORLD;
 use super::bindings::{Mapper, MapperPre};
 use super::error::{MapperError, boxed};
 use super::limits::Limits;
 use super::sandbox::Sandbox;
-use super::WORLD;
 use crate::resolve::BranchConvention;
 
 /// How often the engine's epoch advances; the granularity of timeouts.
 pub(super) const EPOCH_TICK: Duration = Duration::from_millis(2);
+
+/// Bytes of each memory and table slot kept resident between calls.
+const KEEP_RESIDENT: usize = 2 << 20;
 
 /// Engine-wide settings, fixed when the engine is built.
 #[derive(Debug, Clone)]
@@ -28,6 +31,10 @@ pub struct EngineSettings {
     pub fuel_metering: bool,
     /// Concurrent instances the pooling allocator keeps slots for.
     pub max_instances: u32,
+    /// Pooling (the default) or wasmtime's on-demand allocator, kept for
+    /// side-by-side benchmarks and hosts that cannot reserve the pool's
+    /// virtual memory.
+    pub pooling: bool,
     pub branches: BranchConvention,
 }
 
@@ -37,6 +44,7 @@ impl Default for EngineSettings {
             limits: Limits::default(),
             fuel_metering: false,
             max_instances: 64,
+            pooling: true,
             branches: BranchConvention::default(),
         }
     }
@@ -73,11 +81,18 @@ impl MapperEngine {
             .max_memory_size(settings.limits.memory_bytes)
             // Resetting a slot by scanning for dirty pages is what keeps a
             // fresh store per call cheap; the kernel may lack it.
-            .pagemap_scan(Enabled::Auto);
+            .pagemap_scan(Enabled::Auto)
+            // Reset the first pages of a slot in place rather than giving
+            // them back to the kernel: the next call would fault them in
+            // again (a mapper touches its stack and heap start every call).
+            .linear_memory_keep_resident(KEEP_RESIDENT)
+            .table_keep_resident(KEEP_RESIDENT);
 
         let mut config = Config::new();
+        if settings.pooling {
+            config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        }
         config
-            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
             .epoch_interruption(true)
             .consume_fuel(settings.fuel_metering)
             .wasm_component_model(true);

@@ -57,7 +57,9 @@ impl Guest for Bitbucket {
             }
             "repo:commit_status_created" | "repo:commit_status_updated" => ctx.build_status(),
             "repo:push" => ctx.push(),
-            other => Err(unsupported(format!("bitbucket event `{other}` is not mapped"))),
+            other => Err(unsupported(format!(
+                "bitbucket event `{other}` is not mapped"
+            ))),
         }
     }
 
@@ -148,7 +150,13 @@ impl Ctx<'_> {
         }));
         let activity = self.activity();
         // Opening the PR is the author's sign-off on the work.
-        actions.push(signoff(&ticket, activity, RaciRole::Responsible, author, SignoffStatus::Approved));
+        actions.push(signoff(
+            &ticket,
+            activity,
+            RaciRole::Responsible,
+            author,
+            SignoffStatus::Approved,
+        ));
         actions.extend(self.reviewer_signoffs(&ticket)?);
         mapped("pr_created", actions)
     }
@@ -173,7 +181,13 @@ impl Ctx<'_> {
                     .map(participant_state)
                     .unwrap_or(SignoffStatus::Pending);
                 let email = account_email(&self.users, reviewer)?;
-                Ok(signoff(ticket, self.activity(), RaciRole::Consulted, email, state))
+                Ok(signoff(
+                    ticket,
+                    self.activity(),
+                    RaciRole::Consulted,
+                    email,
+                    state,
+                ))
             })
             .collect()
     }
@@ -199,7 +213,13 @@ impl Ctx<'_> {
                     .any(|p| same_account(&p["user"], r) && p["approved"] == Value::Bool(true))
         });
         if complete {
-            actions.push(signoff(&ticket, activity, RaciRole::Accountable, email, SignoffStatus::Approved));
+            actions.push(signoff(
+                &ticket,
+                activity,
+                RaciRole::Accountable,
+                email,
+                SignoffStatus::Approved,
+            ));
         }
         mapped("pr_approved", actions)
     }
@@ -214,25 +234,45 @@ impl Ctx<'_> {
         let email = self.email(pointer)?;
         mapped(
             event_type,
-            vec![signoff(&ticket, self.activity(), RaciRole::Consulted, email, status)],
+            vec![signoff(
+                &ticket,
+                self.activity(),
+                RaciRole::Consulted,
+                email,
+                status,
+            )],
         )
     }
 
     fn pr_merged(&self) -> MapResult {
         let ticket = self.pr_ticket()?;
-        let merger = if self.body.pointer("/pullrequest/closed_by").is_some_and(|v| !v.is_null()) {
+        let merger = if self
+            .body
+            .pointer("/pullrequest/closed_by")
+            .is_some_and(|v| !v.is_null())
+        {
             "/pullrequest/closed_by"
         } else {
             "/actor"
         };
         let resolved_by = self.email(merger)?;
-        mapped("pr_merged", vec![Action::Resolve(Resolve { ticket, resolved_by })])
+        mapped(
+            "pr_merged",
+            vec![Action::Resolve(Resolve {
+                ticket,
+                resolved_by,
+            })],
+        )
     }
 
     fn pr_declined(&self) -> MapResult {
         let ticket = self.pr_ticket()?;
         let by = self.email("/actor")?;
-        let reason = self.body.opt_str("/pullrequest/reason")?.unwrap_or("").trim();
+        let reason = self
+            .body
+            .opt_str("/pullrequest/reason")?
+            .unwrap_or("")
+            .trim();
         let text = if reason.is_empty() {
             format!("Pull request #{} was declined.", self.pr_id()?)
         } else {
@@ -246,7 +286,10 @@ impl Ctx<'_> {
         let text = self.body.str_at("/comment/content/raw")?.to_owned();
         let by = self.email("/comment/user")?;
         let id = self.body.id_at("/comment/id")?;
-        mapped("pr_comment", vec![comment(&ticket, text, by, Some(format!("comment:{id}")))])
+        mapped(
+            "pr_comment",
+            vec![comment(&ticket, text, by, Some(format!("comment:{id}")))],
+        )
     }
 
     fn build_status(&self) -> MapResult {
@@ -262,7 +305,12 @@ impl Ctx<'_> {
         match state {
             "SUCCESSFUL" => mapped(
                 "build_succeeded",
-                vec![comment(&ticket, format!("Build {name} passed: {url}"), actor, None)],
+                vec![comment(
+                    &ticket,
+                    format!("Build {name} passed: {url}"),
+                    actor,
+                    None,
+                )],
             ),
             "FAILED" => mapped(
                 "build_failed",

@@ -16,10 +16,10 @@
 
 use mapper_kit::{
     Action, ApiError, ApiRequest, CreateTicket, Delivery, Escalate, Fields, Guest, Header, LinkPr,
-    MapError, MapResult, OutboundRequest, Priority, RaciRole, Resolve, SignoffStatus,
-    TicketChange, TicketRef, UserDirectory, branch_ticket_guid, comment, config_priority,
-    config_str, created_by, header, ignored, internal, json_body, mapped, parse_config,
-    provider_api, signoff, ticket_ref, unsupported,
+    MapError, MapResult, OutboundRequest, Priority, RaciRole, Resolve, SignoffStatus, TicketChange,
+    TicketRef, UserDirectory, branch_ticket_guid, comment, config_priority, config_str, created_by,
+    header, ignored, internal, json_body, mapped, parse_config, provider_api, signoff, ticket_ref,
+    unsupported,
 };
 use serde_json::Value;
 
@@ -47,11 +47,15 @@ impl Guest for Github {
             // Pushes, edits, labels and the like change no sign-off.
             ("pull_request", _) => ignored("pr_updated"),
             ("pull_request_review", "submitted") => ctx.pr_review(),
-            ("pull_request_review", "dismissed") => {
-                ctx.reviewer_state("pr_review_dismissed", SignoffStatus::Pending)
-            }
+            ("pull_request_review", "dismissed") => ctx.signoff_by(
+                "pr_review_dismissed",
+                "/review/user",
+                SignoffStatus::Pending,
+            ),
             ("pull_request_review", _) => ignored("pr_review_changed"),
-            ("pull_request_review_comment", "created") => ctx.pr_review_comment(),
+            ("pull_request_review_comment", "created") => {
+                ctx.pr_ticket().and_then(|t| ctx.comment_on(t))
+            }
             // Edits and deletions of comments do not rewrite ticket history.
             ("pull_request_review_comment", _) => ignored("pr_comment_changed"),
             ("issue_comment", _) => ctx.issue_comment(action),
@@ -107,6 +111,17 @@ impl Ctx<'_> {
         ))
     }
 
+    /// A sign-off for the configured activity.
+    fn sign(
+        &self,
+        ticket: &TicketRef,
+        role: RaciRole,
+        email: String,
+        status: SignoffStatus,
+    ) -> Action {
+        signoff(ticket, self.activity(), role, email, status)
+    }
+
     /// E-mail of the GitHub user at `pointer` (an object with a `login`).
     fn email(&self, pointer: &str) -> Result<String, MapError> {
         let login = self.body.str_at(&format!("{pointer}/login"))?;
@@ -145,41 +160,53 @@ impl Ctx<'_> {
             repo: repo.to_owned(),
             url: Some(url.to_owned()),
         }));
-        let activity = self.activity();
         // Opening the PR is the author's sign-off on the work.
-        actions.push(signoff(&ticket, activity, RaciRole::Responsible, author, SignoffStatus::Approved));
+        actions.push(self.sign(
+            &ticket,
+            RaciRole::Responsible,
+            author,
+            SignoffStatus::Approved,
+        ));
         for i in 0..self.body.list("/pull_request/requested_reviewers")?.len() {
             let email = self.email(&format!("/pull_request/requested_reviewers/{i}"))?;
-            actions.push(signoff(&ticket, activity, RaciRole::Consulted, email, SignoffStatus::Pending));
+            actions.push(self.sign(&ticket, RaciRole::Consulted, email, SignoffStatus::Pending));
         }
         mapped("pr_created", actions)
     }
 
     fn pr_reviewer_added(&self) -> MapResult {
-        if self.body.pointer("/requested_reviewer").is_none_or(Value::is_null) {
+        if self.body["requested_reviewer"].is_null() {
             // A team names no person to sign off.
             return ignored("pr_team_review_requested");
         }
-        self.signoff_by("pr_reviewer_added", "/requested_reviewer", SignoffStatus::Pending)
+        let status = SignoffStatus::Pending;
+        self.signoff_by("pr_reviewer_added", "/requested_reviewer", status)
     }
 
     fn pr_closed(&self) -> MapResult {
         let ticket = self.pr_ticket()?;
-        if self.body.pointer("/pull_request/merged") == Some(&Value::Bool(true)) {
+        if self.body["pull_request"]["merged"] == true {
             let resolved_by = self.email("/pull_request/merged_by")?;
-            return mapped("pr_merged", vec![Action::Resolve(Resolve { ticket, resolved_by })]);
+            let resolve = Action::Resolve(Resolve {
+                ticket,
+                resolved_by,
+            });
+            return mapped("pr_merged", vec![resolve]);
         }
         let by = self.email("/sender")?;
-        let text = format!("Pull request #{} was closed without merging.", self.pr_number()?);
+        let number = self.pr_number()?;
+        let text = format!("Pull request #{number} was closed without merging.");
         mapped("pr_declined", vec![comment(&ticket, text, by, None)])
     }
 
     fn pr_review(&self) -> MapResult {
         match self.body.str_at("/review/state")? {
             "approved" => self.pr_approved(),
-            "changes_requested" => {
-                self.reviewer_state("pr_changes_requested", SignoffStatus::Rejected)
-            }
+            "changes_requested" => self.signoff_by(
+                "pr_changes_requested",
+                "/review/user",
+                SignoffStatus::Rejected,
+            ),
             "commented" => {
                 let text = self.body.opt_str("/review/body")?.unwrap_or("").trim();
                 if text.is_empty() {
@@ -202,14 +229,8 @@ impl Ctx<'_> {
         let ticket = self.pr_ticket()?;
         let approver = self.body.str_at("/review/user/login")?;
         let email = login_email(&self.users, approver)?;
-        let activity = self.activity();
-        let mut actions = vec![signoff(
-            &ticket,
-            activity,
-            RaciRole::Consulted,
-            email.clone(),
-            SignoffStatus::Approved,
-        )];
+        let approved = SignoffStatus::Approved;
+        let mut actions = vec![self.sign(&ticket, RaciRole::Consulted, email.clone(), approved)];
         // The approval that completes the set of reviewers also signs A.
         let still_requested = self
             .body
@@ -217,7 +238,7 @@ impl Ctx<'_> {
             .iter()
             .any(|r| r["login"].as_str() != Some(approver));
         if !still_requested && self.all_reviews_approved(approver)? {
-            actions.push(signoff(&ticket, activity, RaciRole::Accountable, email, SignoffStatus::Approved));
+            actions.push(self.sign(&ticket, RaciRole::Accountable, email, approved));
         }
         mapped("pr_approved", actions)
     }
@@ -225,7 +246,8 @@ impl Ctx<'_> {
     /// Whether every reviewer's latest decisive review (not COMMENTED) is an
     /// approval, `approver` counting as approved, per the REST API.
     fn all_reviews_approved(&self, approver: &str) -> Result<bool, MapError> {
-        let path = format!("/repos/{}/pulls/{}/reviews", self.repo()?, self.pr_number()?);
+        let (repo, number) = (self.repo()?, self.pr_number()?);
+        let path = format!("/repos/{repo}/pulls/{number}/reviews");
         let reviews = get_json(&path)?;
         let reviews = reviews
             .as_array()
@@ -233,7 +255,8 @@ impl Ctx<'_> {
         // Chronological: a later review of the same login overrides.
         let mut latest: Vec<(&str, &str)> = Vec::new();
         for review in reviews {
-            let (Some(login), Some(state)) = (review["user"]["login"].as_str(), review["state"].as_str())
+            let (Some(login), Some(state)) =
+                (review["user"]["login"].as_str(), review["state"].as_str())
             else {
                 continue;
             };
@@ -243,12 +266,9 @@ impl Ctx<'_> {
             latest.retain(|(l, _)| *l != login);
             latest.push((login, state));
         }
-        Ok(latest.iter().all(|(login, state)| *login == approver || *state == "APPROVED"))
-    }
-
-    /// The review author's sign-off moves to `status`.
-    fn reviewer_state(&self, event_type: &str, status: SignoffStatus) -> MapResult {
-        self.signoff_by(event_type, "/review/user", status)
+        Ok(latest
+            .iter()
+            .all(|(login, state)| *login == approver || *state == "APPROVED"))
     }
 
     /// A C sign-off in `status` for the user at `pointer`.
@@ -257,13 +277,8 @@ impl Ctx<'_> {
         let email = self.email(pointer)?;
         mapped(
             event_type,
-            vec![signoff(&ticket, self.activity(), RaciRole::Consulted, email, status)],
+            vec![self.sign(&ticket, RaciRole::Consulted, email, status)],
         )
-    }
-
-    fn pr_review_comment(&self) -> MapResult {
-        let ticket = self.pr_ticket()?;
-        self.comment_on(ticket)
     }
 
     /// `comment` becomes a ticket comment on `ticket`.
@@ -271,13 +286,16 @@ impl Ctx<'_> {
         let text = self.body.str_at("/comment/body")?.to_owned();
         let by = self.email("/comment/user")?;
         let id = self.body.id_at("/comment/id")?;
-        mapped("pr_comment", vec![comment(&ticket, text, by, Some(format!("comment:{id}")))])
+        mapped(
+            "pr_comment",
+            vec![comment(&ticket, text, by, Some(format!("comment:{id}")))],
+        )
     }
 
     /// A comment on a PR's conversation tab. The payload names no branch, so
     /// the PR is read for its head branch.
     fn issue_comment(&self, action: &str) -> MapResult {
-        if self.body.pointer("/issue/pull_request").is_none_or(Value::is_null) {
+        if self.body["issue"]["pull_request"].is_null() {
             return ignored("issue_comment");
         }
         if action != "created" {
@@ -290,7 +308,10 @@ impl Ctx<'_> {
         let branch = pr["head"]["ref"]
             .as_str()
             .ok_or_else(|| internal(format!("GET {path}: answer has no `head.ref`")))?;
-        self.comment_on(ticket_ref(Some(format!("{repo}#{number}")), Some(branch.to_owned())))
+        self.comment_on(ticket_ref(
+            Some(format!("{repo}#{number}")),
+            Some(branch.to_owned()),
+        ))
     }
 
     fn build_status(&self) -> MapResult {
@@ -303,7 +324,9 @@ impl Ctx<'_> {
         let url = self.body.opt_str("/target_url")?.unwrap_or("");
         match state {
             "success" => self.build_passed(branch, format!("Build {context} passed: {url}")),
-            "failure" | "error" => self.build_failed(branch, format!("Build {context} failed: {url}")),
+            "failure" | "error" => {
+                self.build_failed(branch, format!("Build {context} failed: {url}"))
+            }
             // A running build says nothing about the work yet.
             "pending" => ignored("build_pending"),
             other => Err(mapper_kit::malformed(format!(
@@ -323,7 +346,9 @@ impl Ctx<'_> {
         let url = self.body.opt_str("/check_run/html_url")?.unwrap_or("");
         match self.body.str_at("/check_run/conclusion")? {
             "success" => self.build_passed(branch, format!("Check {name} passed: {url}")),
-            "failure" | "timed_out" => self.build_failed(branch, format!("Check {name} failed: {url}")),
+            "failure" | "timed_out" => {
+                self.build_failed(branch, format!("Check {name} failed: {url}"))
+            }
             // Neutral, cancelled, skipped, stale or waiting on a person.
             _ => ignored("check_inconclusive"),
         }
@@ -331,7 +356,10 @@ impl Ctx<'_> {
 
     fn build_passed(&self, branch: &str, text: String) -> MapResult {
         let ticket = ticket_ref(None, Some(branch.to_owned()));
-        mapped("build_succeeded", vec![comment(&ticket, text, self.ci_actor(), None)])
+        mapped(
+            "build_succeeded",
+            vec![comment(&ticket, text, self.ci_actor(), None)],
+        )
     }
 
     fn build_failed(&self, branch: &str, reason: String) -> MapResult {
@@ -351,7 +379,7 @@ impl Ctx<'_> {
             // Tags (the only other refs GitHub reports) name no ticket.
             return ignored("push_tag");
         };
-        if self.body.pointer("/deleted") == Some(&Value::Bool(true)) {
+        if self.body["deleted"] == true {
             return ignored("push_without_commits");
         }
         let ticket = ticket_ref(None, Some(branch.to_owned()));
@@ -402,7 +430,10 @@ fn get_json(path: &str) -> Result<Value, MapError> {
     })
     .map_err(|e| internal(format!("GET {path} failed: {}", api_error(&e))))?;
     if !(200..300).contains(&response.status) {
-        return Err(internal(format!("GET {path} answered status {}", response.status)));
+        return Err(internal(format!(
+            "GET {path} answered status {}",
+            response.status
+        )));
     }
     serde_json::from_slice(&response.body)
         .map_err(|e| internal(format!("GET {path}: answer is not JSON: {e}")))

@@ -9,6 +9,7 @@
 /// The generated bindings. They live in a module of their own because a
 /// world-level export macro made public at the crate root collides with its
 /// own re-export.
+#[allow(clippy::too_many_arguments)]
 pub mod bindings {
     wit_bindgen::generate!({
         path: "../../wit",
@@ -79,8 +80,7 @@ pub fn header<'d>(delivery: &'d Delivery, name: &str) -> Option<&'d str> {
 
 /// The body as JSON, or a malformed-payload error saying why not.
 pub fn json_body(delivery: &Delivery) -> Result<Value, MapError> {
-    serde_json::from_slice(&delivery.body)
-        .map_err(|e| malformed(format!("body is not JSON: {e}")))
+    serde_json::from_slice(&delivery.body).map_err(|e| malformed(format!("body is not JSON: {e}")))
 }
 
 /// Parses the mapper config (JSON text; `{}` when the provider sets none).
@@ -275,8 +275,18 @@ mod tests {
         assert_eq!(v.id_at("/a/b").unwrap(), "1");
         assert_eq!(v.str_at("/a/s").unwrap(), "x");
         assert_eq!(v.opt_str("/a/n").unwrap(), None);
-        assert!(v.str_at("/a/b").unwrap_err().message.contains("`/a/b` is not a string"));
-        assert!(v.req("/a/zz").unwrap_err().message.contains("missing field `/a/zz`"));
+        assert!(
+            v.str_at("/a/b")
+                .unwrap_err()
+                .message
+                .contains("`/a/b` is not a string")
+        );
+        assert!(
+            v.req("/a/zz")
+                .unwrap_err()
+                .message
+                .contains("missing field `/a/zz`")
+        );
     }
 
     #[test]
@@ -286,6 +296,9 @@ mod tests {
         assert_eq!(dir.email(&["zed", "ann"], "ann").unwrap(), "ann@x.io");
         let e = dir.email(&["bob", ""], "Bob").unwrap_err();
         assert_eq!(e.kind, MapErrorKind::BadConfig);
-        assert!(e.message.contains("add one of `bob` to mapper_config.user_directory"));
+        assert!(
+            e.message
+                .contains("add one of `bob` to mapper_config.user_directory")
+        );
     }
 }

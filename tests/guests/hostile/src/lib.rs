@@ -6,8 +6,8 @@ use std::hint::black_box;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use mapper_kit::{
-    Action, ApiError, ApiRequest, Delivery, Guest, LogLevel, MapError, MapResult,
-    OutboundRequest, TicketChange, comment, mapped, ticket_ref,
+    Action, ApiError, ApiRequest, Delivery, Guest, LogLevel, MapError, MapResult, OutboundRequest,
+    TicketChange, comment, mapped, ticket_ref,
 };
 
 struct Hostile;
@@ -18,7 +18,12 @@ mapper_kit::bindings::export!(Hostile with_types_in mapper_kit::bindings);
 static CALLS: AtomicU32 = AtomicU32::new(0);
 
 fn note(text: String) -> Action {
-    comment(&ticket_ref(None, Some("feat/ticket-t1".into())), text, "hostile@example.com".into(), None)
+    comment(
+        &ticket_ref(None, Some("feat/ticket-t1".into())),
+        text,
+        "hostile@example.com".into(),
+        None,
+    )
 }
 
 fn mode(config: &str) -> &str {
@@ -89,7 +94,10 @@ impl Guest for Hostile {
                         }
                     }
                 }
-                mapped("api", vec![note(format!("answered={answered} then={first_error}"))])
+                mapped(
+                    "api",
+                    vec![note(format!("answered={answered} then={first_error}"))],
+                )
             }
             "escape" => {
                 // Everything a sandboxed guest must not see or reach.
