@@ -5,20 +5,24 @@
 //! uuid (commit authors carry one in `author.raw`). Pull-request events refer
 //! to their ticket by the PR's external id (`workspace/repo#id`) and its
 //! source branch, so both a ticket branch and a ticket this mapper created
-//! for the PR resolve.
+//! for the PR resolve. The body is decoded into the typed [`payload`] types,
+//! which skip the bulk of a delivery (links, avatars, repository objects)
+//! without building it.
 //!
 //! Config keys: `user_directory` (required for PR events), `activity`
 //! (default `Development`), `ticket_type` (default `FEATURE`),
 //! `default_priority` (default `MEDIUM`), `ci_actor` (default
 //! `bitbucket-pipelines`).
 
+mod payload;
+
 use mapper_kit::{
-    Action, CreateTicket, Delivery, Escalate, Fields, Guest, LinkPr, MapError, MapResult,
-    OutboundRequest, Priority, RaciRole, Resolve, SignoffStatus, TicketChange, TicketRef,
-    UserDirectory, branch_ticket_guid, comment, config_priority, config_str, created_by,
-    email_in_author, header, ignored, json_body, mapped, parse_config, signoff, ticket_ref,
-    unsupported,
+    Action, CreateTicket, Delivery, Escalate, Guest, LinkPr, MapError, MapResult, OutboundRequest,
+    Priority, RaciRole, Resolve, SignoffStatus, TicketChange, TicketRef, UserDirectory,
+    branch_ticket_guid, comment, config_priority, config_str, created_by, email_in_author, header,
+    ignored, malformed, mapped, parse_config, signoff, ticket_ref, typed_body, unsupported,
 };
+use payload::{Account, Payload, PullRequest, required};
 use serde_json::Value;
 
 struct Bitbucket;
@@ -29,9 +33,9 @@ impl Guest for Bitbucket {
     fn map_to_ticket_event(delivery: Delivery, config: String) -> MapResult {
         let config = parse_config(&config)?;
         let event = header(&delivery, "x-event-key")
-            .ok_or_else(|| mapper_kit::malformed("missing header `x-event-key`"))?
+            .ok_or_else(|| malformed("missing header `x-event-key`"))?
             .to_owned();
-        let body = json_body(&delivery)?;
+        let body: Payload = typed_body(&delivery)?;
         let ctx = Ctx {
             body: &body,
             config: &config,
@@ -73,7 +77,7 @@ impl Guest for Bitbucket {
 }
 
 struct Ctx<'a> {
-    body: &'a Value,
+    body: &'a Payload,
     config: &'a Value,
     users: UserDirectory<'a>,
 }
@@ -83,48 +87,38 @@ impl Ctx<'_> {
         config_str(self.config, "activity", "Development")
     }
 
+    fn pr(&self) -> Result<&PullRequest, MapError> {
+        required(&self.body.pullrequest, "pullrequest")
+    }
+
     fn repo(&self) -> Result<&str, MapError> {
-        self.body.str_at("/repository/full_name")
-    }
-
-    fn pr_id(&self) -> Result<String, MapError> {
-        self.body.id_at("/pullrequest/id")
-    }
-
-    fn source_branch(&self) -> Result<&str, MapError> {
-        self.body.str_at("/pullrequest/source/branch/name")
+        Ok(&required(&self.body.repository, "repository")?.full_name)
     }
 
     /// The PR's ticket: by the PR's external id, then its source branch.
     fn pr_ticket(&self) -> Result<TicketRef, MapError> {
+        let pr = self.pr()?;
         Ok(ticket_ref(
-            Some(format!("{}#{}", self.repo()?, self.pr_id()?)),
-            Some(self.source_branch()?.to_owned()),
+            Some(format!("{}#{}", self.repo()?, pr.id)),
+            Some(pr.source.branch.name.clone()),
         ))
     }
 
-    /// E-mail of the Bitbucket account at `pointer`.
-    fn email(&self, pointer: &str) -> Result<String, MapError> {
-        let user = self.body.req(pointer)?;
-        account_email(&self.users, user)
+    fn email(&self, account: &Account) -> Result<String, MapError> {
+        account.email(&self.users)
     }
 
     fn pr_created(&self) -> MapResult {
-        let branch = self.source_branch()?;
+        let pr = self.pr()?;
+        let branch = &pr.source.branch.name;
         let repo = self.repo()?;
-        let pr_id = self.pr_id()?;
-        let url = self.body.opt_str("/pullrequest/links/html/href")?;
-        let author = self.email("/pullrequest/author")?;
+        let url = pr.html_url();
+        let author = self.email(required(&pr.author, "pullrequest.author")?)?;
         let mut actions = Vec::new();
         let ticket = if branch_ticket_guid(branch).is_some() {
-            ticket_ref(None, Some(branch.to_owned()))
+            ticket_ref(None, Some(branch.clone()))
         } else {
-            let title = self.body.str_at("/pullrequest/title")?;
-            let mut description = self
-                .body
-                .opt_str("/pullrequest/description")?
-                .unwrap_or("")
-                .to_owned();
+            let mut description = pr.description.clone().unwrap_or_default();
             if let Some(u) = url {
                 if !description.is_empty() {
                     description.push_str("\n\n");
@@ -132,27 +126,26 @@ impl Ctx<'_> {
                 description.push_str(u);
             }
             actions.push(Action::Create(CreateTicket {
-                subject: title.to_owned(),
+                subject: pr.title.clone(),
                 description,
                 priority: config_priority(self.config, "default_priority", Priority::Medium)?,
                 ticket_type: config_str(self.config, "ticket_type", "FEATURE").to_owned(),
                 requested_by: Some(author.clone()),
-                external_id: Some(format!("{repo}#{pr_id}")),
+                external_id: Some(format!("{repo}#{}", pr.id)),
                 labels: vec!["bitbucket".into()],
             }));
             created_by(0)
         };
         actions.push(Action::LinkPr(LinkPr {
             ticket: ticket.clone(),
-            pr_id,
+            pr_id: pr.id.to_string(),
             repo: repo.to_owned(),
             url: url.map(str::to_owned),
         }));
-        let activity = self.activity();
         // Opening the PR is the author's sign-off on the work.
         actions.push(signoff(
             &ticket,
-            activity,
+            self.activity(),
             RaciRole::Responsible,
             author,
             SignoffStatus::Approved,
@@ -170,17 +163,17 @@ impl Ctx<'_> {
     }
 
     fn reviewer_signoffs(&self, ticket: &TicketRef) -> Result<Vec<Action>, MapError> {
-        let participants = self.body.list("/pullrequest/participants")?;
-        self.body
-            .list("/pullrequest/reviewers")?
+        let pr = self.pr()?;
+        pr.reviewers
             .iter()
             .map(|reviewer| {
-                let state = participants
+                let state = pr
+                    .participants
                     .iter()
-                    .find(|p| same_account(&p["user"], reviewer))
-                    .map(participant_state)
+                    .find(|p| p.user.same(reviewer))
+                    .map(|p| p.status())
                     .unwrap_or(SignoffStatus::Pending);
-                let email = account_email(&self.users, reviewer)?;
+                let email = self.email(reviewer)?;
                 Ok(signoff(
                     ticket,
                     self.activity(),
@@ -194,8 +187,9 @@ impl Ctx<'_> {
 
     fn pr_approved(&self) -> MapResult {
         let ticket = self.pr_ticket()?;
-        let approver = self.body.req("/approval/user")?;
-        let email = account_email(&self.users, approver)?;
+        let pr = self.pr()?;
+        let approver = &required(&self.body.approval, "approval")?.user;
+        let email = self.email(approver)?;
         let activity = self.activity();
         let mut actions = vec![signoff(
             &ticket,
@@ -205,12 +199,8 @@ impl Ctx<'_> {
             SignoffStatus::Approved,
         )];
         // The approval that completes the set of reviewers also signs A.
-        let participants = self.body.list("/pullrequest/participants")?;
-        let complete = self.body.list("/pullrequest/reviewers")?.iter().all(|r| {
-            same_account(r, approver)
-                || participants
-                    .iter()
-                    .any(|p| same_account(&p["user"], r) && p["approved"] == Value::Bool(true))
+        let complete = pr.reviewers.iter().all(|r| {
+            r.same(approver) || pr.participants.iter().any(|p| p.user.same(r) && p.approved)
         });
         if complete {
             actions.push(signoff(
@@ -227,11 +217,15 @@ impl Ctx<'_> {
     /// The actor's reviewer sign-off moves to `status`.
     fn reviewer_state(&self, event_type: &str, status: SignoffStatus) -> MapResult {
         let ticket = self.pr_ticket()?;
-        let pointer = ["/approval/user", "/changes_request/user", "/actor"]
-            .into_iter()
-            .find(|p| self.body.pointer(p).is_some_and(|v| !v.is_null()))
-            .unwrap_or("/actor");
-        let email = self.email(pointer)?;
+        let actor = self
+            .body
+            .approval
+            .as_ref()
+            .or(self.body.changes_request.as_ref())
+            .map(|a| &a.user)
+            .or(self.body.actor.as_ref())
+            .ok_or_else(|| malformed("missing body field `approval.user` or `actor`"))?;
+        let email = self.email(actor)?;
         mapped(
             event_type,
             vec![signoff(
@@ -246,15 +240,12 @@ impl Ctx<'_> {
 
     fn pr_merged(&self) -> MapResult {
         let ticket = self.pr_ticket()?;
-        let merger = if self
-            .body
-            .pointer("/pullrequest/closed_by")
-            .is_some_and(|v| !v.is_null())
-        {
-            "/pullrequest/closed_by"
-        } else {
-            "/actor"
-        };
+        let merger = self
+            .pr()?
+            .closed_by
+            .as_ref()
+            .or(self.body.actor.as_ref())
+            .ok_or_else(|| malformed("missing body field `pullrequest.closed_by` or `actor`"))?;
         let resolved_by = self.email(merger)?;
         mapped(
             "pr_merged",
@@ -267,42 +258,43 @@ impl Ctx<'_> {
 
     fn pr_declined(&self) -> MapResult {
         let ticket = self.pr_ticket()?;
-        let by = self.email("/actor")?;
-        let reason = self
-            .body
-            .opt_str("/pullrequest/reason")?
-            .unwrap_or("")
-            .trim();
+        let pr = self.pr()?;
+        let by = self.email(required(&self.body.actor, "actor")?)?;
+        let reason = pr.reason.as_deref().unwrap_or("").trim();
         let text = if reason.is_empty() {
-            format!("Pull request #{} was declined.", self.pr_id()?)
+            format!("Pull request #{} was declined.", pr.id)
         } else {
-            format!("Pull request #{} was declined: {reason}", self.pr_id()?)
+            format!("Pull request #{} was declined: {reason}", pr.id)
         };
         mapped("pr_declined", vec![comment(&ticket, text, by, None)])
     }
 
     fn pr_comment(&self) -> MapResult {
         let ticket = self.pr_ticket()?;
-        let text = self.body.str_at("/comment/content/raw")?.to_owned();
-        let by = self.email("/comment/user")?;
-        let id = self.body.id_at("/comment/id")?;
+        let c = required(&self.body.comment, "comment")?;
+        let by = self.email(&c.user)?;
         mapped(
             "pr_comment",
-            vec![comment(&ticket, text, by, Some(format!("comment:{id}")))],
+            vec![comment(
+                &ticket,
+                c.content.raw.clone(),
+                by,
+                Some(format!("comment:{}", c.id)),
+            )],
         )
     }
 
     fn build_status(&self) -> MapResult {
-        let state = self.body.str_at("/commit_status/state")?;
-        let Some(branch) = self.body.opt_str("/commit_status/refname")? else {
+        let status = required(&self.body.commit_status, "commit_status")?;
+        let Some(branch) = &status.refname else {
             // A status on a bare commit names no branch, so no ticket.
             return ignored("build_status_without_branch");
         };
-        let ticket = ticket_ref(None, Some(branch.to_owned()));
-        let name = self.body.opt_str("/commit_status/name")?.unwrap_or("build");
-        let url = self.body.opt_str("/commit_status/url")?.unwrap_or("");
+        let ticket = ticket_ref(None, Some(branch.clone()));
+        let name = status.name.as_deref().unwrap_or("build");
+        let url = status.url.as_deref().unwrap_or("");
         let actor = config_str(self.config, "ci_actor", "bitbucket-pipelines").to_owned();
-        match state {
+        match status.state.as_str() {
             "SUCCESSFUL" => mapped(
                 "build_succeeded",
                 vec![comment(
@@ -322,39 +314,41 @@ impl Ctx<'_> {
             ),
             // Running and stopped builds say nothing about the work yet.
             "INPROGRESS" | "STOPPED" => ignored("build_pending"),
-            other => Err(mapper_kit::malformed(format!(
-                "field `/commit_status/state` has unknown value `{other}`"
+            other => Err(malformed(format!(
+                "body field `commit_status.state` has unknown value `{other}`"
             ))),
         }
     }
 
     fn push(&self) -> MapResult {
+        let push = required(&self.body.push, "push")?;
         let mut actions = Vec::new();
-        for (i, change) in self.body.list("/push/changes")?.iter().enumerate() {
+        for (i, change) in push.changes.iter().enumerate() {
             // Deleted branches and tags carry no work to record.
-            if change.opt_str("/new/type")? != Some("branch") {
+            let Some(new) = change.new.as_ref().filter(|n| n.kind == "branch") else {
                 continue;
-            }
-            let branch = change.str_at("/new/name")?;
-            let ticket = ticket_ref(None, Some(branch.to_owned()));
-            for (j, commit) in change.list("/commits")?.iter().enumerate() {
-                let hash = commit.str_at("/hash")?;
-                let message = commit.str_at("/message")?.trim().to_owned();
-                let author = match commit.opt_str("/author/raw")?.and_then(email_in_author) {
-                    Some(e) => e.to_owned(),
-                    None => {
-                        let user = commit.pointer("/author/user").ok_or_else(|| {
-                            mapper_kit::malformed(format!(
-                                "missing field `/push/changes/{i}/commits/{j}/author/raw` (with an e-mail) or `author/user`"
-                            ))
-                        })?;
-                        account_email(&self.users, user)?
+            };
+            let branch = &new.name;
+            let ticket = ticket_ref(None, Some(branch.clone()));
+            for (j, commit) in change.commits.iter().enumerate() {
+                let raw_email = commit.author.raw.as_deref().and_then(email_in_author);
+                let author = match (raw_email, &commit.author.user) {
+                    (Some(e), _) => e.to_owned(),
+                    (None, Some(user)) => self.email(user)?,
+                    (None, None) => {
+                        return Err(malformed(format!(
+                            "body field `push.changes[{i}].commits[{j}].author` has neither an e-mail in `raw` nor a `user`"
+                        )));
                     }
                 };
+                let hash = &commit.hash;
                 let short = hash.get(..12).unwrap_or(hash);
                 actions.push(comment(
                     &ticket,
-                    format!("Commit {short} pushed to {branch}: {message}"),
+                    format!(
+                        "Commit {short} pushed to {branch}: {}",
+                        commit.message.trim()
+                    ),
                     author,
                     Some(format!("commit:{hash}")),
                 ));
@@ -365,28 +359,4 @@ impl Ctx<'_> {
         }
         mapped("commit_pushed", actions)
     }
-}
-
-fn participant_state(p: &Value) -> SignoffStatus {
-    match (p["approved"].as_bool(), p["state"].as_str()) {
-        (Some(true), _) | (_, Some("approved")) => SignoffStatus::Approved,
-        (_, Some("changes_requested")) => SignoffStatus::Rejected,
-        _ => SignoffStatus::Pending,
-    }
-}
-
-/// Two account objects are the same user when a stable id matches.
-fn same_account(a: &Value, b: &Value) -> bool {
-    ["uuid", "account_id"]
-        .iter()
-        .any(|k| a[*k].as_str().is_some_and(|x| Some(x) == b[*k].as_str()))
-}
-
-fn account_email(users: &UserDirectory<'_>, account: &Value) -> Result<String, MapError> {
-    let key = |k: &str| account[k].as_str().unwrap_or("");
-    let who = match key("display_name") {
-        "" => format!("`{}`", key("nickname")),
-        name => format!("`{name}`"),
-    };
-    users.email(&[key("nickname"), key("account_id"), key("uuid")], &who)
 }
