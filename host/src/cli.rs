@@ -3,16 +3,17 @@
 //! Exit status: 0 success; 1 a test case failed; 2 the command could not
 //! run (unreadable mapper, not a component of our world, bad arguments).
 
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 use crate::fixture::report::{self, Format};
 use crate::fixture::{RunOptions, collect_files, run_case, update_expectation};
-use crate::mapper::{EngineSettings, MapperEngine};
+use crate::mapper::{EngineSettings, Limits, MapperEngine};
 use crate::resolve::{BranchConvention, DEFAULT_BRANCH_PATTERN};
 
 #[derive(Debug, Parser)]
@@ -52,6 +53,12 @@ pub struct TestMapperArgs {
     /// The branch convention `branch-ticket-guid` applies.
     #[arg(long, default_value = DEFAULT_BRANCH_PATTERN)]
     pub branch_pattern: String,
+    /// Per-call time limit.
+    #[arg(long, default_value_t = Limits::default().timeout.as_millis() as u64)]
+    pub timeout_ms: u64,
+    /// Per-call linear memory limit.
+    #[arg(long, default_value_t = Limits::default().memory_bytes >> 20)]
+    pub memory_mib: usize,
 }
 
 /// Entry point of the binary.
@@ -73,6 +80,7 @@ fn init_tracing() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .try_init();
 }
 
@@ -84,7 +92,13 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 
 fn test_mapper(args: TestMapperArgs) -> anyhow::Result<ExitCode> {
     let branches = BranchConvention::parse(&args.branch_pattern).context("--branch-pattern")?;
+    let limits = Limits {
+        timeout: Duration::from_millis(args.timeout_ms),
+        memory_bytes: args.memory_mib << 20,
+        ..Limits::default()
+    };
     let engine = MapperEngine::new(EngineSettings {
+        limits,
         fuel_metering: true,
         max_instances: 4,
         branches,

@@ -257,3 +257,58 @@ fn host_errors_can_be_expected_by_kind() {
     assert!(out.status.success(), "{text}");
     assert!(text.ends_with("3 passed, 0 failed\n"), "{text}");
 }
+
+#[test]
+fn limits_are_set_from_the_command_line() {
+    let wasm = component("hostile-guest");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("loop.json");
+    let fixture = json!({
+        "delivery": {"body": {}},
+        "config": {"mode": "loop"},
+        "expect": {"error": "timeout", "message": "time limit of 50 ms"}
+    });
+    std::fs::write(&file, fixture.to_string()).unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_host"));
+    let out = cmd
+        .arg("test-mapper")
+        .arg(&wasm)
+        .arg(&file)
+        .args(["--timeout-ms", "50"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stdout(&out));
+}
+
+#[test]
+fn guest_output_reaches_the_host_log_tagged_with_provider_and_version() {
+    let wasm = component("hostile-guest");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("stderr.json");
+    let fixture = json!({
+        "delivery": {"provider": "acme", "body": {}},
+        "config": {"mode": "stderr_then_error"},
+        "expect": {"error": "internal", "message": "refused"}
+    });
+    std::fs::write(&file, fixture.to_string()).unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_host"));
+    let out = cmd
+        .env("RUST_LOG", "guest=warn")
+        .arg("test-mapper")
+        .arg(&wasm)
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stdout(&out));
+    let log = stderr(&out);
+    let line = log
+        .lines()
+        .find(|l| l.contains("hostile: about to refuse"))
+        .unwrap_or_else(|| panic!("{log}"));
+    assert!(
+        line.contains("provider=\"acme\"")
+            && line.contains("source=\"stderr\"")
+            && line.contains("mapper="),
+        "{line}"
+    );
+}

@@ -59,6 +59,34 @@ pub struct CallReport {
     pub logs: Vec<LogLine>,
 }
 
+impl CallReport {
+    /// Writes the guest's log lines to the host's log, tagged with the
+    /// provider and the mapper version; stdout is info, stderr warn.
+    fn emit(&self, provider: &str, hash: &str) {
+        let mapper = hash.get(..12).unwrap_or(hash);
+        for line in &self.logs {
+            let (source, text) = (line.source.as_str(), line.text.as_str());
+            match line.source {
+                LogSource::Trace => {
+                    tracing::trace!(target: "guest", provider, mapper, source, "{text}")
+                }
+                LogSource::Debug => {
+                    tracing::debug!(target: "guest", provider, mapper, source, "{text}")
+                }
+                LogSource::Info | LogSource::Stdout => {
+                    tracing::info!(target: "guest", provider, mapper, source, "{text}")
+                }
+                LogSource::Warn | LogSource::Stderr => {
+                    tracing::warn!(target: "guest", provider, mapper, source, "{text}")
+                }
+                LogSource::Error => {
+                    tracing::error!(target: "guest", provider, mapper, source, "{text}")
+                }
+            }
+        }
+    }
+}
+
 /// The mapper's answer (its own `map-error` included) or the host's verdict.
 pub type MapResult<T> = Result<Result<T, MapError>, MapperError>;
 
@@ -77,11 +105,13 @@ impl LoadedMapper {
         config: &str,
         api: Box<dyn ProviderApi>,
     ) -> CallOutcome<Mapped> {
+        let provider = &delivery.provider;
         let delivery = wit::Delivery::from(delivery);
         let limits = &self.engine.settings().limits;
         let (result, report) = self.run(api, |mapper, store| {
             mapper.call_map_to_ticket_event(store, &delivery, config)
         });
+        report.emit(provider, self.content_hash());
         let result = result.and_then(|r| match r {
             Ok(mapped) => {
                 let mapped = Mapped::from(mapped);
