@@ -25,9 +25,10 @@ fn target_dir() -> PathBuf {
         .unwrap_or_else(|| workspace().join("target"))
 }
 
-/// The component built from workspace package `package` (e.g.
-/// `bitbucket-mapper`). The test script builds every component first; a
-/// missing one is built here so `cargo test` alone works too.
+/// The component named `package` (a workspace package such as
+/// `bitbucket-mapper`, or `uptime-mapper`, the Python example). The test
+/// script builds every component first; when one is missing the same
+/// script runs here, so `cargo test` alone works too.
 pub fn component(package: &str) -> PathBuf {
     static BUILD: Mutex<()> = Mutex::new(());
     let file = target_dir()

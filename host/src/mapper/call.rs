@@ -13,8 +13,9 @@ use crate::action::{MapError, Mapped};
 
 /// Fuel given to a metered call; the epoch deadline, not fuel, stops it.
 const FUEL: u64 = u64::MAX / 2;
-/// How many stderr lines a trap error carries.
-const STDERR_TAIL: usize = 5;
+/// How many non-blank stderr lines a trap error carries: enough for a
+/// Python traceback's exception line under componentize-py's own epilogue.
+const STDERR_TAIL: usize = 8;
 
 /// Where a guest log line came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -222,7 +223,11 @@ fn classify(
 }
 
 fn stderr_tail(log: &super::sandbox::GuestLog) -> Vec<String> {
-    let lines = log.peek_stderr();
+    let lines: Vec<String> = log
+        .peek_stderr()
+        .into_iter()
+        .filter(|l| !l.trim().is_empty())
+        .collect();
     let skip = lines.len().saturating_sub(STDERR_TAIL);
     lines.into_iter().skip(skip).collect()
 }
