@@ -6,6 +6,10 @@
 //!   the `sluice:mapper` world, a fresh sandboxed store per call, limits.
 //! - [`action`]: the canonical ticket actions and their JSON rendering.
 //! - [`resolve`]: ticket resolution rules that need no storage (branches).
+//! - [`tickets`]: applying actions — validation, resolution, status and RACI
+//!   rules, history and outbox rows, one transaction per delivery.
+//! - [`store`]: SQLite and PostgreSQL through sqlx; the only module that
+//!   knows SQL.
 //! - [`fixture`]: `host test-mapper` — fixture files, comparison, reports.
 
 pub mod action;
@@ -13,3 +17,5 @@ pub mod cli;
 pub mod fixture;
 pub mod mapper;
 pub mod resolve;
+pub mod store;
+pub mod tickets;

@@ -4,7 +4,9 @@
 // Test code: a failed unwrap is a failed test, with its location.
 #![allow(clippy::unwrap_used)]
 
+mod db;
 mod helpers;
 mod mappers;
 mod runtime;
+mod store;
 mod test_mapper;

@@ -17,7 +17,7 @@ fn all_fixtures_pass(mapper: &str) {
 
 fn fixtures_pass(wasm: &Path, dir: &Path, at_least: usize) {
     let mapper = wasm.display();
-    let count = std::fs::read_dir(&dir)
+    let count = std::fs::read_dir(dir)
         .expect("fixtures folder")
         .filter(|e| {
             e.as_ref()

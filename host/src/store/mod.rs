@@ -1,0 +1,225 @@
+//! The store: the only module that knows sqlx.
+//!
+//! SQLite (WAL, `synchronous=FULL`) is the embedded default; PostgreSQL is
+//! the engine for several replicas. Both run through sqlx's `Any` driver
+//! with the same SQL where the dialects agree and a per-backend branch where
+//! they do not (row locks, upserts' `RETURNING`). Migrations are embedded,
+//! one directory per dialect, and run at open.
+//!
+//! Writes go through [`Tx`], one transaction per unit of work. On SQLite the
+//! write pool has one connection — the single writer — so write
+//! transactions never race for the database lock; reads use their own pool.
+//! On PostgreSQL a ticket is locked (`FOR UPDATE`) before it is changed.
+
+mod rows;
+mod tx;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyPool, Executor};
+use thiserror::Error;
+
+pub use rows::{
+    Comment, HistoryRow, Link, NewHistory, OutboxRow, Page, PrLink, Signoff, TicketFilter,
+    TicketRow,
+};
+pub use tx::Tx;
+
+#[derive(Debug, Error)]
+pub enum StoreError {
+    #[error("cannot open the database `{url}`")]
+    Open {
+        url: String,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error("cannot migrate the database")]
+    Migrate(#[source] sqlx::migrate::MigrateError),
+    #[error("database error")]
+    Query(#[from] sqlx::Error),
+    #[error("stored value in `{column}` is invalid: {reason}")]
+    Corrupt {
+        column: &'static str,
+        reason: String,
+    },
+}
+
+impl StoreError {
+    /// A failure worth retrying: lock contention, a dropped connection, a
+    /// serialization conflict or deadlock (PostgreSQL).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            StoreError::Query(sqlx::Error::Database(db)) => {
+                let code = db.code().unwrap_or_default();
+                // SQLite BUSY/LOCKED; PostgreSQL serialization failure,
+                // deadlock, lock timeout.
+                matches!(
+                    code.as_ref(),
+                    "5" | "6" | "517" | "40001" | "40P01" | "55P03"
+                )
+            }
+            StoreError::Query(
+                sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed,
+            ) => true,
+            _ => false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A handle on the database; cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    backend: Backend,
+    write: AnyPool,
+    read: AnyPool,
+}
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+impl Store {
+    /// Opens (creating a SQLite file if needed) and migrates. `url` is a
+    /// `postgres://` URL, a `sqlite:` URL, or a plain file path for SQLite.
+    pub async fn open(url: &str) -> Result<Store, StoreError> {
+        sqlx::any::install_default_drivers();
+        let (backend, url) = normalise(url);
+        let open_err = |source| StoreError::Open {
+            url: redact(&url),
+            source,
+        };
+        let options = AnyConnectOptions::from_str(&url).map_err(open_err)?;
+        let store = match backend {
+            Backend::Sqlite => {
+                let pool = |max| {
+                    AnyPoolOptions::new()
+                        .max_connections(max)
+                        .acquire_timeout(Duration::from_secs(30))
+                        .after_connect(|conn, _| {
+                            Box::pin(async move {
+                                conn.execute(
+                                    "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
+                                     PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;",
+                                )
+                                .await
+                                .map(drop)
+                            })
+                        })
+                };
+                // One writer: SQLite serialises writers anyway, and a
+                // single connection turns lock contention into queueing.
+                let write = pool(1)
+                    .connect_with(options.clone())
+                    .await
+                    .map_err(open_err)?;
+                let read = pool(8).connect_with(options).await.map_err(open_err)?;
+                Store {
+                    backend,
+                    write,
+                    read,
+                }
+            }
+            Backend::Postgres => {
+                let pool = AnyPoolOptions::new()
+                    .max_connections(16)
+                    .acquire_timeout(Duration::from_secs(30))
+                    .connect_with(options)
+                    .await
+                    .map_err(open_err)?;
+                Store {
+                    backend,
+                    write: pool.clone(),
+                    read: pool,
+                }
+            }
+        };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        let migrator = match self.backend {
+            Backend::Sqlite => &SQLITE_MIGRATIONS,
+            Backend::Postgres => &POSTGRES_MIGRATIONS,
+        };
+        migrator.run(&self.write).await.map_err(StoreError::Migrate)
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Starts a write transaction.
+    pub async fn begin(&self) -> Result<Tx, StoreError> {
+        Ok(Tx::new(self.write.begin().await?, self.backend))
+    }
+
+    pub(crate) fn read_pool(&self) -> &AnyPool {
+        &self.read
+    }
+
+    pub async fn close(&self) {
+        self.write.close().await;
+        self.read.close().await;
+    }
+}
+
+fn normalise(url: &str) -> (Backend, String) {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        (Backend::Postgres, url.to_owned())
+    } else if url.starts_with("sqlite:") {
+        (Backend::Sqlite, url.to_owned())
+    } else {
+        (Backend::Sqlite, format!("sqlite://{url}?mode=rwc"))
+    }
+}
+
+/// The URL without its password, for errors and logs.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// Now, in the stored time format.
+pub fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_select_the_backend() {
+        assert_eq!(
+            normalise("data/sluice.db"),
+            (Backend::Sqlite, "sqlite://data/sluice.db?mode=rwc".into())
+        );
+        assert_eq!(normalise("sqlite::memory:").0, Backend::Sqlite);
+        assert_eq!(normalise("postgres://u@h/db").0, Backend::Postgres);
+    }
+
+    #[test]
+    fn passwords_never_reach_errors() {
+        assert_eq!(
+            redact("postgres://sluice:s3cret@db:5432/x"),
+            "postgres://sluice:***@db:5432/x"
+        );
+        assert_eq!(redact("postgres://db/x"), "postgres://db/x");
+    }
+}

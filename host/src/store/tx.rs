@@ -1,0 +1,274 @@
+//! Write transactions: every change to tickets goes through a [`Tx`].
+
+use sqlx::{Any, AssertSqlSafe, Row, Transaction};
+
+use super::rows::{NewHistory, TICKET_COLUMNS, TicketRow};
+use super::{Backend, StoreError};
+
+/// One write transaction. Dropped without [`Tx::commit`], it rolls back.
+pub struct Tx {
+    tx: Transaction<'static, Any>,
+    backend: Backend,
+}
+
+impl Tx {
+    pub(super) fn new(tx: Transaction<'static, Any>, backend: Backend) -> Self {
+        Tx { tx, backend }
+    }
+
+    pub async fn commit(self) -> Result<(), StoreError> {
+        Ok(self.tx.commit().await?)
+    }
+
+    /// The recorded result of a delivery already applied.
+    pub async fn applied(&mut self, delivery_id: &str) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query("SELECT result FROM applied WHERE delivery_id = $1")
+            .bind(delivery_id)
+            .fetch_optional(&mut *self.tx)
+            .await?;
+        Ok(row.map(|r| r.try_get("result")).transpose()?)
+    }
+
+    pub async fn mark_applied(
+        &mut self,
+        delivery_id: &str,
+        result: &str,
+        at: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO applied (delivery_id, result, at) VALUES ($1, $2, $3)")
+            .bind(delivery_id)
+            .bind(result)
+            .bind(at)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
+    }
+
+    /// The ticket, locked for this transaction on PostgreSQL (SQLite's
+    /// single writer needs no row lock).
+    pub async fn ticket_for_update(&mut self, guid: &str) -> Result<Option<TicketRow>, StoreError> {
+        let lock = match self.backend {
+            Backend::Postgres => " FOR UPDATE",
+            Backend::Sqlite => "",
+        };
+        let sql = format!("SELECT {TICKET_COLUMNS} FROM tickets WHERE guid = $1{lock}");
+        let row = sqlx::query(AssertSqlSafe(sql))
+            .bind(guid)
+            .fetch_optional(&mut *self.tx)
+            .await?;
+        row.as_ref().map(TicketRow::from_row).transpose()
+    }
+
+    /// The ticket linked to a provider's record.
+    pub async fn linked_ticket(
+        &mut self,
+        provider: &str,
+        external_id: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let row =
+            sqlx::query("SELECT ticket_guid FROM links WHERE provider = $1 AND external_id = $2")
+                .bind(provider)
+                .bind(external_id)
+                .fetch_optional(&mut *self.tx)
+                .await?;
+        Ok(row.map(|r| r.try_get("ticket_guid")).transpose()?)
+    }
+
+    /// Links a provider's record to `guid` unless it is linked already;
+    /// returns the ticket it is linked to either way. On PostgreSQL a
+    /// concurrent insert of the same link waits for the other transaction
+    /// and then sees its row.
+    pub async fn link(
+        &mut self,
+        provider: &str,
+        external_id: &str,
+        guid: &str,
+        at: &str,
+    ) -> Result<String, StoreError> {
+        sqlx::query(
+            "INSERT INTO links (provider, external_id, ticket_guid, created_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (provider, external_id) DO NOTHING",
+        )
+        .bind(provider)
+        .bind(external_id)
+        .bind(guid)
+        .bind(at)
+        .execute(&mut *self.tx)
+        .await?;
+        self.linked_ticket(provider, external_id)
+            .await?
+            .ok_or_else(|| StoreError::Corrupt {
+                column: "links",
+                reason: format!("link ({provider}, {external_id}) vanished"),
+            })
+    }
+
+    pub async fn insert_ticket(&mut self, t: &TicketRow) -> Result<(), StoreError> {
+        let sql = format!(
+            "INSERT INTO tickets ({TICKET_COLUMNS}) VALUES \
+             ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
+        );
+        bind_ticket(sqlx::query(AssertSqlSafe(sql)), t)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn update_ticket(&mut self, t: &TicketRow) -> Result<(), StoreError> {
+        let sql = "UPDATE tickets SET subject = $2, description = $3, status = $4, priority = $5, \
+                   ticket_type = $6, assignee = $7, requested_by = $8, labels = $9, created_at = $10, \
+                   updated_at = $11, resolved_at = $12, resolved_by = $13, escalated_at = $14, \
+                   escalated_by = $15, escalation_reason = $16 WHERE guid = $1";
+        bind_ticket(sqlx::query(sql), t)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
+    }
+
+    /// Appends a history row; returns its id.
+    pub async fn append_history(&mut self, h: &NewHistory<'_>) -> Result<i64, StoreError> {
+        let row = sqlx::query(
+            "INSERT INTO history (ticket_guid, kind, change, actor, origin, delivery_id, mapper_hash, at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+        )
+        .bind(h.ticket_guid)
+        .bind(h.kind)
+        .bind(&h.change)
+        .bind(h.actor)
+        .bind(h.origin)
+        .bind(h.delivery_id)
+        .bind(h.mapper_hash)
+        .bind(h.at)
+        .fetch_one(&mut *self.tx)
+        .await?;
+        Ok(row.try_get("id")?)
+    }
+
+    /// Queues a history row for a provider's outbound rules.
+    pub async fn enqueue_outbound(
+        &mut self,
+        history_id: i64,
+        provider: &str,
+        at: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO outbox (history_id, provider, status, created_at, next_attempt_at) \
+             VALUES ($1, $2, 'pending', $3, $3) ON CONFLICT (history_id, provider) DO NOTHING",
+        )
+        .bind(history_id)
+        .bind(provider)
+        .bind(at)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
+    /// Sets a sign-off; true when that changed anything.
+    pub async fn upsert_signoff(
+        &mut self,
+        guid: &str,
+        activity: &str,
+        role: &str,
+        email: &str,
+        status: &str,
+        at: &str,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "INSERT INTO signoffs (ticket_guid, activity, role, email, status, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6) \
+             ON CONFLICT (ticket_guid, activity, role, email) \
+             DO UPDATE SET status = excluded.status, updated_at = excluded.updated_at \
+             WHERE signoffs.status <> excluded.status",
+        )
+        .bind(guid)
+        .bind(activity)
+        .bind(role)
+        .bind(email)
+        .bind(status)
+        .bind(at)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Links a PR; true when it was not linked before. A PR already linked
+    /// to another ticket stays with that ticket.
+    pub async fn insert_pr_link(
+        &mut self,
+        guid: &str,
+        repo: &str,
+        pr_id: &str,
+        url: Option<&str>,
+        at: &str,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "INSERT INTO pr_links (repo, pr_id, ticket_guid, url, created_at) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (repo, pr_id) DO NOTHING",
+        )
+        .bind(repo)
+        .bind(pr_id)
+        .bind(guid)
+        .bind(url)
+        .bind(at)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Adds a comment; false when this provider's comment id is already
+    /// stored (an echo or a repeat).
+    pub async fn insert_comment(
+        &mut self,
+        guid: &str,
+        body: &str,
+        author: &str,
+        origin: Option<&str>,
+        external_id: Option<&str>,
+        at: &str,
+    ) -> Result<bool, StoreError> {
+        if let Some(ext) = external_id {
+            let seen = sqlx::query("SELECT 1 AS one FROM comments WHERE origin IS NOT DISTINCT FROM $1 AND external_id = $2")
+                .bind(origin)
+                .bind(ext)
+                .fetch_optional(&mut *self.tx)
+                .await?;
+            if seen.is_some() {
+                return Ok(false);
+            }
+        }
+        sqlx::query(
+            "INSERT INTO comments (ticket_guid, body, author, origin, external_id, at) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(guid)
+        .bind(body)
+        .bind(author)
+        .bind(origin)
+        .bind(external_id)
+        .bind(at)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(true)
+    }
+}
+
+fn bind_ticket<'q>(
+    q: sqlx::query::Query<'q, Any, sqlx::any::AnyArguments>,
+    t: &'q TicketRow,
+) -> sqlx::query::Query<'q, Any, sqlx::any::AnyArguments> {
+    q.bind(&t.guid)
+        .bind(&t.subject)
+        .bind(&t.description)
+        .bind(&t.status)
+        .bind(&t.priority)
+        .bind(&t.ticket_type)
+        .bind(&t.assignee)
+        .bind(&t.requested_by)
+        .bind(serde_json::to_string(&t.labels).unwrap_or_else(|_| "[]".into()))
+        .bind(&t.created_at)
+        .bind(&t.updated_at)
+        .bind(&t.resolved_at)
+        .bind(&t.resolved_by)
+        .bind(&t.escalated_at)
+        .bind(&t.escalated_by)
+        .bind(&t.escalation_reason)
+}

@@ -1,0 +1,442 @@
+//! One delivery's actions, applied in one transaction.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use thiserror::Error;
+
+use super::validate::{ValidationError, Workflow, validate};
+use crate::action::{Action, TicketRef};
+use crate::resolve::BranchConvention;
+use crate::store::{NewHistory, Store, StoreError, TicketRow, Tx, now};
+
+/// The link-table provider for records linked through the ticket API.
+pub const API_ORIGIN: &str = "api";
+
+/// Applies actions with the configured workflow, branch convention and
+/// outbound providers.
+#[derive(Debug, Clone, Default)]
+pub struct Applier {
+    pub workflow: Workflow,
+    pub branches: BranchConvention,
+    /// Providers whose outbound rules get an outbox row per change.
+    pub outbound: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct ApplyInput<'a> {
+    /// Applying the same delivery id twice changes nothing the second time.
+    pub delivery_id: Option<&'a str>,
+    /// The provider the actions came from; `None` for the API.
+    pub origin: Option<&'a str>,
+    pub mapper_hash: Option<&'a str>,
+    pub actions: &'a [Action],
+}
+
+/// What one action did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppliedAction {
+    pub index: usize,
+    pub action: String,
+    pub ticket_guid: String,
+    /// False when the ticket already said so (a repeated fact).
+    pub changed: bool,
+    pub history_id: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApplyOutcome {
+    pub actions: Vec<AppliedAction>,
+    /// The delivery had been applied before; nothing changed now.
+    pub replayed: bool,
+}
+
+#[derive(Debug, Error)]
+pub enum ApplyError {
+    #[error(transparent)]
+    Invalid(#[from] ValidationError),
+    #[error("action {index} ({action}): no ticket found for {reference}")]
+    Unresolved {
+        index: usize,
+        action: &'static str,
+        reference: String,
+    },
+    #[error("ticket store")]
+    Store(#[from] StoreError),
+}
+
+impl ApplyError {
+    /// Worth retrying later: the ticket may not exist yet (its `create` is
+    /// still on the way), or the database was briefly unavailable.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            ApplyError::Unresolved { .. } => true,
+            ApplyError::Store(e) => e.is_transient(),
+            ApplyError::Invalid(_) => false,
+        }
+    }
+}
+
+impl Applier {
+    pub async fn apply(
+        &self,
+        store: &Store,
+        input: ApplyInput<'_>,
+    ) -> Result<ApplyOutcome, ApplyError> {
+        let actions = validate(input.actions, &self.workflow)?;
+        let mut tx = store.begin().await?;
+        if let Some(id) = input.delivery_id
+            && let Some(previous) = tx.applied(id).await?
+        {
+            let actions = serde_json::from_str(&previous).map_err(|e| StoreError::Corrupt {
+                column: "applied.result",
+                reason: e.to_string(),
+            })?;
+            return Ok(ApplyOutcome {
+                actions,
+                replayed: true,
+            });
+        }
+        let at = now();
+        let mut created: Vec<Option<String>> = vec![None; actions.len()];
+        let mut out = Vec::with_capacity(actions.len());
+        for (index, action) in actions.iter().enumerate() {
+            let applied = match action {
+                Action::Create {
+                    subject,
+                    description,
+                    priority,
+                    ticket_type,
+                    requested_by,
+                    external_id,
+                    labels,
+                } => {
+                    let ticket = TicketRow {
+                        guid: uuid::Uuid::new_v4().simple().to_string(),
+                        subject: subject.clone(),
+                        description: description.clone(),
+                        status: self.workflow.initial().to_owned(),
+                        priority: priority.as_str().to_owned(),
+                        ticket_type: ticket_type.clone(),
+                        assignee: None,
+                        requested_by: requested_by.clone(),
+                        labels: labels.clone(),
+                        created_at: at.clone(),
+                        updated_at: at.clone(),
+                        resolved_at: None,
+                        resolved_by: None,
+                        escalated_at: None,
+                        escalated_by: None,
+                        escalation_reason: None,
+                    };
+                    self.create(&mut tx, &input, action, ticket, external_id.as_deref(), &at)
+                        .await?
+                }
+                _ => {
+                    let reference = action.ticket().cloned().unwrap_or_default();
+                    let ticket = self
+                        .resolve(&mut tx, &reference, &created, input.origin)
+                        .await?
+                        .ok_or_else(|| ApplyError::Unresolved {
+                            index,
+                            action: action.name(),
+                            reference: describe(&reference),
+                        })?;
+                    self.change(&mut tx, &input, action, ticket, &at).await?
+                }
+            };
+            let (guid, history_id) = applied;
+            created[index] = Some(guid.clone());
+            out.push(AppliedAction {
+                index,
+                action: action.name().to_owned(),
+                ticket_guid: guid,
+                changed: history_id.is_some(),
+                history_id,
+            });
+        }
+        if let Some(id) = input.delivery_id {
+            let result = serde_json::to_string(&out).unwrap_or_else(|_| "[]".into());
+            tx.mark_applied(id, &result, &at).await?;
+        }
+        tx.commit().await?;
+        Ok(ApplyOutcome {
+            actions: out,
+            replayed: false,
+        })
+    }
+
+    /// guid → integration link → branch convention → earlier `create`.
+    async fn resolve(
+        &self,
+        tx: &mut Tx,
+        r: &TicketRef,
+        created: &[Option<String>],
+        origin: Option<&str>,
+    ) -> Result<Option<TicketRow>, StoreError> {
+        if let Some(guid) = &r.guid
+            && let Some(t) = tx.ticket_for_update(guid).await?
+        {
+            return Ok(Some(t));
+        }
+        if let Some(ext) = &r.external_id
+            && let Some(guid) = tx.linked_ticket(origin.unwrap_or(API_ORIGIN), ext).await?
+            && let Some(t) = tx.ticket_for_update(&guid).await?
+        {
+            return Ok(Some(t));
+        }
+        if let Some(guid) = r.branch.as_deref().and_then(|b| self.branches.guid_of(b))
+            && let Some(t) = tx.ticket_for_update(guid).await?
+        {
+            return Ok(Some(t));
+        }
+        if let Some(guid) = r
+            .from_action
+            .and_then(|i| created.get(i as usize).cloned().flatten())
+        {
+            return tx.ticket_for_update(&guid).await;
+        }
+        Ok(None)
+    }
+
+    /// Inserts a new ticket, or finds the one already linked to the same
+    /// external record.
+    async fn create(
+        &self,
+        tx: &mut Tx,
+        input: &ApplyInput<'_>,
+        action: &Action,
+        ticket: TicketRow,
+        external_id: Option<&str>,
+        at: &str,
+    ) -> Result<(String, Option<i64>), ApplyError> {
+        if let Some(ext) = external_id {
+            // The link first: a concurrent create of the same record waits
+            // here for the other transaction and then finds its ticket.
+            let linked = tx
+                .link(input.origin.unwrap_or(API_ORIGIN), ext, &ticket.guid, at)
+                .await?;
+            if linked != ticket.guid {
+                return Ok((linked, None));
+            }
+        }
+        tx.insert_ticket(&ticket).await?;
+        let mut change = action.to_json();
+        change["ticket_guid"] = Value::String(ticket.guid.clone());
+        let id = self
+            .record(
+                tx,
+                input,
+                &ticket.guid,
+                action,
+                change,
+                ticket.requested_by.as_deref(),
+                at,
+            )
+            .await?;
+        Ok((ticket.guid, Some(id)))
+    }
+
+    /// Applies a ticket-level action; the history id when it changed anything.
+    async fn change(
+        &self,
+        tx: &mut Tx,
+        input: &ApplyInput<'_>,
+        action: &Action,
+        mut t: TicketRow,
+        at: &str,
+    ) -> Result<(String, Option<i64>), ApplyError> {
+        let guid = t.guid.clone();
+        let mut extra: Option<(&str, Value)> = None;
+        let (changed, actor): (bool, Option<&str>) = match action {
+            // Creates never reach here (see `create`); nothing to change.
+            Action::Create { .. } => (false, None),
+            Action::StatusChange {
+                status, changed_by, ..
+            } => {
+                let changed = t.status != *status;
+                if changed {
+                    extra = Some(("from_status", Value::String(t.status.clone())));
+                    t.status = status.clone();
+                }
+                (changed, Some(changed_by))
+            }
+            Action::Comment {
+                comment,
+                commented_by,
+                external_comment_id,
+                ..
+            } => {
+                let added = tx
+                    .insert_comment(
+                        &guid,
+                        comment,
+                        commented_by,
+                        input.origin,
+                        external_comment_id.as_deref(),
+                        at,
+                    )
+                    .await?;
+                (added, Some(commented_by))
+            }
+            Action::Assign {
+                assigned_to,
+                assigned_by,
+                ..
+            } => {
+                let changed = t.assignee.as_deref() != Some(assigned_to.as_str());
+                if changed {
+                    t.assignee = Some(assigned_to.clone());
+                }
+                (changed, Some(assigned_by))
+            }
+            Action::Signoff {
+                activity,
+                role,
+                email,
+                signoff_status,
+                ..
+            } => {
+                let changed = tx
+                    .upsert_signoff(
+                        &guid,
+                        activity,
+                        role.as_str(),
+                        email,
+                        signoff_status.as_str(),
+                        at,
+                    )
+                    .await?;
+                (changed, Some(email))
+            }
+            Action::LinkPr {
+                pr_id, repo, url, ..
+            } => {
+                let added = tx
+                    .insert_pr_link(&guid, repo, pr_id, url.as_deref(), at)
+                    .await?;
+                // Later events of this PR may name it by `repo#id` alone.
+                if let Some(origin) = input.origin {
+                    tx.link(origin, &format!("{repo}#{pr_id}"), &guid, at)
+                        .await?;
+                }
+                (added, None)
+            }
+            Action::Resolve { resolved_by, .. } => {
+                let changed = t.resolved_at.is_none() || t.status != "RESOLVED";
+                if changed {
+                    if self.workflow.contains("RESOLVED") {
+                        t.status = "RESOLVED".into();
+                    }
+                    t.resolved_at = Some(at.to_owned());
+                    t.resolved_by = Some(resolved_by.clone());
+                }
+                (changed, Some(resolved_by))
+            }
+            Action::Escalate {
+                escalated_by,
+                reason,
+                ..
+            } => {
+                let same = t.escalated_at.is_some()
+                    && t.escalated_by.as_deref() == Some(escalated_by.as_str())
+                    && t.escalation_reason == *reason
+                    && (t.status == "ESCALATED" || !self.workflow.contains("ESCALATED"));
+                if !same {
+                    if self.workflow.contains("ESCALATED") {
+                        t.status = "ESCALATED".into();
+                    }
+                    t.escalated_at = Some(at.to_owned());
+                    t.escalated_by = Some(escalated_by.clone());
+                    t.escalation_reason = reason.clone();
+                }
+                (!same, Some(escalated_by))
+            }
+        };
+        if !changed {
+            return Ok((guid, None));
+        }
+        t.updated_at = at.to_owned();
+        tx.update_ticket(&t).await?;
+        let resolved = with_guid(action, &guid);
+        let mut change = resolved.to_json();
+        if let Some((key, value)) = extra {
+            change[key] = value;
+        }
+        let id = self
+            .record(tx, input, &guid, action, change, actor, at)
+            .await?;
+        Ok((guid, Some(id)))
+    }
+
+    /// Appends the history row and the outbox rows of one change.
+    #[allow(clippy::too_many_arguments)]
+    async fn record(
+        &self,
+        tx: &mut Tx,
+        input: &ApplyInput<'_>,
+        guid: &str,
+        action: &Action,
+        change: Value,
+        actor: Option<&str>,
+        at: &str,
+    ) -> Result<i64, StoreError> {
+        let id = tx
+            .append_history(&NewHistory {
+                ticket_guid: guid,
+                kind: action.name(),
+                change: change.to_string(),
+                actor,
+                origin: input.origin,
+                delivery_id: input.delivery_id,
+                mapper_hash: input.mapper_hash,
+                at,
+            })
+            .await?;
+        // Anti-loop, first layer: a change never goes back to its origin.
+        for provider in self
+            .outbound
+            .iter()
+            .filter(|p| Some(p.as_str()) != input.origin)
+        {
+            tx.enqueue_outbound(id, provider, at).await?;
+        }
+        Ok(id)
+    }
+}
+
+/// The action with its ticket reference replaced by the resolved guid.
+fn with_guid(action: &Action, guid: &str) -> Action {
+    let mut a = action.clone();
+    let r = TicketRef {
+        guid: Some(guid.to_owned()),
+        ..TicketRef::default()
+    };
+    match &mut a {
+        Action::Create { .. } => {}
+        Action::StatusChange { ticket, .. }
+        | Action::Comment { ticket, .. }
+        | Action::Assign { ticket, .. }
+        | Action::Signoff { ticket, .. }
+        | Action::LinkPr { ticket, .. }
+        | Action::Resolve { ticket, .. }
+        | Action::Escalate { ticket, .. } => *ticket = r,
+    }
+    a
+}
+
+fn describe(r: &TicketRef) -> String {
+    let mut parts = Vec::new();
+    if let Some(g) = &r.guid {
+        parts.push(format!("ticket_guid `{g}`"));
+    }
+    if let Some(e) = &r.external_id {
+        parts.push(format!("external_id `{e}`"));
+    }
+    if let Some(b) = &r.branch {
+        parts.push(format!("branch `{b}`"));
+    }
+    if let Some(i) = r.from_action {
+        parts.push(format!("from_action {i}"));
+    }
+    parts.join(", ")
+}

@@ -1,0 +1,10 @@
+//! Applying actions to the ticket store: validation, resolution, the
+//! per-action rules (status, RACI, comments, links), history and outbox —
+//! all of one delivery in one transaction, or none of it.
+
+mod apply;
+pub mod raci;
+pub mod validate;
+
+pub use apply::{AppliedAction, Applier, ApplyError, ApplyInput, ApplyOutcome};
+pub use validate::{ValidationError, Workflow};

@@ -1,0 +1,111 @@
+//! Databases for tests: a SQLite file in a temporary folder, or a fresh
+//! PostgreSQL database on the server `.ci/run` makes sure is running
+//! (`SLUICE_TEST_POSTGRES`, default `postgres://postgres@127.0.0.1:5432/test`).
+
+use std::ops::Deref;
+
+use host::store::Store;
+use sqlx::{AssertSqlSafe, Connection, Executor};
+
+pub struct TestDb {
+    pub store: Store,
+    _sqlite_dir: Option<tempfile::TempDir>,
+    postgres_db: Option<String>,
+}
+
+impl Deref for TestDb {
+    type Target = Store;
+    fn deref(&self) -> &Store {
+        &self.store
+    }
+}
+
+fn postgres_admin_url() -> String {
+    std::env::var("SLUICE_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+fn with_database(url: &str, db: &str) -> String {
+    let (base, _) = url.rsplit_once('/').expect("database URL has a path");
+    format!("{base}/{db}")
+}
+
+pub async fn sqlite() -> TestDb {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sluice.db");
+    let store = Store::open(path.to_str().unwrap()).await.unwrap();
+    TestDb {
+        store,
+        _sqlite_dir: Some(dir),
+        postgres_db: None,
+    }
+}
+
+pub async fn postgres() -> TestDb {
+    sqlx::any::install_default_drivers();
+    let name = format!("sluice_test_{}", uuid::Uuid::new_v4().simple());
+    let mut admin = sqlx::AnyConnection::connect(&postgres_admin_url())
+        .await
+        .expect("PostgreSQL reachable (./.ci/run starts it; set SLUICE_TEST_POSTGRES to point elsewhere)");
+    admin
+        .execute(AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .await
+        .unwrap();
+    admin.close().await.unwrap();
+    let store = Store::open(&with_database(&postgres_admin_url(), &name))
+        .await
+        .unwrap();
+    TestDb {
+        store,
+        _sqlite_dir: None,
+        postgres_db: Some(name),
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let Some(name) = self.postgres_db.take() else {
+            return;
+        };
+        let store = self.store.clone();
+        // Drop needs its own runtime: the test's may be shutting down.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                store.close().await;
+                if let Ok(mut admin) = sqlx::AnyConnection::connect(&postgres_admin_url()).await {
+                    let _ = admin
+                        .execute(AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name}")))
+                        .await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// Runs each named test body against SQLite and PostgreSQL.
+macro_rules! conformance {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(crate::db::sqlite().await).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(crate::db::postgres().await).await
+                }
+            )*
+        }
+    };
+}
+pub(crate) use conformance;

@@ -1,0 +1,589 @@
+//! The store conformance suite: every test runs on SQLite and PostgreSQL,
+//! through the real `Applier` and `Store`.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use host::action::{Action, Priority, RaciRole, SignoffStatus, TicketRef};
+use host::store::TicketFilter;
+use host::tickets::{Applier, ApplyError, ApplyInput, ApplyOutcome, raci};
+
+use crate::db::{TestDb, conformance};
+
+conformance!(
+    resolution_follows_guid_link_branch_and_earlier_create,
+    a_second_create_of_one_record_returns_the_first_ticket,
+    applying_a_delivery_twice_changes_nothing,
+    a_delivery_applies_whole_or_not_at_all,
+    raci_signoffs_upsert_and_report_fully_signed,
+    repeated_facts_leave_no_history,
+    history_records_who_what_where_and_which_mapper,
+    outbox_rows_skip_the_origin,
+    find_filters_and_pages,
+    concurrent_deliveries_on_one_ticket_lose_nothing,
+);
+
+fn by_guid(g: &str) -> TicketRef {
+    TicketRef {
+        guid: Some(g.into()),
+        ..TicketRef::default()
+    }
+}
+
+fn by_external(e: &str) -> TicketRef {
+    TicketRef {
+        external_id: Some(e.into()),
+        ..TicketRef::default()
+    }
+}
+
+fn by_branch(b: &str) -> TicketRef {
+    TicketRef {
+        branch: Some(b.into()),
+        ..TicketRef::default()
+    }
+}
+
+fn create(subject: &str, external_id: Option<&str>) -> Action {
+    Action::Create {
+        subject: subject.into(),
+        description: "described".into(),
+        priority: Priority::High,
+        ticket_type: "FEATURE".into(),
+        requested_by: Some("ann@technocore.co.za".into()),
+        external_id: external_id.map(Into::into),
+        labels: vec!["bitbucket".into()],
+    }
+}
+
+fn status(t: TicketRef, s: &str) -> Action {
+    Action::StatusChange {
+        ticket: t,
+        status: s.into(),
+        changed_by: "ann@technocore.co.za".into(),
+    }
+}
+
+fn comment(t: TicketRef, text: &str, id: Option<&str>) -> Action {
+    Action::Comment {
+        ticket: t,
+        comment: text.into(),
+        commented_by: "michael@technocore.co.za".into(),
+        external_comment_id: id.map(Into::into),
+    }
+}
+
+fn signoff(t: TicketRef, role: RaciRole, email: &str, s: SignoffStatus) -> Action {
+    Action::Signoff {
+        ticket: t,
+        activity: "Development".into(),
+        role,
+        email: email.into(),
+        signoff_status: s,
+    }
+}
+
+async fn apply(
+    db: &TestDb,
+    delivery: Option<&str>,
+    actions: &[Action],
+) -> Result<ApplyOutcome, ApplyError> {
+    let applier = Applier {
+        outbound: vec!["slack".into(), "bitbucket".into()],
+        ..Applier::default()
+    };
+    applier
+        .apply(
+            db,
+            ApplyInput {
+                delivery_id: delivery,
+                origin: Some("bitbucket"),
+                mapper_hash: Some("abc123hash"),
+                actions,
+            },
+        )
+        .await
+}
+
+async fn new_ticket(db: &TestDb, external_id: Option<&str>) -> String {
+    let out = apply(db, None, &[create("Login page", external_id)])
+        .await
+        .unwrap();
+    out.actions[0].ticket_guid.clone()
+}
+
+async fn resolution_follows_guid_link_branch_and_earlier_create(db: TestDb) {
+    let guid = new_ticket(&db, Some("technocore/axion#42")).await;
+    apply(
+        &db,
+        None,
+        &[status(by_external("technocore/axion#42"), "TRIAGED")],
+    )
+    .await
+    .unwrap();
+    assert_eq!(db.ticket(&guid).await.unwrap().unwrap().status, "TRIAGED");
+    apply(
+        &db,
+        None,
+        &[status(
+            by_branch(&format!("feat/ticket-{guid}")),
+            "IN_PROGRESS",
+        )],
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        db.ticket(&guid).await.unwrap().unwrap().status,
+        "IN_PROGRESS"
+    );
+    // A guid that does not exist falls through to the next field.
+    let both = TicketRef {
+        guid: Some("nope".into()),
+        external_id: Some("technocore/axion#42".into()),
+        ..TicketRef::default()
+    };
+    apply(&db, None, &[status(both, "QA")]).await.unwrap();
+    assert_eq!(db.ticket(&guid).await.unwrap().unwrap().status, "QA");
+
+    // create then link_pr in one delivery; the PR's `repo#id` becomes a link.
+    let out = apply(
+        &db,
+        None,
+        &[
+            create("No ticket branch", None),
+            Action::LinkPr {
+                ticket: TicketRef {
+                    from_action: Some(0),
+                    ..TicketRef::default()
+                },
+                pr_id: "7".into(),
+                repo: "technocore/axion".into(),
+                url: None,
+            },
+        ],
+    )
+    .await
+    .unwrap();
+    let created = &out.actions[0].ticket_guid;
+    assert_eq!(&out.actions[1].ticket_guid, created);
+    assert_eq!(db.pr_links(created).await.unwrap().len(), 1);
+    apply(
+        &db,
+        None,
+        &[status(by_external("technocore/axion#7"), "TRIAGED")],
+    )
+    .await
+    .unwrap();
+    assert_eq!(db.ticket(created).await.unwrap().unwrap().status, "TRIAGED");
+
+    let err = apply(&db, None, &[status(by_branch("feat/ticket-missing"), "QA")])
+        .await
+        .unwrap_err();
+    assert!(err.is_retryable(), "{err}");
+    assert_eq!(
+        err.to_string(),
+        "action 0 (status_change): no ticket found for branch `feat/ticket-missing`"
+    );
+}
+
+async fn a_second_create_of_one_record_returns_the_first_ticket(db: TestDb) {
+    let first = new_ticket(&db, Some("ASANA-1")).await;
+    let out = apply(&db, None, &[create("Login page again", Some("ASANA-1"))])
+        .await
+        .unwrap();
+    assert_eq!(out.actions[0].ticket_guid, first);
+    assert!(!out.actions[0].changed);
+    let page = db
+        .find(&TicketFilter {
+            limit: 10,
+            ..TicketFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(page.items.len(), 1);
+}
+
+async fn applying_a_delivery_twice_changes_nothing(db: TestDb) {
+    let guid = new_ticket(&db, None).await;
+    let actions = [
+        comment(by_guid(&guid), "hello", None),
+        status(by_guid(&guid), "QA"),
+    ];
+    let first = apply(&db, Some("delivery-1"), &actions).await.unwrap();
+    assert!(!first.replayed);
+    let before = db.history(&guid, None, 100).await.unwrap().len();
+    let second = apply(&db, Some("delivery-1"), &actions).await.unwrap();
+    assert!(second.replayed);
+    assert_eq!(second.actions, first.actions);
+    assert_eq!(db.history(&guid, None, 100).await.unwrap().len(), before);
+    assert_eq!(db.comments(&guid).await.unwrap().len(), 1);
+}
+
+async fn a_delivery_applies_whole_or_not_at_all(db: TestDb) {
+    let actions = [
+        create("Half applied?", Some("X-1")),
+        comment(by_guid("no-such-ticket"), "orphan", None),
+    ];
+    let err = apply(&db, Some("d-half"), &actions).await.unwrap_err();
+    assert!(
+        matches!(err, ApplyError::Unresolved { index: 1, .. }),
+        "{err}"
+    );
+    let page = db
+        .find(&TicketFilter {
+            limit: 10,
+            ..TicketFilter::default()
+        })
+        .await
+        .unwrap();
+    assert!(
+        page.items.is_empty(),
+        "the create of a failed delivery was kept"
+    );
+
+    // An invalid action refuses the whole list before anything is written.
+    let err = apply(
+        &db,
+        None,
+        &[create("ok", None), status(by_guid("x"), "DONE")],
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("action 1 (status_change): field `status`"),
+        "{err}"
+    );
+    assert!(!err.is_retryable());
+}
+
+async fn raci_signoffs_upsert_and_report_fully_signed(db: TestDb) {
+    let guid = new_ticket(&db, None).await;
+    let t = || by_guid(&guid);
+    use RaciRole::*;
+    use SignoffStatus::*;
+    apply(
+        &db,
+        None,
+        &[
+            signoff(t(), Consulted, "michael@x.io", Pending),
+            signoff(t(), Consulted, "priya@x.io", Pending),
+        ],
+    )
+    .await
+    .unwrap();
+    let signed = |db: &TestDb| {
+        let db = db.store.clone();
+        let guid = guid.clone();
+        async move { raci::fully_signed(&db.signoffs(&guid).await.unwrap()) }
+    };
+    assert_eq!(
+        signed(&db).await,
+        BTreeMap::from([("Development".into(), false)])
+    );
+    apply(
+        &db,
+        None,
+        &[signoff(t(), Consulted, "michael@x.io", Approved)],
+    )
+    .await
+    .unwrap();
+    apply(
+        &db,
+        None,
+        &[
+            signoff(t(), Consulted, "priya@x.io", Approved),
+            signoff(t(), Accountable, "priya@x.io", Approved),
+        ],
+    )
+    .await
+    .unwrap();
+    assert!(signed(&db).await["Development"]);
+    // One entry per (ticket, activity, role, email): a later one updates it.
+    apply(
+        &db,
+        None,
+        &[signoff(t(), Consulted, "michael@x.io", Rejected)],
+    )
+    .await
+    .unwrap();
+    let all = db.signoffs(&guid).await.unwrap();
+    assert_eq!(all.len(), 3);
+    assert_eq!(
+        all.iter()
+            .find(|s| s.email == "michael@x.io")
+            .unwrap()
+            .status,
+        "REJECTED"
+    );
+    assert!(!signed(&db).await["Development"]);
+}
+
+async fn repeated_facts_leave_no_history(db: TestDb) {
+    let guid = new_ticket(&db, None).await;
+    let t = || by_guid(&guid);
+    // Facts that do not contradict each other (a status change and an
+    // escalation both set the status, so repeating one undoes the other).
+    let facts = [
+        signoff(t(), RaciRole::Consulted, "m@x.io", SignoffStatus::Pending),
+        Action::Assign {
+            ticket: t(),
+            assigned_to: "m@x.io".into(),
+            assigned_by: "a@x.io".into(),
+        },
+        Action::LinkPr {
+            ticket: t(),
+            pr_id: "9".into(),
+            repo: "o/r".into(),
+            url: None,
+        },
+        comment(t(), "once", Some("comment:17")),
+        Action::Escalate {
+            ticket: t(),
+            escalated_by: "ci".into(),
+            reason: Some("red".into()),
+        },
+    ];
+    let first = apply(&db, None, &facts).await.unwrap();
+    assert!(first.actions.iter().all(|a| a.changed), "{first:?}");
+    let again = apply(&db, None, &facts).await.unwrap();
+    assert!(again.actions.iter().all(|a| !a.changed), "{again:?}");
+    let history = db.history(&guid, None, 100).await.unwrap();
+    assert_eq!(history.len(), 1 + facts.len());
+    assert_eq!(db.comments(&guid).await.unwrap().len(), 1);
+    let t = db.ticket(&guid).await.unwrap().unwrap();
+    assert_eq!(
+        (t.status.as_str(), t.assignee.as_deref()),
+        ("ESCALATED", Some("m@x.io"))
+    );
+
+    let to_qa = [status(by_guid(&guid), "QA")];
+    assert!(apply(&db, None, &to_qa).await.unwrap().actions[0].changed);
+    assert!(!apply(&db, None, &to_qa).await.unwrap().actions[0].changed);
+
+    let resolve = [Action::Resolve {
+        ticket: by_guid(&guid),
+        resolved_by: "m@x.io".into(),
+    }];
+    assert!(apply(&db, None, &resolve).await.unwrap().actions[0].changed);
+    assert!(!apply(&db, None, &resolve).await.unwrap().actions[0].changed);
+    let t = db.ticket(&guid).await.unwrap().unwrap();
+    assert_eq!(
+        (t.status.as_str(), t.resolved_by.as_deref()),
+        ("RESOLVED", Some("m@x.io"))
+    );
+}
+
+async fn history_records_who_what_where_and_which_mapper(db: TestDb) {
+    let guid = new_ticket(&db, Some("EXT-9")).await;
+    apply(
+        &db,
+        Some("d-77"),
+        &[
+            status(by_external("EXT-9"), "ON_HOLD"),
+            Action::Escalate {
+                ticket: by_external("EXT-9"),
+                escalated_by: "bitbucket-pipelines".into(),
+                reason: Some("Build failed".into()),
+            },
+        ],
+    )
+    .await
+    .unwrap();
+    let h = db.history(&guid, None, 100).await.unwrap();
+    let kinds: Vec<_> = h.iter().map(|r| r.kind.as_str()).collect();
+    assert_eq!(kinds, ["create", "status_change", "escalate"]);
+    let status_row = &h[1];
+    assert_eq!(status_row.actor.as_deref(), Some("ann@technocore.co.za"));
+    assert_eq!(status_row.origin.as_deref(), Some("bitbucket"));
+    assert_eq!(status_row.delivery_id.as_deref(), Some("d-77"));
+    assert_eq!(status_row.mapper_hash.as_deref(), Some("abc123hash"));
+    let change: serde_json::Value = serde_json::from_str(&status_row.change).unwrap();
+    assert_eq!(
+        change,
+        serde_json::json!({"action": "status_change", "ticket_guid": guid, "status": "ON_HOLD",
+                           "changed_by": "ann@technocore.co.za", "from_status": "NEW"})
+    );
+    let t = db.ticket(&guid).await.unwrap().unwrap();
+    assert_eq!(t.status, "ESCALATED");
+    assert_eq!(t.escalation_reason.as_deref(), Some("Build failed"));
+    assert!(t.escalated_at.is_some());
+    // Paging through history.
+    let after = db.history(&guid, Some(h[0].id), 1).await.unwrap();
+    assert_eq!(after.len(), 1);
+    assert_eq!(after[0].kind, "status_change");
+}
+
+async fn outbox_rows_skip_the_origin(db: TestDb) {
+    let guid = new_ticket(&db, None).await;
+    apply(&db, None, &[comment(by_guid(&guid), "to slack only", None)])
+        .await
+        .unwrap();
+    let pending = db.pending_outbox(100).await.unwrap();
+    // Two changes (create, comment), each for slack only: bitbucket is the origin.
+    assert_eq!(pending.len(), 2);
+    assert!(pending.iter().all(|o| o.provider == "slack"), "{pending:?}");
+}
+
+async fn find_filters_and_pages(db: TestDb) {
+    let mut guids = Vec::new();
+    for i in 0..7 {
+        let g = new_ticket(&db, Some(&format!("F-{i}"))).await;
+        if i % 2 == 0 {
+            apply(&db, None, &[status(by_guid(&g), "QA")])
+                .await
+                .unwrap();
+        }
+        guids.push(g);
+    }
+    apply(
+        &db,
+        None,
+        &[Action::Assign {
+            ticket: by_guid(&guids[3]),
+            assigned_to: "bob@x.io".into(),
+            assigned_by: "a@x.io".into(),
+        }],
+    )
+    .await
+    .unwrap();
+    apply(&db, None, &[comment(by_guid(&guids[5]), "x", None)])
+        .await
+        .unwrap();
+    let find = |f: TicketFilter| {
+        let store = db.store.clone();
+        async move {
+            store
+                .find(&TicketFilter { limit: 100, ..f })
+                .await
+                .unwrap()
+                .items
+        }
+    };
+    assert_eq!(
+        find(TicketFilter {
+            status: Some("QA".into()),
+            ..TicketFilter::default()
+        })
+        .await
+        .len(),
+        4
+    );
+    let assigned = find(TicketFilter {
+        assignee: Some("bob@x.io".into()),
+        ..TicketFilter::default()
+    })
+    .await;
+    assert_eq!(
+        assigned.iter().map(|t| &t.guid).collect::<Vec<_>>(),
+        [&guids[3]]
+    );
+    let linked = find(TicketFilter {
+        linked: Some(("bitbucket".into(), "F-5".into())),
+        ..TicketFilter::default()
+    })
+    .await;
+    assert_eq!(linked[0].guid, guids[5]);
+    assert_eq!(
+        find(TicketFilter {
+            text: Some("LOGIN".into()),
+            ..TicketFilter::default()
+        })
+        .await
+        .len(),
+        7
+    );
+    assert_eq!(
+        find(TicketFilter {
+            text: Some("50%".into()),
+            ..TicketFilter::default()
+        })
+        .await
+        .len(),
+        0
+    );
+
+    // Pages of 3 cover every ticket once, newest change first.
+    let mut seen = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = db
+            .find(&TicketFilter {
+                limit: 3,
+                cursor: cursor.clone(),
+                ..TicketFilter::default()
+            })
+            .await
+            .unwrap();
+        seen.extend(page.items.iter().map(|t| t.updated_at.clone() + &t.guid));
+        match page.next {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 7);
+    let mut sorted = seen.clone();
+    sorted.sort();
+    sorted.reverse();
+    assert_eq!(seen, sorted);
+    let newest = find(TicketFilter::default()).await;
+    let after = find(TicketFilter {
+        updated_after: Some(newest[3].updated_at.clone()),
+        ..TicketFilter::default()
+    })
+    .await;
+    assert_eq!(after.len(), 3);
+}
+
+async fn concurrent_deliveries_on_one_ticket_lose_nothing(db: TestDb) {
+    let guid = new_ticket(&db, None).await;
+    let db = Arc::new(db);
+    let n = 40;
+    let mut tasks = Vec::new();
+    for i in 0..n {
+        let db = db.clone();
+        let guid = guid.clone();
+        tasks.push(tokio::spawn(async move {
+            let s = if i % 2 == 0 { "IN_PROGRESS" } else { "QA" };
+            let actions = [
+                comment(
+                    by_guid(&guid),
+                    &format!("comment {i}"),
+                    Some(&format!("c-{i}")),
+                ),
+                status(by_guid(&guid), s),
+            ];
+            let delivery = format!("concurrent-{i}");
+            // A transient conflict is retried, as the worker will.
+            for _ in 0..20 {
+                match apply(&db, Some(&delivery), &actions).await {
+                    Ok(out) => return out,
+                    Err(e) if e.is_retryable() => continue,
+                    Err(e) => panic!("{e:?}"),
+                }
+            }
+            panic!("delivery {i} kept conflicting");
+        }));
+    }
+    let mut status_changes = 0;
+    for t in tasks {
+        let out = t.await.unwrap();
+        status_changes += usize::from(out.actions[1].changed);
+    }
+    assert_eq!(db.comments(&guid).await.unwrap().len(), n);
+    let history = db.history(&guid, None, 1000).await.unwrap();
+    assert_eq!(history.len(), 1 + n + status_changes);
+    // The history replays to the stored status: no update was lost.
+    let last_status = history
+        .iter()
+        .rev()
+        .find(|h| h.kind == "status_change")
+        .map(|h| {
+            let v: serde_json::Value = serde_json::from_str(&h.change).unwrap();
+            v["status"].as_str().unwrap().to_owned()
+        });
+    assert_eq!(
+        Some(db.ticket(&guid).await.unwrap().unwrap().status),
+        last_status
+    );
+}
