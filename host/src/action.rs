@@ -120,6 +120,18 @@ pub struct MapError {
 }
 
 impl Priority {
+    pub const ALL: [Priority; 4] = [
+        Priority::Low,
+        Priority::Medium,
+        Priority::High,
+        Priority::Critical,
+    ];
+
+    /// `LOW`, `MEDIUM`, `HIGH` or `CRITICAL`.
+    pub fn parse(s: &str) -> Option<Priority> {
+        Self::ALL.into_iter().find(|p| p.as_str() == s)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Priority::Low => "LOW",

@@ -11,6 +11,10 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
+use tokio_util::sync::CancellationToken;
+
+use crate::app::App;
+use crate::config::Config;
 use crate::fixture::report::{self, Format};
 use crate::fixture::{RunOptions, collect_files, run_case, update_expectation};
 use crate::mapper::{EngineSettings, Limits, MapperEngine};
@@ -29,8 +33,19 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the server (today: the ticket API) from a YAML config.
+    Serve(ConfigArgs),
+    /// Validate a config file.
+    Check(ConfigArgs),
     /// Run a mapper component against fixture files.
     TestMapper(TestMapperArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ConfigArgs {
+    /// The YAML config file.
+    #[arg(long, short, default_value = "sluice.yaml")]
+    pub config: PathBuf,
 }
 
 #[derive(Debug, clap::Args)]
@@ -68,6 +83,7 @@ pub fn main() -> ExitCode {
     // guest's lines stay out of its log unless asked for with RUST_LOG.
     init_tracing(match cli.command {
         Command::TestMapper(_) => "warn,guest=off",
+        Command::Serve(_) | Command::Check(_) => "info",
     });
     match run(cli) {
         Ok(code) => code,
@@ -92,7 +108,62 @@ fn init_tracing(default_filter: &str) {
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::TestMapper(args) => test_mapper(args),
+        Command::Check(args) => {
+            Config::load(&args.config)?;
+            println!("{}: ok", args.config.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Serve(args) => serve(args),
     }
+}
+
+fn serve(args: ConfigArgs) -> anyhow::Result<ExitCode> {
+    let config = Config::load(&args.config)?;
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let app = App::build(&config).await?;
+        if let Some(addr) = app.local_addr() {
+            tracing::info!(%addr, database = %redacted(&config.database), "serving");
+        }
+        let shutdown = CancellationToken::new();
+        let trigger = shutdown.clone();
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            tracing::info!("shutting down");
+            trigger.cancel();
+        });
+        app.run(shutdown).await?;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// The database setting without a URL's password.
+fn redacted(database: &str) -> String {
+    match (database.find("://"), database.rfind('@')) {
+        (Some(s), Some(at)) if at > s => format!("{}***{}", &database[..s + 3], &database[at..]),
+        _ => database.to_owned(),
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
 }
 
 fn test_mapper(args: TestMapperArgs) -> anyhow::Result<ExitCode> {

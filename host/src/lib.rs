@@ -1,7 +1,9 @@
 //! Sluice: a WebAssembly-sandboxed mapping host for ticket integrations.
 //!
 //! Code map, in the order data flows:
-//! - [`cli`]: the `host` commands.
+//! - [`cli`]: the `host` commands; [`config`]: the YAML file.
+//! - [`app`]: builds the server from a config and runs it until shutdown.
+//! - [`api`]: the ticket API over HTTP (axum), behind bearer tokens.
 //! - [`mapper`]: the wasm runtime — one engine, components checked against
 //!   the `sluice:mapper` world, a fresh sandboxed store per call, limits.
 //! - [`action`]: the canonical ticket actions and their JSON rendering.
@@ -13,7 +15,10 @@
 //! - [`fixture`]: `host test-mapper` — fixture files, comparison, reports.
 
 pub mod action;
+pub mod api;
+pub mod app;
 pub mod cli;
+pub mod config;
 pub mod fixture;
 pub mod mapper;
 pub mod resolve;

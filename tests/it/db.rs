@@ -9,6 +9,8 @@ use sqlx::{AssertSqlSafe, Connection, Executor};
 
 pub struct TestDb {
     pub store: Store,
+    /// What a config's `database` would say to reach this database.
+    pub url: String,
     _sqlite_dir: Option<tempfile::TempDir>,
     postgres_db: Option<String>,
 }
@@ -33,9 +35,11 @@ fn with_database(url: &str, db: &str) -> String {
 pub async fn sqlite() -> TestDb {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("sluice.db");
-    let store = Store::open(path.to_str().unwrap()).await.unwrap();
+    let url = path.to_str().unwrap().to_owned();
+    let store = Store::open(&url).await.unwrap();
     TestDb {
         store,
+        url,
         _sqlite_dir: Some(dir),
         postgres_db: None,
     }
@@ -52,11 +56,11 @@ pub async fn postgres() -> TestDb {
         .await
         .unwrap();
     admin.close().await.unwrap();
-    let store = Store::open(&with_database(&postgres_admin_url(), &name))
-        .await
-        .unwrap();
+    let url = with_database(&postgres_admin_url(), &name);
+    let store = Store::open(&url).await.unwrap();
     TestDb {
         store,
+        url,
         _sqlite_dir: None,
         postgres_db: Some(name),
     }

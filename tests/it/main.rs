@@ -4,9 +4,11 @@
 // Test code: a failed unwrap is a failed test, with its location.
 #![allow(clippy::unwrap_used)]
 
+mod api;
 mod db;
 mod helpers;
 mod mappers;
 mod runtime;
+mod serve;
 mod store;
 mod test_mapper;

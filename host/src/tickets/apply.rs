@@ -60,6 +60,8 @@ pub enum ApplyError {
         action: &'static str,
         reference: String,
     },
+    #[error("no ticket `{0}`")]
+    NotFound(String),
     #[error("ticket store")]
     Store(#[from] StoreError),
 }
@@ -71,7 +73,7 @@ impl ApplyError {
         match self {
             ApplyError::Unresolved { .. } => true,
             ApplyError::Store(e) => e.is_transient(),
-            ApplyError::Invalid(_) => false,
+            ApplyError::Invalid(_) | ApplyError::NotFound(_) => false,
         }
     }
 }
@@ -380,10 +382,26 @@ impl Applier {
         actor: Option<&str>,
         at: &str,
     ) -> Result<i64, StoreError> {
+        self.record_change(tx, input, guid, action.name(), change, actor, at)
+            .await
+    }
+
+    /// Appends a history row of `kind` and its outbox rows.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn record_change(
+        &self,
+        tx: &mut Tx,
+        input: &ApplyInput<'_>,
+        guid: &str,
+        kind: &str,
+        change: Value,
+        actor: Option<&str>,
+        at: &str,
+    ) -> Result<i64, StoreError> {
         let id = tx
             .append_history(&NewHistory {
                 ticket_guid: guid,
-                kind: action.name(),
+                kind,
                 change: change.to_string(),
                 actor,
                 origin: input.origin,

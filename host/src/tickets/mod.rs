@@ -4,7 +4,9 @@
 
 mod apply;
 pub mod raci;
+mod update;
 pub mod validate;
 
-pub use apply::{AppliedAction, Applier, ApplyError, ApplyInput, ApplyOutcome};
+pub use apply::{API_ORIGIN, AppliedAction, Applier, ApplyError, ApplyInput, ApplyOutcome};
+pub use update::TicketUpdate;
 pub use validate::{ValidationError, Workflow};

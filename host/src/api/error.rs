@@ -1,0 +1,85 @@
+//! `ApiError`: the one place that picks HTTP status codes. Every error body
+//! has one shape: `{"error": {"code": "...", "message": "...", "field": "..."}}`
+//! (`field` only when one input is at fault). 5xx bodies are generic; the
+//! cause is logged once, here.
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+use thiserror::Error;
+
+use crate::store::StoreError;
+use crate::tickets::ApplyError;
+
+#[derive(Debug, Error)]
+pub enum ApiError {
+    #[error("a valid bearer token is required")]
+    Unauthorized,
+    #[error("this token may only read")]
+    Forbidden,
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{message}")]
+    Invalid { field: String, message: String },
+    #[error("ticket store unavailable")]
+    Store(#[from] StoreError),
+}
+
+impl From<ApplyError> for ApiError {
+    fn from(e: ApplyError) -> Self {
+        match e {
+            ApplyError::Invalid(v) => ApiError::Invalid {
+                field: v.field.to_owned(),
+                message: format!("`{}` {}", v.field, v.reason),
+            },
+            ApplyError::Unresolved { reference, .. } => {
+                ApiError::NotFound(format!("no ticket found for {reference}"))
+            }
+            ApplyError::NotFound(guid) => ApiError::NotFound(format!("no ticket `{guid}`")),
+            ApplyError::Store(s) => ApiError::Store(s),
+        }
+    }
+}
+
+impl ApiError {
+    pub fn invalid(field: &str, message: impl Into<String>) -> Self {
+        ApiError::Invalid {
+            field: field.to_owned(),
+            message: message.into(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = match &self {
+            ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            ApiError::Forbidden => (StatusCode::FORBIDDEN, "forbidden"),
+            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            ApiError::Invalid { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "invalid"),
+            ApiError::Store(e) if e.is_transient() => {
+                (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
+            }
+            ApiError::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        };
+        let message = match &self {
+            ApiError::Store(e) => {
+                tracing::error!(error = %e, source = ?std::error::Error::source(e), "ticket API store error");
+                "internal error".to_owned()
+            }
+            other => other.to_string(),
+        };
+        let mut body = json!({"error": {"code": code, "message": message}});
+        if let ApiError::Invalid { field, .. } = &self {
+            body["error"]["field"] = json!(field);
+        }
+        let mut response = (status, Json(body)).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}

@@ -1,0 +1,301 @@
+//! The YAML configuration: one file, secrets from the environment.
+//!
+//! `${NAME}` (and the seed's `$environment_NAME$`) anywhere in the file is
+//! replaced by the environment variable before parsing; an unset variable
+//! is an error naming it and its line. Unknown keys are errors naming
+//! their path.
+
+use std::path::{Path, PathBuf};
+
+use secrecy::SecretString;
+use serde::Deserialize;
+use thiserror::Error;
+
+use crate::resolve::{BranchConvention, DEFAULT_BRANCH_PATTERN};
+use crate::tickets::Workflow;
+
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("{path}: cannot read")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}: environment variable `{name}` is not set")]
+    MissingEnv {
+        path: PathBuf,
+        line: usize,
+        name: String,
+    },
+    #[error("{path}: {key}: {message}")]
+    Invalid {
+        path: PathBuf,
+        key: String,
+        message: String,
+    },
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Address the HTTP server listens on.
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// A SQLite file path (the embedded default) or a `postgres://` URL.
+    #[serde(default = "default_database")]
+    pub database: String,
+    #[serde(default)]
+    pub tickets: TicketsConfig,
+    #[serde(default)]
+    pub api: ApiConfig,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TicketsConfig {
+    /// Workflow statuses in order; the first is a new ticket's.
+    pub workflow: Option<Vec<String>>,
+    /// Branch convention, one `{guid}` placeholder.
+    pub branch_pattern: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiConfig {
+    #[serde(default)]
+    pub tokens: Vec<ApiToken>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiToken {
+    /// Who holds the token, for logs.
+    pub name: String,
+    pub token: SecretString,
+    pub scope: Scope,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    /// Read tickets, history, deliveries.
+    Read,
+    /// Everything `read` may, and write.
+    Admin,
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:8080".into()
+}
+
+fn default_database() -> String {
+    "sluice.db".into()
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(&text, path, |name| std::env::var(name).ok())
+    }
+
+    /// Parses `text` (read from `path`), taking variables from `env`.
+    pub fn parse(
+        text: &str,
+        path: &Path,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let expanded = expand(text, &env).map_err(|(line, name)| ConfigError::MissingEnv {
+            path: path.to_owned(),
+            line,
+            name,
+        })?;
+        let de = serde_yaml_ng::Deserializer::from_str(&expanded);
+        let config: Config = serde_path_to_error::deserialize(de).map_err(|e| {
+            let key = e.path().to_string();
+            let message = e.into_inner().to_string();
+            // The YAML error may already start with the key; say it once.
+            let message = match message.split_once(": ") {
+                Some((prefix, rest)) if key.starts_with(prefix) => rest.to_owned(),
+                _ => message,
+            };
+            ConfigError::Invalid {
+                path: path.to_owned(),
+                key,
+                message,
+            }
+        })?;
+        config.validate(path)?;
+        Ok(config)
+    }
+
+    fn validate(&self, path: &Path) -> Result<(), ConfigError> {
+        let invalid = |key: &str, message: String| ConfigError::Invalid {
+            path: path.to_owned(),
+            key: key.into(),
+            message,
+        };
+        if let Some(w) = &self.tickets.workflow
+            && w.is_empty()
+        {
+            return Err(invalid(
+                "tickets.workflow",
+                "needs at least one status".into(),
+            ));
+        }
+        BranchConvention::parse(self.branch_pattern())
+            .map_err(|e| invalid("tickets.branch_pattern", e.to_string()))?;
+        for (i, t) in self.api.tokens.iter().enumerate() {
+            use secrecy::ExposeSecret;
+            if t.token.expose_secret().len() < 16 {
+                return Err(invalid(
+                    &format!("api.tokens[{i}].token"),
+                    "must be at least 16 characters".into(),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn branch_pattern(&self) -> &str {
+        self.tickets
+            .branch_pattern
+            .as_deref()
+            .unwrap_or(DEFAULT_BRANCH_PATTERN)
+    }
+
+    pub fn workflow(&self) -> Workflow {
+        self.tickets
+            .workflow
+            .clone()
+            .and_then(Workflow::new)
+            .unwrap_or_default()
+    }
+
+    pub fn branches(&self) -> BranchConvention {
+        BranchConvention::parse(self.branch_pattern()).unwrap_or_default()
+    }
+}
+
+/// Replaces `${NAME}` and `$environment_NAME$`; the error is (line, name).
+fn expand(text: &str, env: &impl Fn(&str) -> Option<String>) -> Result<String, (usize, String)> {
+    let mut out = String::with_capacity(text.len());
+    for (n, line) in text.lines().enumerate() {
+        let mut rest = line;
+        while let Some((start, name, end)) = next_var(rest) {
+            out.push_str(&rest[..start]);
+            // Comments are not configuration: leave their variables alone.
+            if rest[..start].contains('#') {
+                out.push_str(&rest[start..end]);
+            } else {
+                let value = env(name).ok_or_else(|| (n + 1, name.to_owned()))?;
+                out.push_str(&value);
+            }
+            rest = &rest[end..];
+        }
+        out.push_str(rest);
+        out.push('\n');
+    }
+    Ok(out)
+}
+
+/// The next variable in `s`: (start, name, end).
+fn next_var(s: &str) -> Option<(usize, &str, usize)> {
+    let a = s.find("${").map(|i| (i, 2, "}"));
+    let b = s.find("$environment_").map(|i| (i, 13, "$"));
+    let (start, skip, close) = match (a, b) {
+        (Some(a), Some(b)) => {
+            if a.0 <= b.0 {
+                a
+            } else {
+                b
+            }
+        }
+        (Some(x), None) | (None, Some(x)) => x,
+        (None, None) => return None,
+    };
+    let name_start = start + skip;
+    let len = s[name_start..].find(close)?;
+    let name = &s[name_start..name_start + len];
+    let valid = !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    valid.then_some((start, name, name_start + len + close.len()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, Path::new("sluice.yaml"), |name| match name {
+            "ADMIN_TOKEN" => Some("admin-token-0123456789".into()),
+            "READ" => Some("read-token-0123456789".into()),
+            _ => None,
+        })
+    }
+
+    #[test]
+    fn secrets_come_from_the_environment_in_both_spellings() {
+        let c = parse(
+            "database: x.db\napi:\n  tokens:\n    - {name: ops, token: \"${ADMIN_TOKEN}\", scope: admin}\n    - {name: ro, token: $environment_READ$, scope: read}\n",
+        )
+        .unwrap();
+        use secrecy::ExposeSecret;
+        assert_eq!(
+            c.api.tokens[0].token.expose_secret(),
+            "admin-token-0123456789"
+        );
+        assert_eq!(
+            c.api.tokens[1].token.expose_secret(),
+            "read-token-0123456789"
+        );
+        assert_eq!(c.api.tokens[1].scope, Scope::Read);
+        // Secrets stay out of Debug output.
+        assert!(!format!("{c:?}").contains("admin-token"));
+    }
+
+    #[test]
+    fn errors_name_the_variable_key_or_line() {
+        let cases = [
+            (
+                "database: x\napi:\n  tokens:\n    - {name: a, token: \"${NOPE}\", scope: admin}\n",
+                "sluice.yaml:4: environment variable `NOPE` is not set",
+            ),
+            (
+                "databse: x\n",
+                "sluice.yaml: databse: unknown field `databse`",
+            ),
+            (
+                "api:\n  tokens:\n    - {name: a, token: \"${READ}\", scope: root}\n",
+                "sluice.yaml: api.tokens[0].scope: unknown variant `root`",
+            ),
+            (
+                "api:\n  tokens:\n    - {name: a, token: short, scope: read}\n",
+                "sluice.yaml: api.tokens[0].token: must be at least 16 characters",
+            ),
+            (
+                "tickets:\n  branch_pattern: feat/x\n",
+                "sluice.yaml: tickets.branch_pattern: branch pattern `feat/x` must contain `{guid}`",
+            ),
+            (
+                "tickets:\n  workflow: []\n",
+                "sluice.yaml: tickets.workflow: needs at least one status",
+            ),
+        ];
+        for (text, want) in cases {
+            let got = parse(text).unwrap_err().to_string();
+            assert!(got.starts_with(want), "got {got:?}, want {want:?}");
+        }
+    }
+
+    #[test]
+    fn defaults_make_an_empty_file_valid() {
+        let c = parse("{}\n").unwrap();
+        assert_eq!(c.database, "sluice.db");
+        assert_eq!(c.listen, "127.0.0.1:8080");
+        assert_eq!(c.workflow(), Workflow::default());
+        assert!(parse("# token: ${UNSET} in a comment\n{}\n").is_ok());
+    }
+}
