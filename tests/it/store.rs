@@ -21,6 +21,7 @@ conformance!(
     outbox_rows_skip_the_origin,
     find_filters_and_pages,
     concurrent_deliveries_on_one_ticket_lose_nothing,
+    a_batch_commits_together_and_a_bad_delivery_only_costs_its_speed,
 );
 
 fn by_guid(g: &str) -> TicketRef {
@@ -586,4 +587,49 @@ async fn concurrent_deliveries_on_one_ticket_lose_nothing(db: TestDb) {
         Some(db.ticket(&guid).await.unwrap().unwrap().status),
         last_status
     );
+}
+
+async fn a_batch_commits_together_and_a_bad_delivery_only_costs_its_speed(db: TestDb) {
+    let guid = new_ticket(&db, None).await;
+    let applier = Applier::default();
+    let good = |i: usize| [comment(by_guid(&guid), &format!("batched {i}"), None)];
+    let (a, b, c) = (
+        &good(1),
+        &[comment(by_guid("missing"), "lost?", None)],
+        &good(3),
+    );
+    fn input<'a>(id: &'a str, actions: &'a [Action]) -> ApplyInput<'a> {
+        ApplyInput {
+            delivery_id: Some(id),
+            origin: Some("bitbucket"),
+            mapper_hash: None,
+            actions,
+        }
+    }
+
+    let all_good = applier
+        .apply_batch(&db, &[input("b-1", a), input("b-3", c)])
+        .await;
+    assert!(all_good.iter().all(Result::is_ok), "{all_good:?}");
+    assert_eq!(db.comments(&guid).await.unwrap().len(), 2);
+
+    let mixed = applier
+        .apply_batch(&db, &[input("m-1", a), input("m-2", b), input("m-3", c)])
+        .await;
+    assert!(mixed[0].is_ok() && mixed[2].is_ok(), "{mixed:?}");
+    assert!(
+        matches!(mixed[1], Err(ApplyError::Unresolved { .. })),
+        "{mixed:?}"
+    );
+    assert_eq!(db.comments(&guid).await.unwrap().len(), 4);
+
+    // Replaying a whole batch changes nothing.
+    let again = applier
+        .apply_batch(&db, &[input("m-1", a), input("m-3", c)])
+        .await;
+    assert!(
+        again.iter().all(|r| r.as_ref().is_ok_and(|o| o.replayed)),
+        "{again:?}"
+    );
+    assert_eq!(db.comments(&guid).await.unwrap().len(), 4);
 }

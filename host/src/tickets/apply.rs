@@ -86,6 +86,57 @@ impl Applier {
     ) -> Result<ApplyOutcome, ApplyError> {
         let actions = validate(input.actions, &self.workflow)?;
         let mut tx = store.begin().await?;
+        let outcome = self.apply_in(&mut tx, input, &actions).await?;
+        tx.commit().await?;
+        Ok(outcome)
+    }
+
+    /// Applies several deliveries in one transaction — one commit (one
+    /// fsync) for all of them, which is what makes a busy inbox fast. If
+    /// any delivery fails, the shared transaction is rolled back and each
+    /// delivery is applied on its own, so one bad delivery costs the batch
+    /// its speed, never its correctness. Results are in input order.
+    pub async fn apply_batch(
+        &self,
+        store: &Store,
+        inputs: &[ApplyInput<'_>],
+    ) -> Vec<Result<ApplyOutcome, ApplyError>> {
+        match self.try_batch(store, inputs).await {
+            Ok(outcomes) => outcomes.into_iter().map(Ok).collect(),
+            Err(_) => {
+                let mut out = Vec::with_capacity(inputs.len());
+                for input in inputs {
+                    out.push(self.apply(store, *input).await);
+                }
+                out
+            }
+        }
+    }
+
+    async fn try_batch(
+        &self,
+        store: &Store,
+        inputs: &[ApplyInput<'_>],
+    ) -> Result<Vec<ApplyOutcome>, ApplyError> {
+        let mut tx = store.begin().await?;
+        let mut out = Vec::with_capacity(inputs.len());
+        for input in inputs {
+            let actions = validate(input.actions, &self.workflow)?;
+            out.push(self.apply_in(&mut tx, *input, &actions).await?);
+        }
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    /// One delivery's validated actions inside `tx`; records the delivery
+    /// as applied, commits nothing.
+    async fn apply_in(
+        &self,
+        tx: &mut Tx,
+        input: ApplyInput<'_>,
+        actions: &[Action],
+    ) -> Result<ApplyOutcome, ApplyError> {
+        let tx = &mut *tx;
         if let Some(id) = input.delivery_id
             && let Some(previous) = tx.applied(id).await?
         {
@@ -130,20 +181,20 @@ impl Applier {
                         escalated_by: None,
                         escalation_reason: None,
                     };
-                    self.create(&mut tx, &input, action, ticket, external_id.as_deref(), &at)
+                    self.create(tx, &input, action, ticket, external_id.as_deref(), &at)
                         .await?
                 }
                 _ => {
                     let reference = action.ticket().cloned().unwrap_or_default();
                     let ticket = self
-                        .resolve(&mut tx, &reference, &created, input.origin)
+                        .resolve(tx, &reference, &created, input.origin)
                         .await?
                         .ok_or_else(|| ApplyError::Unresolved {
                             index,
                             action: action.name(),
                             reference: describe(&reference),
                         })?;
-                    self.change(&mut tx, &input, action, ticket, &at).await?
+                    self.change(tx, &input, action, ticket, &at).await?
                 }
             };
             let (guid, history_id) = applied;
@@ -160,7 +211,6 @@ impl Applier {
             let result = serde_json::to_string(&out).unwrap_or_else(|_| "[]".into());
             tx.mark_applied(id, &result, &at).await?;
         }
-        tx.commit().await?;
         Ok(ApplyOutcome {
             actions: out,
             replayed: false,
