@@ -41,7 +41,7 @@ fn delivery(i: usize, guids: &[String]) -> Vec<Action> {
             activity: "Development".into(),
             role: RaciRole::Consulted,
             email: format!("reviewer{}@technocore.co.za", i % 7),
-            signoff_status: if i % 2 == 0 {
+            signoff_status: if i.is_multiple_of(2) {
                 SignoffStatus::Approved
             } else {
                 SignoffStatus::Pending
@@ -49,7 +49,7 @@ fn delivery(i: usize, guids: &[String]) -> Vec<Action> {
         },
         Action::StatusChange {
             ticket,
-            status: if i % 2 == 0 {
+            status: if i.is_multiple_of(2) {
                 "QA".into()
             } else {
                 "IN_PROGRESS".into()
