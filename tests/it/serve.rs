@@ -130,3 +130,16 @@ fn serve_answers_on_its_port_and_stops_cleanly_on_sigterm() {
     let status = child.wait().unwrap();
     assert!(status.success(), "host serve exited with {status}");
 }
+
+#[test]
+fn the_example_config_is_valid() {
+    let example = crate::helpers::workspace().join("examples/sluice.yaml");
+    let out = Command::new(env!("CARGO_BIN_EXE_host"))
+        .args(["check", "--config"])
+        .arg(&example)
+        .env("SLUICE_ADMIN_TOKEN", TOKEN)
+        .env("SLUICE_READ_TOKEN", "read-token-0123456789abcdef")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
