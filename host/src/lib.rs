@@ -4,6 +4,7 @@
 //! - [`cli`]: the `host` commands; [`config`]: the YAML file.
 //! - [`app`]: builds the server from a config and runs it until shutdown.
 //! - [`api`]: the ticket API over HTTP (axum), behind bearer tokens.
+//! - [`ingress`]: webhook authenticity and dedupe keys, per provider.
 //! - [`mapper`]: the wasm runtime — one engine, components checked against
 //!   the `sluice:mapper` world, a fresh sandboxed store per call, limits.
 //! - [`action`]: the canonical ticket actions and their JSON rendering.
@@ -20,6 +21,7 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod fixture;
+pub mod ingress;
 pub mod mapper;
 pub mod resolve;
 pub mod store;

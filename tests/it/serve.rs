@@ -141,5 +141,9 @@ fn the_example_config_is_valid() {
         .env("SLUICE_READ_TOKEN", "read-token-0123456789abcdef")
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
