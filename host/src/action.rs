@@ -220,6 +220,20 @@ impl Action {
         }
     }
 
+    /// The ticket this action names, to rewrite; `None` for `create`.
+    pub fn ticket_mut(&mut self) -> Option<&mut TicketRef> {
+        match self {
+            Action::Create { .. } => None,
+            Action::StatusChange { ticket, .. }
+            | Action::Comment { ticket, .. }
+            | Action::Assign { ticket, .. }
+            | Action::Signoff { ticket, .. }
+            | Action::LinkPr { ticket, .. }
+            | Action::Resolve { ticket, .. }
+            | Action::Escalate { ticket, .. } => Some(ticket),
+        }
+    }
+
     /// The canonical JSON rendering: `{"action": "...", <ticket ref>, <fields>}`.
     pub fn to_json(&self) -> Value {
         let mut m = Map::new();

@@ -13,7 +13,7 @@ use super::auth::{Admin, Reader};
 use super::error::ApiError;
 use crate::action::{Action, Priority, TicketRef};
 use crate::store::{HistoryRow, TicketFilter, TicketRow};
-use crate::tickets::{ApplyInput, TicketUpdate, raci};
+use crate::tickets::{ApplyInput, ApplyOutcome, TicketUpdate, raci};
 
 /// Query of `GET /v1/tickets` and `/v1/tickets/first`.
 #[derive(Debug, Deserialize)]
@@ -228,6 +228,17 @@ async fn detail(state: &ApiState, guid: &str) -> Result<Value, ApiError> {
     Ok(v)
 }
 
+/// Applies one action made through the API (no delivery, no origin).
+async fn apply_one(state: &ApiState, action: Action) -> Result<ApplyOutcome, ApiError> {
+    let input = ApplyInput {
+        delivery_id: None,
+        origin: None,
+        mapper_hash: None,
+        actions: std::slice::from_ref(&action),
+    };
+    Ok(state.applier.apply(&state.store, input).await?)
+}
+
 pub async fn find(
     _: Reader,
     State(state): State<ApiState>,
@@ -283,18 +294,7 @@ pub async fn create(
         external_id: b.external_id,
         labels: b.labels,
     };
-    let out = state
-        .applier
-        .apply(
-            &state.store,
-            ApplyInput {
-                delivery_id: None,
-                origin: None,
-                mapper_hash: None,
-                actions: std::slice::from_ref(&action),
-            },
-        )
-        .await?;
+    let out = apply_one(&state, action).await?;
     let guid = out
         .actions
         .first()
@@ -366,18 +366,7 @@ pub async fn add_note(
         commented_by: b.author.unwrap_or(admin.name),
         external_comment_id: None,
     };
-    state
-        .applier
-        .apply(
-            &state.store,
-            ApplyInput {
-                delivery_id: None,
-                origin: None,
-                mapper_hash: None,
-                actions: std::slice::from_ref(&action),
-            },
-        )
-        .await?;
+    apply_one(&state, action).await?;
     Ok((StatusCode::CREATED, Json(detail(&state, &guid).await?)))
 }
 

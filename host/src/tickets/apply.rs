@@ -275,11 +275,11 @@ impl Applier {
         let mut change = action.to_json();
         change["ticket_guid"] = Value::String(ticket.guid.clone());
         let id = self
-            .record(
+            .record_change(
                 tx,
                 input,
                 &ticket.guid,
-                action,
+                action.name(),
                 change,
                 ticket.requested_by.as_deref(),
                 at,
@@ -415,25 +415,9 @@ impl Applier {
             change[key] = value;
         }
         let id = self
-            .record(tx, input, &guid, action, change, actor, at)
+            .record_change(tx, input, &guid, action.name(), change, actor, at)
             .await?;
         Ok((guid, Some(id)))
-    }
-
-    /// Appends the history row and the outbox rows of one change.
-    #[allow(clippy::too_many_arguments)]
-    async fn record(
-        &self,
-        tx: &mut Tx,
-        input: &ApplyInput<'_>,
-        guid: &str,
-        action: &Action,
-        change: Value,
-        actor: Option<&str>,
-        at: &str,
-    ) -> Result<i64, StoreError> {
-        self.record_change(tx, input, guid, action.name(), change, actor, at)
-            .await
     }
 
     /// Appends a history row of `kind` and its outbox rows.
@@ -475,19 +459,11 @@ impl Applier {
 /// The action with its ticket reference replaced by the resolved guid.
 fn with_guid(action: &Action, guid: &str) -> Action {
     let mut a = action.clone();
-    let r = TicketRef {
-        guid: Some(guid.to_owned()),
-        ..TicketRef::default()
-    };
-    match &mut a {
-        Action::Create { .. } => {}
-        Action::StatusChange { ticket, .. }
-        | Action::Comment { ticket, .. }
-        | Action::Assign { ticket, .. }
-        | Action::Signoff { ticket, .. }
-        | Action::LinkPr { ticket, .. }
-        | Action::Resolve { ticket, .. }
-        | Action::Escalate { ticket, .. } => *ticket = r,
+    if let Some(t) = a.ticket_mut() {
+        *t = TicketRef {
+            guid: Some(guid.to_owned()),
+            ..TicketRef::default()
+        };
     }
     a
 }
