@@ -2,6 +2,7 @@
 //! binds the listener; `app.run(shutdown)` serves until the token is
 //! cancelled and every task has drained.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -12,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::api::{self, ApiState, Tokens};
 use crate::config::Config;
+use crate::ingress::route::{self, IngressState, Provider};
 use crate::store::{Store, StoreError};
 use crate::tickets::Applier;
 
@@ -32,6 +34,7 @@ pub enum AppError {
 pub struct App {
     listener: TcpListener,
     state: ApiState,
+    providers: Arc<BTreeMap<String, Provider>>,
 }
 
 impl App {
@@ -56,8 +59,14 @@ impl App {
                     addr: config.listen.clone(),
                     source,
                 })?;
+        let providers = config
+            .providers
+            .iter()
+            .filter_map(|(name, c)| Provider::from_config(name, c).map(|p| (name.clone(), p)))
+            .collect();
         Ok(App {
             listener,
+            providers: Arc::new(providers),
             state: ApiState {
                 store,
                 applier: Arc::new(applier),
@@ -78,7 +87,11 @@ impl App {
     /// finish and closes the store.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), AppError> {
         let store = self.state.store.clone();
-        let router = api::router(self.state);
+        let ingress = IngressState {
+            store: store.clone(),
+            providers: self.providers,
+        };
+        let router = api::router(self.state).merge(route::router(ingress));
         let result = axum::serve(self.listener, router)
             .with_graceful_shutdown(async move { shutdown.cancelled().await })
             .await

@@ -5,6 +5,7 @@
 //! is an error naming it and its line. Unknown keys are errors naming
 //! their path.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use secrecy::SecretString;
@@ -49,6 +50,50 @@ pub struct Config {
     pub tickets: TicketsConfig,
     #[serde(default)]
     pub api: ApiConfig,
+    /// Webhook senders by name; `POST /hooks/{name}` receives for each.
+    #[serde(default)]
+    pub providers: BTreeMap<String, ProviderConfig>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderConfig {
+    pub verify: VerifyConfig,
+    /// Where the delivery id is; default: the preset's.
+    pub dedupe: Option<DedupeConfig>,
+    /// Largest body accepted, in bytes (413 above).
+    #[serde(default = "default_body_limit")]
+    pub body_limit: usize,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyConfig {
+    /// A verification preset (see `ingress::presets`); default: the
+    /// provider's own name.
+    pub preset: Option<String>,
+    pub secret: SecretString,
+    /// Overrides the preset's signature or token header.
+    pub header: Option<String>,
+    /// Overrides the token's query parameter (token presets).
+    pub query: Option<String>,
+    /// Overrides the timestamp tolerance, in seconds.
+    pub tolerance_secs: Option<u64>,
+}
+
+/// Where the delivery id is: exactly one of the fields.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DedupeConfig {
+    /// A delivery-id header.
+    pub header: Option<String>,
+    /// Several headers together.
+    pub headers: Option<Vec<String>>,
+    /// A JSON pointer into the body, e.g. `/event_id`.
+    pub body_field: Option<String>,
+    /// The SHA-256 of the body.
+    #[serde(default)]
+    pub body_hash: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -87,6 +132,10 @@ pub enum Scope {
 
 fn default_listen() -> String {
     "127.0.0.1:8080".into()
+}
+
+fn default_body_limit() -> usize {
+    1 << 20
 }
 
 fn default_database() -> String {
@@ -148,6 +197,45 @@ impl Config {
         }
         BranchConvention::parse(self.branch_pattern())
             .map_err(|e| invalid("tickets.branch_pattern", e.to_string()))?;
+        for (name, p) in &self.providers {
+            let preset = p.verify.preset.as_deref().unwrap_or(name);
+            if crate::ingress::presets::preset(preset).is_none() {
+                let key = if p.verify.preset.is_some() {
+                    format!("providers.{name}.verify.preset")
+                } else {
+                    format!("providers.{name}")
+                };
+                return Err(invalid(
+                    &key,
+                    format!(
+                        "no verification preset `{preset}`; set `verify.preset` to one of {}",
+                        crate::ingress::presets::PRESETS.join(", ")
+                    ),
+                ));
+            }
+            if let Some(d) = &p.dedupe {
+                let set = usize::from(d.header.is_some())
+                    + usize::from(d.headers.is_some())
+                    + usize::from(d.body_field.is_some())
+                    + usize::from(d.body_hash);
+                if set != 1 {
+                    return Err(invalid(
+                        &format!("providers.{name}.dedupe"),
+                        "set exactly one of `header`, `headers`, `body_field`, `body_hash: true`"
+                            .into(),
+                    ));
+                }
+            }
+            if !name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+            {
+                return Err(invalid(
+                    &format!("providers.{name}"),
+                    "provider names are lower-case letters, digits, `_` and `-`".into(),
+                ));
+            }
+        }
         for (i, t) in self.api.tokens.iter().enumerate() {
             use secrecy::ExposeSecret;
             if t.token.expose_secret().len() < 16 {

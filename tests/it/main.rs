@@ -7,6 +7,7 @@
 mod api;
 mod db;
 mod helpers;
+mod ingress;
 mod mappers;
 mod runtime;
 mod serve;

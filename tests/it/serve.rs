@@ -139,6 +139,8 @@ fn the_example_config_is_valid() {
         .arg(&example)
         .env("SLUICE_ADMIN_TOKEN", TOKEN)
         .env("SLUICE_READ_TOKEN", "read-token-0123456789abcdef")
+        .env("BITBUCKET_WEBHOOK_SECRET", "bitbucket-secret")
+        .env("GITHUB_WEBHOOK_SECRET", "github-secret")
         .output()
         .unwrap();
     assert!(

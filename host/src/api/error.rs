@@ -22,6 +22,10 @@ pub enum ApiError {
     NotFound(String),
     #[error("{message}")]
     Invalid { field: String, message: String },
+    #[error("webhook refused: {0}")]
+    BadSignature(crate::ingress::verify::VerifyError),
+    #[error("body is over the limit of {limit} bytes")]
+    TooLarge { limit: usize },
     #[error("ticket store unavailable")]
     Store(#[from] StoreError),
 }
@@ -58,6 +62,8 @@ impl IntoResponse for ApiError {
             ApiError::Forbidden => (StatusCode::FORBIDDEN, "forbidden"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::Invalid { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "invalid"),
+            ApiError::BadSignature(_) => (StatusCode::UNAUTHORIZED, "bad_signature"),
+            ApiError::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
             ApiError::Store(e) if e.is_transient() => {
                 (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
             }
@@ -75,7 +81,7 @@ impl IntoResponse for ApiError {
             body["error"]["field"] = json!(field);
         }
         let mut response = (status, Json(body)).into_response();
-        if status == StatusCode::UNAUTHORIZED {
+        if matches!(self, ApiError::Unauthorized) {
             response
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));

@@ -11,6 +11,7 @@
 //! transactions never race for the database lock; reads use their own pool.
 //! On PostgreSQL a ticket is locked (`FOR UPDATE`) before it is changed.
 
+mod inbox;
 mod rows;
 mod tx;
 
@@ -21,6 +22,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
 use thiserror::Error;
 
+pub use inbox::{DeliveryRow, NewDelivery, Stored};
 pub use rows::{
     Comment, HistoryRow, Link, NewHistory, OutboxRow, Page, PrLink, Signoff, TicketFilter,
     TicketRow,

@@ -1,0 +1,198 @@
+//! `POST /hooks/{provider}`: size limit, verification, handshakes, dedupe,
+//! and the inbox row committed before the 2xx.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::{Value, json};
+
+use super::dedupe::DedupeKey;
+use super::presets::preset;
+use super::verify::{Scheme, Unverified, Verifier};
+use crate::api::ApiError;
+use crate::config::{DedupeConfig, ProviderConfig};
+use crate::store::{NewDelivery, Store, now};
+
+/// One configured webhook sender.
+pub struct Provider {
+    pub name: String,
+    /// The preset it follows (drives the handshakes).
+    pub preset: String,
+    pub verifier: Verifier,
+    pub dedupe: DedupeKey,
+    pub body_limit: usize,
+}
+
+impl Provider {
+    /// From the config, already validated (`Config::load`): the preset exists.
+    pub fn from_config(name: &str, c: &ProviderConfig) -> Option<Provider> {
+        let preset_name = c.verify.preset.clone().unwrap_or_else(|| name.to_owned());
+        let p = preset(&preset_name)?;
+        let mut scheme = p.scheme;
+        match &mut scheme {
+            Scheme::HmacBody { header, .. } => {
+                if let Some(h) = &c.verify.header {
+                    *header = h.clone();
+                }
+            }
+            Scheme::HmacTimestamped {
+                header, tolerance, ..
+            } => {
+                if let Some(h) = &c.verify.header {
+                    *header = h.clone();
+                }
+                if let Some(t) = c.verify.tolerance_secs {
+                    *tolerance = std::time::Duration::from_secs(t);
+                }
+            }
+            Scheme::Token { header, query } => {
+                if let Some(h) = &c.verify.header {
+                    *header = Some(h.clone());
+                }
+                if let Some(q) = &c.verify.query {
+                    *query = Some(q.clone());
+                }
+            }
+        }
+        let dedupe = match &c.dedupe {
+            None => p.dedupe,
+            Some(DedupeConfig {
+                header: Some(h), ..
+            }) => DedupeKey::Header(h.clone()),
+            Some(DedupeConfig {
+                headers: Some(hs), ..
+            }) => DedupeKey::Headers(hs.clone()),
+            Some(DedupeConfig {
+                body_field: Some(f),
+                ..
+            }) => DedupeKey::BodyField(f.clone()),
+            Some(DedupeConfig { .. }) => DedupeKey::BodyHash,
+        };
+        Some(Provider {
+            name: name.to_owned(),
+            preset: preset_name,
+            verifier: Verifier {
+                scheme,
+                secret: SecretString::from(c.verify.secret.expose_secret().to_owned()),
+            },
+            dedupe,
+            body_limit: c.body_limit,
+        })
+    }
+}
+
+#[derive(Clone)]
+pub struct IngressState {
+    pub store: Store,
+    pub providers: Arc<BTreeMap<String, Provider>>,
+}
+
+pub fn router(state: IngressState) -> Router {
+    // The route's limit is the largest provider's; each provider's own is
+    // checked in the handler, so every refusal has the same JSON shape.
+    let limit = state
+        .providers
+        .values()
+        .map(|p| p.body_limit)
+        .max()
+        .unwrap_or(1 << 20);
+    Router::new()
+        .route("/hooks/{provider}", post(receive))
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(state)
+}
+
+async fn receive(
+    State(state): State<IngressState>,
+    Path(name): Path<String>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let provider = state
+        .providers
+        .get(&name)
+        .ok_or_else(|| ApiError::NotFound(format!("no provider `{name}` is configured")))?;
+    let body = match body {
+        Ok(b) if b.len() <= provider.body_limit => b,
+        Ok(_) | Err(BytesRejection::FailedToBufferBody(_)) => {
+            return Err(ApiError::TooLarge {
+                limit: provider.body_limit,
+            });
+        }
+        Err(e) => return Err(ApiError::invalid("body", e.body_text())),
+    };
+    // Names lower-cased, values kept as sent; a header that is not valid
+    // text is kept lossily rather than refused: the mapper judges content.
+    let headers: Vec<(String, String)> = headers
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.as_str().to_owned(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
+    let query = uri.query().unwrap_or("");
+    let request = Unverified {
+        headers: &headers,
+        query,
+        body: &body,
+    };
+    let verified = provider
+        .verifier
+        .verify(request, chrono::Utc::now().timestamp())
+        .map_err(|e| {
+            tracing::warn!(provider = %name, error = %e, "webhook refused");
+            ApiError::BadSignature(e)
+        })?;
+
+    // Slack proves the endpoint with a signed challenge, stored nowhere.
+    if provider.preset == "slack"
+        && let Ok(v) = serde_json::from_slice::<Value>(verified.body())
+        && v["type"] == "url_verification"
+    {
+        return Ok(Json(json!({"challenge": v["challenge"]})).into_response());
+    }
+
+    let dedupe_key = provider.dedupe.extract(verified.headers(), verified.body());
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let path = match uri.query() {
+        Some(q) => format!("{}?{q}", uri.path()),
+        None => uri.path().to_owned(),
+    };
+    let stored = state
+        .store
+        .insert_delivery(&NewDelivery {
+            id: &id,
+            provider: &name,
+            dedupe_key: &dedupe_key,
+            method: method.as_str(),
+            path: &path,
+            headers: verified.headers(),
+            body: verified.body(),
+            received_at: &now(),
+        })
+        .await?;
+    let status = if stored.duplicate {
+        StatusCode::OK
+    } else {
+        StatusCode::ACCEPTED
+    };
+    tracing::debug!(provider = %name, delivery = %stored.id, duplicate = stored.duplicate, "delivery stored");
+    Ok((
+        status,
+        Json(json!({"delivery_id": stored.id, "duplicate": stored.duplicate})),
+    )
+        .into_response())
+}
