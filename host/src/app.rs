@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use secrecy::SecretString;
 use thiserror::Error;
@@ -14,8 +15,10 @@ use tokio_util::sync::CancellationToken;
 use crate::api::{self, ApiState, Tokens};
 use crate::config::Config;
 use crate::ingress::route::{self, IngressState, Provider};
+use crate::mapper::{EngineSettings, MapperEngine, MapperError};
 use crate::store::{Store, StoreError};
 use crate::tickets::Applier;
+use crate::worker::{ProviderMapper, RetryPolicy, Worker};
 
 #[derive(Debug, Error)]
 pub enum AppError {
@@ -29,12 +32,53 @@ pub enum AppError {
     },
     #[error("server failed")]
     Serve(#[source] std::io::Error),
+    #[error("provider `{provider}`: cannot load mapper {path}")]
+    Mapper {
+        provider: String,
+        path: String,
+        #[source]
+        source: MapperError,
+    },
+    #[error("cannot start the wasm engine")]
+    Engine(#[source] MapperError),
+}
+
+/// Loads every configured provider's mapper; errors name the provider and
+/// the file.
+pub fn load_mappers(config: &Config) -> Result<BTreeMap<String, ProviderMapper>, AppError> {
+    let mut out = BTreeMap::new();
+    if config.providers.values().all(|p| p.mapper.is_none()) {
+        return Ok(out);
+    }
+    let engine = MapperEngine::new(EngineSettings {
+        branches: config.branches(),
+        ..EngineSettings::default()
+    })
+    .map_err(AppError::Engine)?;
+    for (name, p) in &config.providers {
+        let Some(path) = &p.mapper else { continue };
+        let mapper = engine.load_file(path).map_err(|source| AppError::Mapper {
+            provider: name.clone(),
+            path: path.display().to_string(),
+            source,
+        })?;
+        tracing::info!(provider = %name, mapper = %&mapper.content_hash()[..12], "mapper loaded");
+        out.insert(
+            name.clone(),
+            ProviderMapper {
+                mapper,
+                config: p.mapper_config.to_string(),
+            },
+        );
+    }
+    Ok(out)
 }
 
 pub struct App {
     listener: TcpListener,
     state: ApiState,
     providers: Arc<BTreeMap<String, Provider>>,
+    worker: Option<Worker>,
 }
 
 impl App {
@@ -59,6 +103,17 @@ impl App {
                     addr: config.listen.clone(),
                     source,
                 })?;
+        let mappers = load_mappers(config)?;
+        let applier = Arc::new(applier);
+        let worker = (!mappers.is_empty()).then(|| {
+            let policy = RetryPolicy {
+                max_attempts: config.delivery.max_attempts,
+                base: Duration::from_millis(config.delivery.retry_base_ms),
+                max_delay: Duration::from_millis(config.delivery.retry_max_ms),
+                ..RetryPolicy::default()
+            };
+            Worker::new(store.clone(), applier.clone(), mappers, policy)
+        });
         let providers = config
             .providers
             .iter()
@@ -67,9 +122,10 @@ impl App {
         Ok(App {
             listener,
             providers: Arc::new(providers),
+            worker,
             state: ApiState {
                 store,
-                applier: Arc::new(applier),
+                applier,
                 tokens: Arc::new(tokens),
             },
         })
@@ -90,12 +146,20 @@ impl App {
         let ingress = IngressState {
             store: store.clone(),
             providers: self.providers,
+            worker: self.worker.clone(),
         };
+        let worker = self.worker.map(|w| tokio::spawn(w.run(shutdown.clone())));
         let router = api::router(self.state).merge(route::router(ingress));
+        let serve_shutdown = shutdown.clone();
         let result = axum::serve(self.listener, router)
-            .with_graceful_shutdown(async move { shutdown.cancelled().await })
+            .with_graceful_shutdown(async move { serve_shutdown.cancelled().await })
             .await
             .map_err(AppError::Serve);
+        // The server stopped (or failed): stop and drain the worker too.
+        shutdown.cancel();
+        if let Some(w) = worker {
+            let _ = w.await;
+        }
         store.close().await;
         result
     }

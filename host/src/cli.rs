@@ -109,8 +109,14 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::TestMapper(args) => test_mapper(args),
         Command::Check(args) => {
-            Config::load(&args.config)?;
-            println!("{}: ok", args.config.display());
+            let config = Config::load(&args.config)?;
+            let mappers = crate::app::load_mappers(&config)?;
+            println!(
+                "{}: ok ({} providers, {} mappers loaded)",
+                args.config.display(),
+                config.providers.len(),
+                mappers.len()
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::Serve(args) => serve(args),

@@ -53,6 +53,42 @@ pub struct Config {
     /// Webhook senders by name; `POST /hooks/{name}` receives for each.
     #[serde(default)]
     pub providers: BTreeMap<String, ProviderConfig>,
+    #[serde(default)]
+    pub delivery: DeliveryConfig,
+}
+
+/// Retries of deliveries whose actions cannot apply yet.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeliveryConfig {
+    /// Attempts before a delivery is dead-lettered.
+    #[serde(default = "default_max_attempts")]
+    pub max_attempts: u32,
+    /// First retry delay; doubles each attempt, with jitter.
+    #[serde(default = "default_retry_base_ms")]
+    pub retry_base_ms: u64,
+    #[serde(default = "default_retry_max_ms")]
+    pub retry_max_ms: u64,
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        DeliveryConfig {
+            max_attempts: default_max_attempts(),
+            retry_base_ms: default_retry_base_ms(),
+            retry_max_ms: default_retry_max_ms(),
+        }
+    }
+}
+
+fn default_max_attempts() -> u32 {
+    8
+}
+fn default_retry_base_ms() -> u64 {
+    1_000
+}
+fn default_retry_max_ms() -> u64 {
+    600_000
 }
 
 #[derive(Debug, Deserialize)]
@@ -64,6 +100,16 @@ pub struct ProviderConfig {
     /// Largest body accepted, in bytes (413 above).
     #[serde(default = "default_body_limit")]
     pub body_limit: usize,
+    /// The mapper component (`.wasm`); relative paths are relative to the
+    /// config file's folder. Without one, deliveries are stored and wait.
+    pub mapper: Option<PathBuf>,
+    /// Passed to the mapper as JSON text.
+    #[serde(default = "empty_object")]
+    pub mapper_config: serde_json::Value,
+}
+
+fn empty_object() -> serde_json::Value {
+    serde_json::Value::Object(serde_json::Map::new())
 }
 
 #[derive(Debug, Deserialize)]
@@ -177,7 +223,17 @@ impl Config {
                 message,
             }
         })?;
+        let mut config = config;
         config.validate(path)?;
+        // Mapper paths are relative to the config file.
+        let base = path.parent().unwrap_or(Path::new("."));
+        for p in config.providers.values_mut() {
+            if let Some(m) = &p.mapper
+                && m.is_relative()
+            {
+                p.mapper = Some(base.join(m));
+            }
+        }
         Ok(config)
     }
 

@@ -4,7 +4,9 @@
 //! - [`cli`]: the `host` commands; [`config`]: the YAML file.
 //! - [`app`]: builds the server from a config and runs it until shutdown.
 //! - [`api`]: the ticket API over HTTP (axum), behind bearer tokens.
-//! - [`ingress`]: webhook authenticity and dedupe keys, per provider.
+//! - [`ingress`]: `POST /hooks/{provider}` — verification, dedupe, inbox.
+//! - [`worker`]: maps stored deliveries and applies their actions, with
+//!   retries and a dead letter.
 //! - [`mapper`]: the wasm runtime — one engine, components checked against
 //!   the `sluice:mapper` world, a fresh sandboxed store per call, limits.
 //! - [`action`]: the canonical ticket actions and their JSON rendering.
@@ -26,3 +28,4 @@ pub mod mapper;
 pub mod resolve;
 pub mod store;
 pub mod tickets;
+pub mod worker;

@@ -13,3 +13,4 @@ mod runtime;
 mod serve;
 mod store;
 mod test_mapper;
+mod worker;

@@ -149,3 +149,32 @@ fn the_example_config_is_valid() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn check_loads_every_mapper_and_names_a_bad_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = crate::helpers::component("bitbucket-mapper");
+    let path = write_config(
+        dir.path(),
+        &format!(
+            "providers:\n  bitbucket:\n    verify: {{secret: s}}\n    mapper: \"{}\"\n  github:\n    verify: {{secret: s}}\n    mapper: missing.wasm\n",
+            good.display()
+        ),
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_host"))
+        .args(["check", "--config"])
+        .arg(&path)
+        .env("SLUICE_TEST_TOKEN", TOKEN)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let missing = dir.path().join("missing.wasm");
+    assert!(
+        err.contains(&format!(
+            "provider `github`: cannot load mapper {}",
+            missing.display()
+        )),
+        "{err}"
+    );
+}

@@ -21,6 +21,7 @@ use super::verify::{Scheme, Unverified, Verifier};
 use crate::api::ApiError;
 use crate::config::{DedupeConfig, ProviderConfig};
 use crate::store::{NewDelivery, Store, now};
+use crate::worker::Worker;
 
 /// One configured webhook sender.
 pub struct Provider {
@@ -94,6 +95,8 @@ impl Provider {
 pub struct IngressState {
     pub store: Store,
     pub providers: Arc<BTreeMap<String, Provider>>,
+    /// Absent when no provider has a mapper: deliveries are stored and wait.
+    pub worker: Option<Worker>,
 }
 
 pub fn router(state: IngressState) -> Router {
@@ -184,15 +187,63 @@ async fn receive(
             received_at: &now(),
         })
         .await?;
+    tracing::debug!(provider = %name, delivery = %stored.id, duplicate = stored.duplicate, "delivery stored");
+    let wait = query.split('&').any(|p| p == "wait=true" || p == "wait=1");
+    if wait && let Some(worker) = &state.worker {
+        let outcome = match worker.process_now(&stored.id).await? {
+            Some(outcome) => outcome.to_json(&stored.id),
+            // A duplicate, or another worker has it: report what is stored.
+            None => settled(&state.store, &stored.id).await?,
+        };
+        return Ok((StatusCode::OK, Json(outcome)).into_response());
+    }
+    if !stored.duplicate
+        && let Some(worker) = &state.worker
+    {
+        worker.wake();
+    }
     let status = if stored.duplicate {
         StatusCode::OK
     } else {
         StatusCode::ACCEPTED
     };
-    tracing::debug!(provider = %name, delivery = %stored.id, duplicate = stored.duplicate, "delivery stored");
     Ok((
         status,
         Json(json!({"delivery_id": stored.id, "duplicate": stored.duplicate})),
     )
         .into_response())
+}
+
+/// The stored outcome of a delivery, once no worker is processing it (or
+/// after 10 s, as it stands then).
+async fn settled(store: &Store, id: &str) -> Result<Value, ApiError> {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let row = store
+            .delivery(id)
+            .await?
+            .ok_or_else(|| ApiError::NotFound(format!("no delivery `{id}`")))?;
+        if row.status != "processing" || tokio::time::Instant::now() >= deadline {
+            let output: Value = row
+                .output
+                .as_deref()
+                .and_then(|o| serde_json::from_str(o).ok())
+                .unwrap_or(Value::Null);
+            let mut v = json!({"delivery_id": row.id, "status": row.status, "duplicate": true});
+            if let Some(e) = row.event_type {
+                v["event_type"] = json!(e);
+            }
+            if !output.is_null() {
+                v["actions"] = output["actions"].clone();
+                if !output["applied"].is_null() {
+                    v["applied"] = output["applied"].clone();
+                }
+            }
+            if let Some(e) = row.last_error {
+                v["error"] = json!(e);
+            }
+            return Ok(v);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }

@@ -1,6 +1,6 @@
 //! The inbox: every verified delivery, raw, committed before the 2xx.
 
-use sqlx::Row;
+use sqlx::{AssertSqlSafe, Row};
 
 use super::{Store, StoreError};
 
@@ -39,6 +39,50 @@ pub struct DeliveryRow {
     pub received_at: String,
     pub status: String,
     pub attempts: i64,
+    pub last_error: Option<String>,
+    pub mapper_hash: Option<String>,
+    pub event_type: Option<String>,
+    /// The mapper's output and what it applied, JSON.
+    pub output: Option<String>,
+}
+
+/// How a processed delivery ended (or when to try it again).
+#[derive(Debug, Clone)]
+pub struct Finish<'a> {
+    /// `applied`, `ignored`, `pending` (retry at `next_attempt_at`),
+    /// `failed` (replayable) or `dead` (retries exhausted).
+    pub status: &'a str,
+    pub last_error: Option<&'a str>,
+    pub mapper_hash: Option<&'a str>,
+    pub event_type: Option<&'a str>,
+    pub output: Option<&'a str>,
+    pub next_attempt_at: Option<&'a str>,
+}
+
+const DELIVERY_COLUMNS: &str = "id, provider, dedupe_key, method, path, headers, body, received_at, \
+     status, attempts, last_error, mapper_hash, event_type, output";
+
+fn delivery_row(r: &sqlx::any::AnyRow) -> Result<DeliveryRow, StoreError> {
+    let headers: String = r.try_get("headers")?;
+    Ok(DeliveryRow {
+        id: r.try_get("id")?,
+        provider: r.try_get("provider")?,
+        dedupe_key: r.try_get("dedupe_key")?,
+        method: r.try_get("method")?,
+        path: r.try_get("path")?,
+        headers: serde_json::from_str(&headers).map_err(|e| StoreError::Corrupt {
+            column: "deliveries.headers",
+            reason: e.to_string(),
+        })?,
+        body: r.try_get("body")?,
+        received_at: r.try_get("received_at")?,
+        status: r.try_get("status")?,
+        attempts: r.try_get("attempts")?,
+        last_error: r.try_get("last_error")?,
+        mapper_hash: r.try_get("mapper_hash")?,
+        event_type: r.try_get("event_type")?,
+        output: r.try_get("output")?,
+    })
 }
 
 impl Store {
@@ -79,30 +123,93 @@ impl Store {
     }
 
     pub async fn delivery(&self, id: &str) -> Result<Option<DeliveryRow>, StoreError> {
-        let row = sqlx::query(
-            "SELECT id, provider, dedupe_key, method, path, headers, body, received_at, status, attempts \
-             FROM deliveries WHERE id = $1",
+        let sql = format!("SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE id = $1");
+        let row = sqlx::query(AssertSqlSafe(sql))
+            .bind(id)
+            .fetch_optional(self.read_pool())
+            .await?;
+        row.as_ref().map(delivery_row).transpose()
+    }
+
+    /// Claims up to `limit` deliveries of `providers` that are due (pending,
+    /// or processing with an expired lease after a crash), oldest first:
+    /// marks them processing until `lease_until` and counts the attempt.
+    /// On PostgreSQL concurrent hosts skip each other's rows.
+    pub async fn claim_deliveries(
+        &self,
+        providers: &[String],
+        limit: u32,
+        now: &str,
+        lease_until: &str,
+    ) -> Result<Vec<DeliveryRow>, StoreError> {
+        if providers.is_empty() {
+            return Ok(Vec::new());
+        }
+        let list: Vec<String> = (0..providers.len())
+            .map(|i| format!("${}", i + 4))
+            .collect();
+        let skip = match self.backend {
+            super::Backend::Postgres => " FOR UPDATE SKIP LOCKED",
+            super::Backend::Sqlite => "",
+        };
+        // Audited: only placeholders and constants are spliced in.
+        let sql = format!(
+            "UPDATE deliveries SET status = 'processing', attempts = attempts + 1, next_attempt_at = $2 \
+             WHERE id IN (SELECT id FROM deliveries WHERE status IN ('pending', 'processing') \
+             AND next_attempt_at <= $1 AND provider IN ({}) ORDER BY received_at, id LIMIT $3{skip}) \
+             RETURNING {DELIVERY_COLUMNS}",
+            list.join(", ")
+        );
+        let mut q = sqlx::query(AssertSqlSafe(sql))
+            .bind(now)
+            .bind(lease_until)
+            .bind(i64::from(limit));
+        for p in providers {
+            q = q.bind(p);
+        }
+        let rows = q.fetch_all(&self.write).await?;
+        let mut out = rows
+            .iter()
+            .map(delivery_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        out.sort_by(|a, b| (&a.received_at, &a.id).cmp(&(&b.received_at, &b.id)));
+        Ok(out)
+    }
+
+    /// Claims one delivery by id if it is not being processed already.
+    pub async fn claim_delivery(
+        &self,
+        id: &str,
+        lease_until: &str,
+    ) -> Result<Option<DeliveryRow>, StoreError> {
+        let sql = format!(
+            "UPDATE deliveries SET status = 'processing', attempts = attempts + 1, next_attempt_at = $2 \
+             WHERE id = $1 AND status IN ('pending', 'failed', 'dead') RETURNING {DELIVERY_COLUMNS}"
+        );
+        let row = sqlx::query(AssertSqlSafe(sql))
+            .bind(id)
+            .bind(lease_until)
+            .fetch_optional(&self.write)
+            .await?;
+        row.as_ref().map(delivery_row).transpose()
+    }
+
+    /// Records how processing ended.
+    pub async fn finish_delivery(&self, id: &str, f: &Finish<'_>) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE deliveries SET status = $2, last_error = $3, mapper_hash = $4, event_type = $5, \
+             output = $6, next_attempt_at = $7 WHERE id = $1",
         )
         .bind(id)
-        .fetch_optional(self.read_pool())
+        .bind(f.status)
+        .bind(f.last_error)
+        .bind(f.mapper_hash)
+        .bind(f.event_type)
+        .bind(f.output)
+        .bind(f.next_attempt_at)
+        .execute(&self.write)
         .await?;
-        let Some(r) = row else { return Ok(None) };
-        let headers: String = r.try_get("headers")?;
-        Ok(Some(DeliveryRow {
-            id: r.try_get("id")?,
-            provider: r.try_get("provider")?,
-            dedupe_key: r.try_get("dedupe_key")?,
-            method: r.try_get("method")?,
-            path: r.try_get("path")?,
-            headers: serde_json::from_str(&headers).map_err(|e| StoreError::Corrupt {
-                column: "deliveries.headers",
-                reason: e.to_string(),
-            })?,
-            body: r.try_get("body")?,
-            received_at: r.try_get("received_at")?,
-            status: r.try_get("status")?,
-            attempts: r.try_get("attempts")?,
-        }))
+        Ok(())
     }
 
     /// How many deliveries a provider has stored.

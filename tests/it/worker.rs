@@ -1,0 +1,249 @@
+//! Webhook to ticket, end to end: real signed Bitbucket deliveries (the
+//! mapper's own fixture bodies) into the real server with the real
+//! component, mapped, applied, retried and dead-lettered.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use hmac::{Hmac, Mac};
+use host::app::App;
+use host::config::Config;
+use host::store::TicketFilter;
+use reqwest::StatusCode;
+use serde_json::Value;
+use sha2::Sha256;
+use tokio_util::sync::CancellationToken;
+
+use crate::db::{TestDb, conformance};
+use crate::helpers::{component, fixtures};
+
+struct Server {
+    base: String,
+    http: reqwest::Client,
+    shutdown: CancellationToken,
+    server: tokio::task::JoinHandle<()>,
+    db: TestDb,
+}
+
+async fn spawn(db: TestDb, max_attempts: u32) -> Server {
+    let mapper = component("bitbucket-mapper");
+    let directory = fixture("pr_approved_completes.json")["config"].to_string();
+    let yaml = format!(
+        "listen: 127.0.0.1:0\ndatabase: \"{}\"\ndelivery: {{max_attempts: {max_attempts}, retry_base_ms: 20, retry_max_ms: 100}}\nproviders:\n  bitbucket:\n    verify: {{secret: bb-secret}}\n    mapper: \"{}\"\n    mapper_config: {directory}\n",
+        db.url,
+        mapper.display()
+    );
+    let config = Config::parse(&yaml, Path::new("/config.yaml"), |_| None).unwrap();
+    let app = App::build(&config).await.unwrap();
+    let base = format!("http://{}", app.local_addr().unwrap());
+    let shutdown = CancellationToken::new();
+    let token = shutdown.clone();
+    let server = tokio::spawn(async move { app.run(token).await.unwrap() });
+    Server {
+        base,
+        http: reqwest::Client::new(),
+        shutdown,
+        server,
+        db,
+    }
+}
+
+fn fixture(name: &str) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(fixtures("bitbucket").join(name)).unwrap())
+        .unwrap()
+}
+
+impl Server {
+    /// Sends a fixture's delivery, signed, with a fresh request id.
+    async fn send(&self, name: &str, query: &str) -> (StatusCode, Value) {
+        let f = fixture(name);
+        self.send_body(
+            f["delivery"]["headers"]["X-Event-Key"].as_str().unwrap(),
+            f["delivery"]["body"].to_string().into_bytes(),
+            query,
+        )
+        .await
+    }
+
+    async fn send_body(&self, event: &str, body: Vec<u8>, query: &str) -> (StatusCode, Value) {
+        let mut mac = Hmac::<Sha256>::new_from_slice(b"bb-secret").unwrap();
+        mac.update(&body);
+        let sig = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
+        let resp = self
+            .http
+            .post(format!("{}/hooks/bitbucket{query}", self.base))
+            .header("x-event-key", event)
+            .header("x-hub-signature", sig)
+            .header("x-request-uuid", uuid::Uuid::new_v4().to_string())
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status();
+        (status, resp.json().await.unwrap())
+    }
+
+    /// Polls the stored delivery until `status`, within a deadline.
+    async fn until(&self, id: &str, status: &str) -> host::store::DeliveryRow {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let row = self.db.delivery(id).await.unwrap().unwrap();
+            if row.status == status {
+                return row;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "delivery {id} stuck at {} ({:?})",
+                row.status,
+                row.last_error
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    async fn stop(self) {
+        self.shutdown.cancel();
+        self.server.await.unwrap();
+    }
+}
+
+conformance!(
+    a_webhook_becomes_a_ticket_and_later_events_find_it,
+    a_delivery_before_its_ticket_is_retried_until_it_applies,
+    unresolvable_deliveries_are_dead_lettered_with_the_error,
+    mapping_errors_are_recorded_with_the_mapper_version,
+);
+
+async fn a_webhook_becomes_a_ticket_and_later_events_find_it(db: TestDb) {
+    let s = spawn(db, 8).await;
+    let (status, created) = s.send("pr_created_other_branch.json", "?wait=true").await;
+    assert_eq!(status, StatusCode::OK, "{created}");
+    assert_eq!(created["status"], "applied", "{created}");
+    assert_eq!(created["event_type"], "pr_created");
+    // The answer carries the canonical actions (the seed's sync_to_ticket result).
+    assert_eq!(created["actions"][0]["action"], "create");
+    assert_eq!(created["actions"][1]["from_action"], 0);
+    let guid = created["applied"][0]["ticket_guid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let (_, approved) = s.send("pr_approved_completes.json", "?wait=true").await;
+    assert_eq!(approved["status"], "applied", "{approved}");
+    assert_eq!(approved["applied"][0]["ticket_guid"], guid.as_str());
+    let signoffs = s.db.signoffs(&guid).await.unwrap();
+    assert!(
+        signoffs.iter().any(|x| x.role == "A"
+            && x.email == "priya@technocore.co.za"
+            && x.status == "APPROVED"),
+        "{signoffs:?}"
+    );
+
+    // Without ?wait the delivery is acknowledged at once and applied by the worker.
+    let (status, ack) = s.send("pr_merged.json", "").await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let row = s
+        .until(ack["delivery_id"].as_str().unwrap(), "applied")
+        .await;
+    assert_eq!(row.event_type.as_deref(), Some("pr_merged"));
+    let t = s.db.ticket(&guid).await.unwrap().unwrap();
+    assert_eq!(
+        (t.status.as_str(), t.resolved_by.as_deref()),
+        ("RESOLVED", Some("michael@technocore.co.za"))
+    );
+    let history = s.db.history(&guid, None, 100).await.unwrap();
+    assert!(
+        history
+            .iter()
+            .all(|h| h.origin.as_deref() == Some("bitbucket")
+                && h.mapper_hash.is_some()
+                && h.delivery_id.is_some())
+    );
+    s.stop().await;
+}
+
+async fn a_delivery_before_its_ticket_is_retried_until_it_applies(db: TestDb) {
+    let s = spawn(db, 50).await;
+    // The approval arrives before the PR's create.
+    let (_, early) = s.send("pr_approved_partial.json", "?wait=true").await;
+    assert_eq!(early["status"], "pending", "{early}");
+    assert!(
+        early["error"].as_str().unwrap().contains("no ticket found"),
+        "{early}"
+    );
+    let (_, created) = s.send("pr_created_other_branch.json", "?wait=true").await;
+    assert_eq!(created["status"], "applied", "{created}");
+    let row = s
+        .until(early["delivery_id"].as_str().unwrap(), "applied")
+        .await;
+    assert!(row.attempts >= 2, "{row:?}");
+    let guid = created["applied"][0]["ticket_guid"].as_str().unwrap();
+    assert!(
+        s.db.signoffs(guid)
+            .await
+            .unwrap()
+            .iter()
+            .any(|x| x.email == "michael@technocore.co.za" && x.status == "APPROVED")
+    );
+    s.stop().await;
+}
+
+async fn unresolvable_deliveries_are_dead_lettered_with_the_error(db: TestDb) {
+    let s = spawn(db, 3).await;
+    let (_, reply) = s.send("pr_comment.json", "").await;
+    let row = s
+        .until(reply["delivery_id"].as_str().unwrap(), "dead")
+        .await;
+    assert_eq!(row.attempts, 3);
+    let error = row.last_error.unwrap();
+    assert!(
+        error.contains("gave up after 3 attempts") && error.contains("no ticket found"),
+        "{error}"
+    );
+    // The raw delivery is kept for replay.
+    assert!(!row.body.is_empty());
+    let none =
+        s.db.find(&TicketFilter {
+            limit: 10,
+            ..TicketFilter::default()
+        })
+        .await
+        .unwrap();
+    assert!(none.items.is_empty());
+    s.stop().await;
+}
+
+async fn mapping_errors_are_recorded_with_the_mapper_version(db: TestDb) {
+    let s = spawn(db, 8).await;
+    let (status, reply) = s
+        .send_body(
+            "pullrequest:approved",
+            b"<html>not json</html>".to_vec(),
+            "?wait=true",
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(reply["status"], "failed", "{reply}");
+    assert!(
+        reply["error"]
+            .as_str()
+            .unwrap()
+            .contains("malformed_payload: body is not JSON"),
+        "{reply}"
+    );
+    let row =
+        s.db.delivery(reply["delivery_id"].as_str().unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+    assert_eq!(row.status, "failed");
+    assert_eq!(row.mapper_hash.as_deref().map(str::len), Some(64));
+    assert_eq!(row.body, b"<html>not json</html>");
+
+    let (_, ignored) = s.send("ignored_build_in_progress.json", "?wait=true").await;
+    assert_eq!(
+        (ignored["status"].as_str(), ignored["event_type"].as_str()),
+        (Some("ignored"), Some("build_pending"))
+    );
+    s.stop().await;
+}
