@@ -74,6 +74,35 @@ pub fn load_mappers(config: &Config) -> Result<BTreeMap<String, ProviderMapper>,
     Ok(out)
 }
 
+/// The delivery worker for `config`'s mappers; `None` when no provider
+/// has one.
+pub fn worker(config: &Config, store: Store) -> Result<Option<Worker>, AppError> {
+    let applier = Applier {
+        workflow: config.workflow(),
+        branches: config.branches(),
+        outbound: Vec::new(),
+    };
+    build_worker(config, store, Arc::new(applier))
+}
+
+fn build_worker(
+    config: &Config,
+    store: Store,
+    applier: Arc<Applier>,
+) -> Result<Option<Worker>, AppError> {
+    let mappers = load_mappers(config)?;
+    if mappers.is_empty() {
+        return Ok(None);
+    }
+    let policy = RetryPolicy {
+        max_attempts: config.delivery.max_attempts,
+        base: Duration::from_millis(config.delivery.retry_base_ms),
+        max_delay: Duration::from_millis(config.delivery.retry_max_ms),
+        ..RetryPolicy::default()
+    };
+    Ok(Some(Worker::new(store, applier, mappers, policy)))
+}
+
 pub struct App {
     listener: TcpListener,
     state: ApiState,
@@ -103,17 +132,8 @@ impl App {
                     addr: config.listen.clone(),
                     source,
                 })?;
-        let mappers = load_mappers(config)?;
         let applier = Arc::new(applier);
-        let worker = (!mappers.is_empty()).then(|| {
-            let policy = RetryPolicy {
-                max_attempts: config.delivery.max_attempts,
-                base: Duration::from_millis(config.delivery.retry_base_ms),
-                max_delay: Duration::from_millis(config.delivery.retry_max_ms),
-                ..RetryPolicy::default()
-            };
-            Worker::new(store.clone(), applier.clone(), mappers, policy)
-        });
+        let worker = build_worker(config, store.clone(), applier.clone())?;
         let providers = config
             .providers
             .iter()
@@ -122,11 +142,12 @@ impl App {
         Ok(App {
             listener,
             providers: Arc::new(providers),
-            worker,
+            worker: worker.clone(),
             state: ApiState {
                 store,
                 applier,
                 tokens: Arc::new(tokens),
+                worker,
             },
         })
     }

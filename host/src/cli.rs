@@ -39,6 +39,39 @@ pub enum Command {
     Check(ConfigArgs),
     /// Run a mapper component against fixture files.
     TestMapper(TestMapperArgs),
+    /// List, show and replay stored deliveries.
+    Deliveries {
+        #[command(flatten)]
+        config: ConfigArgs,
+        #[command(subcommand)]
+        command: DeliveriesCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DeliveriesCommand {
+    /// Newest first, one JSON object a line.
+    List {
+        #[arg(long)]
+        provider: Option<String>,
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
+    /// The raw delivery, the mapper's output, the error and the history it produced.
+    Show { id: String },
+    /// Map and apply again (nothing already applied is applied twice).
+    Replay {
+        /// Delivery ids; or use --status (and --provider) to pick them.
+        ids: Vec<String>,
+        #[arg(long)]
+        provider: Option<String>,
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -84,6 +117,7 @@ pub fn main() -> ExitCode {
     init_tracing(match cli.command {
         Command::TestMapper(_) => "warn,guest=off",
         Command::Serve(_) | Command::Check(_) => "info",
+        Command::Deliveries { .. } => "warn",
     });
     match run(cli) {
         Ok(code) => code,
@@ -120,7 +154,54 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Serve(args) => serve(args),
+        Command::Deliveries { config, command } => deliveries(config, command),
     }
+}
+
+fn deliveries(args: ConfigArgs, command: DeliveriesCommand) -> anyhow::Result<ExitCode> {
+    use crate::store::{DeliveryFilter, Store};
+    let config = Config::load(&args.config)?;
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let store = Store::open(&config.database).await?;
+        match command {
+            DeliveriesCommand::List { provider, status, limit } => {
+                let page = store
+                    .find_deliveries(&DeliveryFilter { provider, status, limit, ..DeliveryFilter::default() })
+                    .await?;
+                for d in &page.items {
+                    println!("{}", crate::api::delivery_summary_json(d));
+                }
+            }
+            DeliveriesCommand::Show { id } => {
+                let d = store
+                    .delivery(&id)
+                    .await?
+                    .with_context(|| format!("no delivery `{id}`"))?;
+                let history = store.history_of_delivery(&id).await?;
+                println!("{:#}", crate::api::delivery_json(&d, &history));
+            }
+            DeliveriesCommand::Replay { mut ids, provider, status, limit } => {
+                if ids.is_empty() {
+                    let status = status.context("name delivery ids, or --status (e.g. failed) to pick them")?;
+                    let page = store
+                        .find_deliveries(&DeliveryFilter { provider, status: Some(status), limit, ..DeliveryFilter::default() })
+                        .await?;
+                    ids = page.items.into_iter().map(|d| d.id).collect();
+                }
+                let worker = crate::app::worker(&config, store.clone())?
+                    .context("no provider in the config has a mapper")?;
+                for id in ids {
+                    match worker.process_now(&id).await? {
+                        Some(outcome) => println!("{}", outcome.to_json(&id)),
+                        None => println!("{}", serde_json::json!({"delivery_id": id, "error": "not found, or being processed"})),
+                    }
+                }
+            }
+        }
+        store.close().await;
+        Ok(ExitCode::SUCCESS)
+    })
 }
 
 fn serve(args: ConfigArgs) -> anyhow::Result<ExitCode> {

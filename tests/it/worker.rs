@@ -25,14 +25,23 @@ struct Server {
     db: TestDb,
 }
 
+const ADMIN: &str = "admin-token-0123456789abcdef";
+
 async fn spawn(db: TestDb, max_attempts: u32) -> Server {
-    let mapper = component("bitbucket-mapper");
     let directory = fixture("pr_approved_completes.json")["config"].to_string();
-    let yaml = format!(
-        "listen: 127.0.0.1:0\ndatabase: \"{}\"\ndelivery: {{max_attempts: {max_attempts}, retry_base_ms: 20, retry_max_ms: 100}}\nproviders:\n  bitbucket:\n    verify: {{secret: bb-secret}}\n    mapper: \"{}\"\n    mapper_config: {directory}\n",
+    spawn_with(db, max_attempts, &directory).await
+}
+
+fn config_yaml(db: &TestDb, max_attempts: u32, mapper_config: &str) -> String {
+    format!(
+        "listen: 127.0.0.1:0\ndatabase: \"{}\"\napi:\n  tokens:\n    - {{name: ops, token: {ADMIN}, scope: admin}}\ndelivery: {{max_attempts: {max_attempts}, retry_base_ms: 20, retry_max_ms: 100}}\nproviders:\n  bitbucket:\n    verify: {{secret: bb-secret}}\n    mapper: \"{}\"\n    mapper_config: {mapper_config}\n",
         db.url,
-        mapper.display()
-    );
+        component("bitbucket-mapper").display()
+    )
+}
+
+async fn spawn_with(db: TestDb, max_attempts: u32, mapper_config: &str) -> Server {
+    let yaml = config_yaml(&db, max_attempts, mapper_config);
     let config = Config::parse(&yaml, Path::new("/config.yaml"), |_| None).unwrap();
     let app = App::build(&config).await.unwrap();
     let base = format!("http://{}", app.local_addr().unwrap());
@@ -101,9 +110,32 @@ impl Server {
         }
     }
 
-    async fn stop(self) {
+    async fn stop(self) -> TestDb {
         self.shutdown.cancel();
         self.server.await.unwrap();
+        self.db
+    }
+
+    async fn admin_post(&self, path: &str) -> (StatusCode, Value) {
+        let resp = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(ADMIN)
+            .send()
+            .await
+            .unwrap();
+        (resp.status(), resp.json().await.unwrap())
+    }
+
+    async fn admin_get(&self, path: &str) -> (StatusCode, Value) {
+        let resp = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(ADMIN)
+            .send()
+            .await
+            .unwrap();
+        (resp.status(), resp.json().await.unwrap())
     }
 }
 
@@ -112,6 +144,7 @@ conformance!(
     a_delivery_before_its_ticket_is_retried_until_it_applies,
     unresolvable_deliveries_are_dead_lettered_with_the_error,
     mapping_errors_are_recorded_with_the_mapper_version,
+    a_failed_delivery_is_replayed_after_the_config_is_fixed,
 );
 
 async fn a_webhook_becomes_a_ticket_and_later_events_find_it(db: TestDb) {
@@ -245,5 +278,94 @@ async fn mapping_errors_are_recorded_with_the_mapper_version(db: TestDb) {
         (ignored["status"].as_str(), ignored["event_type"].as_str()),
         (Some("ignored"), Some("build_pending"))
     );
+    s.stop().await;
+}
+
+async fn a_failed_delivery_is_replayed_after_the_config_is_fixed(db: TestDb) {
+    // Michael is missing from the directory: the mapper refuses (bad_config).
+    let s = spawn_with(
+        db,
+        8,
+        r#"{"user_directory": {"ann": "ann@technocore.co.za"}}"#,
+    )
+    .await;
+    let (_, failed) = s.send("pr_created_other_branch.json", "?wait=true").await;
+    assert_eq!(failed["status"], "failed", "{failed}");
+    assert!(
+        failed["error"].as_str().unwrap().contains("bad_config"),
+        "{failed}"
+    );
+    let id = failed["delivery_id"].as_str().unwrap().to_owned();
+
+    let (status, list) = s
+        .admin_get("/v1/deliveries?provider=bitbucket&status=failed")
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(list["items"][0]["id"], id.as_str());
+    let (_, shown) = s.admin_get(&format!("/v1/deliveries/{id}")).await;
+    assert!(
+        shown["body"]
+            .as_str()
+            .unwrap()
+            .contains("login-remember-me")
+    );
+    assert!(
+        shown["error"].as_str().unwrap().contains("michael"),
+        "{shown}"
+    );
+    let db = s.stop().await;
+
+    // The operator fixes the directory and restarts; replay applies it.
+    let s = spawn(db, 8).await;
+    let (status, replayed) = s.admin_post(&format!("/v1/deliveries/{id}/replay")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(replayed["status"], "applied", "{replayed}");
+    let guid = replayed["applied"][0]["ticket_guid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let history = s.db.history(&guid, None, 100).await.unwrap().len();
+
+    // Replaying again, one or many, applies nothing twice.
+    let (_, again) = s.admin_post("/v1/deliveries/replay?status=applied").await;
+    assert_eq!(again["replayed"], 1, "{again}");
+    assert_eq!(s.db.history(&guid, None, 100).await.unwrap().len(), history);
+    let (_, shown) = s.admin_get(&format!("/v1/deliveries/{id}")).await;
+    assert_eq!(shown["history"].as_array().unwrap().len(), history);
+    let tickets =
+        s.db.find(&TicketFilter {
+            limit: 10,
+            ..TicketFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(tickets.items.len(), 1);
+
+    // The same, from the command line.
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("sluice.yaml");
+    let directory = fixture("pr_approved_completes.json")["config"].to_string();
+    std::fs::write(&config, config_yaml(&s.db, 8, &directory)).unwrap();
+    let host = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_host"))
+            .args(["deliveries", "--config"])
+            .arg(&config)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let listed = host(&["list", "--status", "applied"]);
+    assert!(listed.contains(&id), "{listed}");
+    let shown: Value = serde_json::from_str(&host(&["show", &id])).unwrap();
+    assert_eq!(shown["status"], "applied");
+    let replayed: Value = serde_json::from_str(host(&["replay", &id]).trim()).unwrap();
+    assert_eq!(replayed["status"], "applied");
+    assert_eq!(s.db.history(&guid, None, 100).await.unwrap().len(), history);
     s.stop().await;
 }

@@ -4,6 +4,7 @@
 //! `GET /v1/openapi.json` describes every route; it needs no token.
 
 mod auth;
+mod deliveries;
 mod error;
 mod tickets;
 
@@ -13,6 +14,7 @@ use axum::Router;
 use axum::routing::get;
 
 pub use auth::Tokens;
+pub use deliveries::{detail as delivery_json, summary as delivery_summary_json};
 pub use error::ApiError;
 
 use crate::store::Store;
@@ -24,6 +26,8 @@ pub struct ApiState {
     pub store: Store,
     pub applier: Arc<Applier>,
     pub tokens: Arc<Tokens>,
+    /// For replays; absent when no provider has a mapper.
+    pub worker: Option<crate::worker::Worker>,
 }
 
 /// The OpenAPI 3.1 description of this API.
@@ -42,6 +46,16 @@ pub fn router(state: ApiState) -> Router {
             axum::routing::post(tickets::add_note),
         )
         .route("/v1/tickets/{guid}/history", get(tickets::history))
+        .route("/v1/deliveries", get(deliveries::list))
+        .route(
+            "/v1/deliveries/replay",
+            axum::routing::post(deliveries::replay_many),
+        )
+        .route("/v1/deliveries/{id}", get(deliveries::show))
+        .route(
+            "/v1/deliveries/{id}/replay",
+            axum::routing::post(deliveries::replay_one),
+        )
         .route("/v1/openapi.json", get(openapi))
         .route("/healthz", get(|| async { "ok" }))
         .with_state(state)

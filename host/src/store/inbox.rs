@@ -46,6 +46,17 @@ pub struct DeliveryRow {
     pub output: Option<String>,
 }
 
+/// Filters for [`Store::find_deliveries`].
+#[derive(Debug, Clone, Default)]
+pub struct DeliveryFilter {
+    pub provider: Option<String>,
+    pub status: Option<String>,
+    pub received_after: Option<String>,
+    pub received_before: Option<String>,
+    pub limit: u32,
+    pub cursor: Option<String>,
+}
+
 /// How a processed delivery ended (or when to try it again).
 #[derive(Debug, Clone)]
 pub struct Finish<'a> {
@@ -176,7 +187,8 @@ impl Store {
         Ok(out)
     }
 
-    /// Claims one delivery by id if it is not being processed already.
+    /// Claims one delivery by id, whatever its state, unless it is being
+    /// processed right now (an expired lease counts as not).
     pub async fn claim_delivery(
         &self,
         id: &str,
@@ -184,7 +196,7 @@ impl Store {
     ) -> Result<Option<DeliveryRow>, StoreError> {
         let sql = format!(
             "UPDATE deliveries SET status = 'processing', attempts = attempts + 1, next_attempt_at = $2 \
-             WHERE id = $1 AND status IN ('pending', 'failed', 'dead') RETURNING {DELIVERY_COLUMNS}"
+             WHERE id = $1 AND status <> 'processing' RETURNING {DELIVERY_COLUMNS}"
         );
         let row = sqlx::query(AssertSqlSafe(sql))
             .bind(id)
@@ -210,6 +222,77 @@ impl Store {
         .execute(&self.write)
         .await?;
         Ok(())
+    }
+
+    /// Deliveries matching `filter`, newest first, one page.
+    pub async fn find_deliveries(
+        &self,
+        filter: &DeliveryFilter,
+    ) -> Result<super::Page<DeliveryRow>, StoreError> {
+        let mut sql = format!("SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE 1 = 1");
+        let mut args: Vec<String> = Vec::new();
+        let mut arg = |sql: &mut String, clause: &str, value: String| {
+            args.push(value);
+            sql.push_str(&clause.replace("{}", &format!("${}", args.len())));
+        };
+        if let Some(p) = &filter.provider {
+            arg(&mut sql, " AND provider = {}", p.clone());
+        }
+        if let Some(s) = &filter.status {
+            arg(&mut sql, " AND status = {}", s.clone());
+        }
+        if let Some(t) = &filter.received_after {
+            arg(&mut sql, " AND received_at > {}", t.clone());
+        }
+        if let Some(t) = &filter.received_before {
+            arg(&mut sql, " AND received_at < {}", t.clone());
+        }
+        if let Some(cursor) = &filter.cursor {
+            let (at, id) = cursor.split_once('/').ok_or_else(|| StoreError::Corrupt {
+                column: "cursor",
+                reason: format!("`{cursor}` is not a cursor this host issued"),
+            })?;
+            arg(&mut sql, " AND (received_at < {}", at.to_owned());
+            arg(&mut sql, " OR (received_at = {}", at.to_owned());
+            arg(&mut sql, " AND id < {}))", id.to_owned());
+        }
+        let limit = filter.limit.clamp(1, 500);
+        sql.push_str(&format!(
+            " ORDER BY received_at DESC, id DESC LIMIT {}",
+            limit + 1
+        ));
+        // Audited: constants and placeholders only; every value is bound.
+        let mut q = sqlx::query(AssertSqlSafe(sql));
+        for a in &args {
+            q = q.bind(a);
+        }
+        let rows = q.fetch_all(self.read_pool()).await?;
+        let mut items = rows
+            .iter()
+            .map(delivery_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        let next = if items.len() > limit as usize {
+            items.truncate(limit as usize);
+            items.last().map(|d| format!("{}/{}", d.received_at, d.id))
+        } else {
+            None
+        };
+        Ok(super::Page { items, next })
+    }
+
+    /// The history rows a delivery produced.
+    pub async fn history_of_delivery(
+        &self,
+        id: &str,
+    ) -> Result<Vec<super::HistoryRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, ticket_guid, kind, change, actor, origin, delivery_id, mapper_hash, at \
+             FROM history WHERE delivery_id = $1 ORDER BY id",
+        )
+        .bind(id)
+        .fetch_all(self.read_pool())
+        .await?;
+        rows.iter().map(super::rows::history_row).collect()
     }
 
     /// How many deliveries a provider has stored.

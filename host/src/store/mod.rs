@@ -22,7 +22,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
 use thiserror::Error;
 
-pub use inbox::{DeliveryRow, Finish, NewDelivery, Stored};
+pub use inbox::{DeliveryFilter, DeliveryRow, Finish, NewDelivery, Stored};
 pub use rows::{
     Comment, HistoryRow, Link, NewHistory, OutboxRow, Page, PrLink, Signoff, TicketFilter,
     TicketRow,

@@ -119,6 +119,20 @@ pub struct Link {
     pub created_at: String,
 }
 
+pub(super) fn history_row(r: &AnyRow) -> Result<HistoryRow, StoreError> {
+    Ok(HistoryRow {
+        id: r.try_get("id")?,
+        ticket_guid: r.try_get("ticket_guid")?,
+        kind: r.try_get("kind")?,
+        change: r.try_get("change")?,
+        actor: r.try_get("actor")?,
+        origin: r.try_get("origin")?,
+        delivery_id: r.try_get("delivery_id")?,
+        mapper_hash: r.try_get("mapper_hash")?,
+        at: r.try_get("at")?,
+    })
+}
+
 /// A queued outbound change.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutboxRow {
@@ -261,21 +275,7 @@ impl Store {
         .bind(i64::from(limit))
         .fetch_all(self.read_pool())
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(HistoryRow {
-                    id: r.try_get("id")?,
-                    ticket_guid: r.try_get("ticket_guid")?,
-                    kind: r.try_get("kind")?,
-                    change: r.try_get("change")?,
-                    actor: r.try_get("actor")?,
-                    origin: r.try_get("origin")?,
-                    delivery_id: r.try_get("delivery_id")?,
-                    mapper_hash: r.try_get("mapper_hash")?,
-                    at: r.try_get("at")?,
-                })
-            })
-            .collect()
+        rows.iter().map(history_row).collect()
     }
 
     /// Pending outbound work, oldest first.
