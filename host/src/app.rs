@@ -16,6 +16,7 @@ use crate::api::{self, ApiState, Tokens};
 use crate::config::Config;
 use crate::ingress::route::{self, IngressState, Provider};
 use crate::mapper::{EngineSettings, MapperEngine, MapperError};
+use crate::metrics::Metrics;
 use crate::store::{Store, StoreError};
 use crate::tickets::Applier;
 use crate::worker::{ProviderMapper, RetryPolicy, Worker};
@@ -82,13 +83,14 @@ pub fn worker(config: &Config, store: Store) -> Result<Option<Worker>, AppError>
         branches: config.branches(),
         outbound: Vec::new(),
     };
-    build_worker(config, store, Arc::new(applier))
+    build_worker(config, store, Arc::new(applier), Arc::default())
 }
 
 fn build_worker(
     config: &Config,
     store: Store,
     applier: Arc<Applier>,
+    metrics: Arc<Metrics>,
 ) -> Result<Option<Worker>, AppError> {
     let mappers = load_mappers(config)?;
     if mappers.is_empty() {
@@ -100,7 +102,7 @@ fn build_worker(
         max_delay: Duration::from_millis(config.delivery.retry_max_ms),
         ..RetryPolicy::default()
     };
-    Ok(Some(Worker::new(store, applier, mappers, policy)))
+    Ok(Some(Worker::new(store, applier, mappers, policy, metrics)))
 }
 
 pub struct App {
@@ -133,7 +135,8 @@ impl App {
                     source,
                 })?;
         let applier = Arc::new(applier);
-        let worker = build_worker(config, store.clone(), applier.clone())?;
+        let metrics = Arc::new(Metrics::default());
+        let worker = build_worker(config, store.clone(), applier.clone(), metrics.clone())?;
         let providers = config
             .providers
             .iter()
@@ -144,6 +147,7 @@ impl App {
             providers: Arc::new(providers),
             worker: worker.clone(),
             state: ApiState {
+                metrics,
                 store,
                 applier,
                 tokens: Arc::new(tokens),
@@ -165,6 +169,7 @@ impl App {
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), AppError> {
         let store = self.state.store.clone();
         let ingress = IngressState {
+            metrics: self.state.metrics.clone(),
             store: store.clone(),
             providers: self.providers,
             worker: self.worker.clone(),

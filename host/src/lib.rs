@@ -5,6 +5,7 @@
 //! - [`app`]: builds the server from a config and runs it until shutdown.
 //! - [`api`]: the ticket API over HTTP (axum), behind bearer tokens.
 //! - [`ingress`]: `POST /hooks/{provider}` — verification, dedupe, inbox.
+//! - [`metrics`]: Prometheus counters and the mapper-call histogram.
 //! - [`worker`]: maps stored deliveries and applies their actions, with
 //!   retries and a dead letter.
 //! - [`mapper`]: the wasm runtime — one engine, components checked against
@@ -25,6 +26,7 @@ pub mod config;
 pub mod fixture;
 pub mod ingress;
 pub mod mapper;
+pub mod metrics;
 pub mod resolve;
 pub mod store;
 pub mod tickets;

@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::action::Mapped;
 use crate::mapper::{Delivery, LoadedMapper, NoProviderApi};
+use crate::metrics::Metrics;
 use crate::store::{DeliveryRow, Finish, Store, StoreError};
 use crate::tickets::{Applier, ApplyInput};
 
@@ -84,6 +85,7 @@ pub struct Worker {
     mappers: Arc<BTreeMap<String, ProviderMapper>>,
     policy: RetryPolicy,
     wake: Arc<Notify>,
+    metrics: Arc<Metrics>,
 }
 
 impl Worker {
@@ -92,6 +94,7 @@ impl Worker {
         applier: Arc<Applier>,
         mappers: BTreeMap<String, ProviderMapper>,
         policy: RetryPolicy,
+        metrics: Arc<Metrics>,
     ) -> Self {
         Worker {
             store,
@@ -99,7 +102,13 @@ impl Worker {
             mappers: Arc::new(mappers),
             policy,
             wake: Arc::new(Notify::new()),
+            metrics,
         }
+    }
+
+    /// Providers whose mapper is loaded.
+    pub fn providers(&self) -> impl Iterator<Item = &str> {
+        self.mappers.keys().map(String::as_str)
     }
 
     /// Tells the worker new deliveries are stored.
@@ -182,11 +191,14 @@ impl Worker {
         let config = pm.config.clone();
         // Mapping is CPU-bound and synchronous: off the async threads.
         let call = tokio::task::spawn_blocking(move || {
-            mapper
-                .map_inbound(&delivery, &config, Box::new(NoProviderApi))
-                .result
+            let outcome = mapper.map_inbound(&delivery, &config, Box::new(NoProviderApi));
+            (outcome.result, outcome.report.elapsed)
         })
-        .await;
+        .await
+        .map(|(result, elapsed)| {
+            self.metrics.mapper_call(&row.provider, elapsed);
+            result
+        });
         let mapped = match call {
             Ok(Ok(Ok(mapped))) => mapped,
             Ok(Ok(Err(map_error))) => {
@@ -294,6 +306,11 @@ impl Worker {
         next_attempt_at: Option<&str>,
     ) -> Result<Outcome, StoreError> {
         let output = outcome.output.as_ref().map(Value::to_string);
+        let counted = match outcome.status {
+            "pending" => "retried",
+            other => other,
+        };
+        self.metrics.delivery(&row.provider, counted);
         self.store
             .finish_delivery(
                 &row.id,

@@ -145,6 +145,7 @@ conformance!(
     unresolvable_deliveries_are_dead_lettered_with_the_error,
     mapping_errors_are_recorded_with_the_mapper_version,
     a_failed_delivery_is_replayed_after_the_config_is_fixed,
+    metrics_and_readiness_report_what_happened,
 );
 
 async fn a_webhook_becomes_a_ticket_and_later_events_find_it(db: TestDb) {
@@ -367,5 +368,53 @@ async fn a_failed_delivery_is_replayed_after_the_config_is_fixed(db: TestDb) {
     let replayed: Value = serde_json::from_str(host(&["replay", &id]).trim()).unwrap();
     assert_eq!(replayed["status"], "applied");
     assert_eq!(s.db.history(&guid, None, 100).await.unwrap().len(), history);
+    s.stop().await;
+}
+
+async fn metrics_and_readiness_report_what_happened(db: TestDb) {
+    let s = spawn(db, 8).await;
+    let (_, applied) = s.send("pr_created_other_branch.json", "?wait=true").await;
+    assert_eq!(applied["status"], "applied");
+    let forged = s
+        .http
+        .post(format!("{}/hooks/bitbucket", s.base))
+        .header("x-hub-signature", "sha256=00")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), StatusCode::UNAUTHORIZED);
+
+    let resp = s
+        .http
+        .get(format!("{}/metrics", s.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let text = resp.text().await.unwrap();
+    for line in [
+        r#"sluice_deliveries_total{provider="bitbucket",outcome="accepted"} 1"#,
+        r#"sluice_deliveries_total{provider="bitbucket",outcome="applied"} 1"#,
+        r#"sluice_verification_failures_total{provider="bitbucket"} 1"#,
+        r#"sluice_mapper_call_seconds_count{provider="bitbucket"} 1"#,
+        "sluice_inbox_depth 0",
+    ] {
+        assert!(text.lines().any(|l| l == line), "missing {line}\n{text}");
+    }
+    assert!(!text.contains("bb-secret"));
+
+    let resp = s
+        .http
+        .get(format!("{}/readyz", s.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let ready: Value = resp.json().await.unwrap();
+    assert_eq!(
+        ready,
+        serde_json::json!({"ready": true, "database": "ok", "mappers": ["bitbucket"]})
+    );
     s.stop().await;
 }

@@ -28,6 +28,7 @@ pub struct ApiState {
     pub tokens: Arc<Tokens>,
     /// For replays; absent when no provider has a mapper.
     pub worker: Option<crate::worker::Worker>,
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// The OpenAPI 3.1 description of this API.
@@ -58,6 +59,8 @@ pub fn router(state: ApiState) -> Router {
         )
         .route("/v1/openapi.json", get(openapi))
         .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
         .with_state(state)
 }
 
@@ -65,5 +68,42 @@ async fn openapi() -> ([(axum::http::HeaderName, &'static str); 1], &'static str
     (
         [(axum::http::header::CONTENT_TYPE, "application/json")],
         OPENAPI,
+    )
+}
+
+/// Ready when the database answers; reports the loaded mappers.
+async fn readyz(
+    axum::extract::State(state): axum::extract::State<ApiState>,
+) -> (axum::http::StatusCode, axum::Json<serde_json::Value>) {
+    let mappers: Vec<&str> = state.worker.iter().flat_map(|w| w.providers()).collect();
+    match state.store.ping().await {
+        Ok(()) => (
+            axum::http::StatusCode::OK,
+            axum::Json(serde_json::json!({"ready": true, "database": "ok", "mappers": mappers})),
+        ),
+        Err(e) => {
+            tracing::warn!(error = %e, "readiness: database unreachable");
+            (
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                axum::Json(
+                    serde_json::json!({"ready": false, "database": "unreachable", "mappers": mappers}),
+                ),
+            )
+        }
+    }
+}
+
+/// Prometheus text exposition; unauthenticated like `/healthz`, and free of
+/// secrets (provider names and counts only).
+async fn metrics(
+    axum::extract::State(state): axum::extract::State<ApiState>,
+) -> ([(axum::http::HeaderName, &'static str); 1], String) {
+    let depth = state.store.inbox_depth().await.unwrap_or(-1);
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        state.metrics.render(depth),
     )
 }

@@ -20,6 +20,7 @@ use super::presets::preset;
 use super::verify::{Scheme, Unverified, Verifier};
 use crate::api::ApiError;
 use crate::config::{DedupeConfig, ProviderConfig};
+use crate::metrics::Metrics;
 use crate::store::{NewDelivery, Store, now};
 use crate::worker::Worker;
 
@@ -97,6 +98,7 @@ pub struct IngressState {
     pub providers: Arc<BTreeMap<String, Provider>>,
     /// Absent when no provider has a mapper: deliveries are stored and wait.
     pub worker: Option<Worker>,
+    pub metrics: Arc<Metrics>,
 }
 
 pub fn router(state: IngressState) -> Router {
@@ -157,6 +159,7 @@ async fn receive(
         .verify(request, chrono::Utc::now().timestamp())
         .map_err(|e| {
             tracing::warn!(provider = %name, error = %e, "webhook refused");
+            state.metrics.verification_failed(&name);
             ApiError::BadSignature(e)
         })?;
 
@@ -188,6 +191,12 @@ async fn receive(
         })
         .await?;
     tracing::debug!(provider = %name, delivery = %stored.id, duplicate = stored.duplicate, "delivery stored");
+    let counted = if stored.duplicate {
+        "duplicate"
+    } else {
+        "accepted"
+    };
+    state.metrics.delivery(&name, counted);
     let wait = query.split('&').any(|p| p == "wait=true" || p == "wait=1");
     if wait && let Some(worker) = &state.worker {
         let outcome = match worker.process_now(&stored.id).await? {

@@ -295,6 +295,24 @@ impl Store {
         rows.iter().map(super::rows::history_row).collect()
     }
 
+    /// Deliveries waiting or being processed.
+    pub async fn inbox_depth(&self) -> Result<i64, StoreError> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS n FROM deliveries WHERE status IN ('pending', 'processing')",
+        )
+        .fetch_one(self.read_pool())
+        .await?;
+        Ok(row.try_get("n")?)
+    }
+
+    /// One round trip to the database, for readiness.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1 AS one")
+            .fetch_one(self.read_pool())
+            .await?;
+        Ok(())
+    }
+
     /// How many deliveries a provider has stored.
     pub async fn count_deliveries(&self, provider: &str) -> Result<i64, StoreError> {
         let row = sqlx::query("SELECT COUNT(*) AS n FROM deliveries WHERE provider = $1")

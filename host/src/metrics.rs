@@ -1,0 +1,173 @@
+//! Prometheus metrics, rendered by hand in the text exposition format:
+//! a few counters and one histogram do not need a metrics framework.
+//!
+//! - `sluice_deliveries_total{provider,outcome}`: `accepted`, `duplicate`,
+//!   `applied`, `ignored`, `failed`, `retried`, `dead`;
+//! - `sluice_verification_failures_total{provider}`;
+//! - `sluice_mapper_call_seconds{provider}`: a histogram;
+//! - `sluice_inbox_depth`: deliveries pending or processing (read at scrape).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+/// Upper bounds of the mapper-call histogram, in seconds.
+const BUCKETS: [f64; 11] = [
+    0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.05, 0.1, 1.0,
+];
+
+#[derive(Default)]
+pub struct Metrics {
+    inner: Mutex<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    deliveries: BTreeMap<(String, &'static str), u64>,
+    verification_failures: BTreeMap<String, u64>,
+    mapper_calls: BTreeMap<String, Histogram>,
+}
+
+#[derive(Default)]
+struct Histogram {
+    buckets: [u64; BUCKETS.len()],
+    count: u64,
+    sum: f64,
+}
+
+impl Metrics {
+    fn inner(&self) -> MutexGuard<'_, Inner> {
+        // A panic while counting leaves valid counters behind.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn delivery(&self, provider: &str, outcome: &'static str) {
+        *self
+            .inner()
+            .deliveries
+            .entry((provider.to_owned(), outcome))
+            .or_default() += 1;
+    }
+
+    pub fn verification_failed(&self, provider: &str) {
+        *self
+            .inner()
+            .verification_failures
+            .entry(provider.to_owned())
+            .or_default() += 1;
+    }
+
+    pub fn mapper_call(&self, provider: &str, elapsed: Duration) {
+        let secs = elapsed.as_secs_f64();
+        let mut inner = self.inner();
+        let h = inner.mapper_calls.entry(provider.to_owned()).or_default();
+        for (i, bound) in BUCKETS.iter().enumerate() {
+            if secs <= *bound {
+                h.buckets[i] += 1;
+            }
+        }
+        h.count += 1;
+        h.sum += secs;
+    }
+
+    /// The exposition text; `inbox_depth` is read by the caller at scrape.
+    pub fn render(&self, inbox_depth: i64) -> String {
+        let inner = self.inner();
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "# HELP sluice_deliveries_total Webhook deliveries by provider and outcome."
+        );
+        let _ = writeln!(out, "# TYPE sluice_deliveries_total counter");
+        for ((provider, outcome), n) in &inner.deliveries {
+            let _ = writeln!(
+                out,
+                "sluice_deliveries_total{{provider=\"{}\",outcome=\"{outcome}\"}} {n}",
+                esc(provider)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP sluice_verification_failures_total Webhooks refused for their signature or token."
+        );
+        let _ = writeln!(out, "# TYPE sluice_verification_failures_total counter");
+        for (provider, n) in &inner.verification_failures {
+            let _ = writeln!(
+                out,
+                "sluice_verification_failures_total{{provider=\"{}\"}} {n}",
+                esc(provider)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP sluice_mapper_call_seconds Time of one mapper call, fresh instance included."
+        );
+        let _ = writeln!(out, "# TYPE sluice_mapper_call_seconds histogram");
+        for (provider, h) in &inner.mapper_calls {
+            let p = esc(provider);
+            for (bound, n) in BUCKETS.iter().zip(h.buckets) {
+                let _ = writeln!(
+                    out,
+                    "sluice_mapper_call_seconds_bucket{{provider=\"{p}\",le=\"{bound}\"}} {n}"
+                );
+            }
+            let _ = writeln!(
+                out,
+                "sluice_mapper_call_seconds_bucket{{provider=\"{p}\",le=\"+Inf\"}} {}",
+                h.count
+            );
+            let _ = writeln!(
+                out,
+                "sluice_mapper_call_seconds_sum{{provider=\"{p}\"}} {}",
+                h.sum
+            );
+            let _ = writeln!(
+                out,
+                "sluice_mapper_call_seconds_count{{provider=\"{p}\"}} {}",
+                h.count
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP sluice_inbox_depth Deliveries pending or being processed."
+        );
+        let _ = writeln!(out, "# TYPE sluice_inbox_depth gauge");
+        let _ = writeln!(out, "sluice_inbox_depth {inbox_depth}");
+        out
+    }
+}
+
+fn esc(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_counters_and_cumulative_buckets() {
+        let m = Metrics::default();
+        m.delivery("github", "applied");
+        m.delivery("github", "applied");
+        m.verification_failed("slack");
+        m.mapper_call("github", Duration::from_micros(80));
+        m.mapper_call("github", Duration::from_millis(3));
+        let text = m.render(4);
+        for line in [
+            r#"sluice_deliveries_total{provider="github",outcome="applied"} 2"#,
+            r#"sluice_verification_failures_total{provider="slack"} 1"#,
+            r#"sluice_mapper_call_seconds_bucket{provider="github",le="0.00005"} 0"#,
+            r#"sluice_mapper_call_seconds_bucket{provider="github",le="0.0001"} 1"#,
+            r#"sluice_mapper_call_seconds_bucket{provider="github",le="0.005"} 2"#,
+            r#"sluice_mapper_call_seconds_bucket{provider="github",le="+Inf"} 2"#,
+            r#"sluice_mapper_call_seconds_count{provider="github"} 2"#,
+            "sluice_inbox_depth 4",
+        ] {
+            assert!(text.lines().any(|l| l == line), "missing {line}\n{text}");
+        }
+    }
+}
