@@ -100,7 +100,7 @@ fn build_worker(
         max_attempts: config.delivery.max_attempts,
         base: Duration::from_millis(config.delivery.retry_base_ms),
         max_delay: Duration::from_millis(config.delivery.retry_max_ms),
-        ..RetryPolicy::default()
+        lease: Duration::from_millis(config.delivery.lease_ms),
     };
     Ok(Some(Worker::new(store, applier, mappers, policy, metrics)))
 }

@@ -69,6 +69,10 @@ pub struct DeliveryConfig {
     pub retry_base_ms: u64,
     #[serde(default = "default_retry_max_ms")]
     pub retry_max_ms: u64,
+    /// How long a worker's claim on a delivery lasts; after a crash, its
+    /// claims are taken over once this passes.
+    #[serde(default = "default_lease_ms")]
+    pub lease_ms: u64,
 }
 
 impl Default for DeliveryConfig {
@@ -77,6 +81,7 @@ impl Default for DeliveryConfig {
             max_attempts: default_max_attempts(),
             retry_base_ms: default_retry_base_ms(),
             retry_max_ms: default_retry_max_ms(),
+            lease_ms: default_lease_ms(),
         }
     }
 }
@@ -89,6 +94,9 @@ fn default_retry_base_ms() -> u64 {
 }
 fn default_retry_max_ms() -> u64 {
     600_000
+}
+fn default_lease_ms() -> u64 {
+    60_000
 }
 
 #[derive(Debug, Deserialize)]

@@ -71,3 +71,46 @@ pub fn copy_dir(from: &Path) -> tempfile::TempDir {
     }
     dir
 }
+
+/// A running `host serve` process and the address it logged.
+pub struct HostProcess {
+    pub child: std::process::Child,
+    pub addr: String,
+    /// The rest of its stderr, line by line.
+    pub log: std::sync::mpsc::Receiver<String>,
+}
+
+/// Starts `host serve --config CONFIG` with `env` and waits (up to 30 s)
+/// for the address it logs.
+pub fn start_host(config: &Path, env: &[(&str, &str)]) -> HostProcess {
+    use std::io::{BufRead, BufReader};
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_host"));
+    cmd.args(["serve", "--config"])
+        .arg(config)
+        .env("RUST_LOG", "info")
+        .stderr(std::process::Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("spawn host serve");
+    let stderr = child.stderr.take().expect("stderr piped");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let addr = loop {
+        let line = rx
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .expect("host serve logged its address");
+        if let Some(rest) = line.split("addr=").nth(1) {
+            break rest.split_whitespace().next().expect("address").to_owned();
+        }
+    };
+    HostProcess {
+        child,
+        addr,
+        log: rx,
+    }
+}

@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod api;
+mod crash;
 mod db;
 mod helpers;
 mod ingress;

@@ -1,10 +1,7 @@
 //! `host serve` and `host check` as operators run them: the real binary, a
 //! YAML config with secrets from the environment, SIGTERM to stop.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
+use std::process::Command;
 
 const TOKEN: &str = "admin-token-0123456789abcdef";
 
@@ -74,30 +71,13 @@ fn check_accepts_a_good_config_and_names_what_is_wrong_in_a_bad_one() {
 fn serve_answers_on_its_port_and_stops_cleanly_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let path = write_config(dir.path(), "");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_host"))
-        .args(["serve", "--config"])
-        .arg(&path)
-        .env("SLUICE_TEST_TOKEN", TOKEN)
-        .env("RUST_LOG", "info")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let addr = loop {
-        let line = rx
-            .recv_timeout(Duration::from_secs(30))
-            .expect("host serve logged its address");
-        assert!(!line.contains(TOKEN), "a secret reached the log: {line}");
-        if let Some(rest) = line.split("addr=").nth(1) {
-            break rest.split_whitespace().next().unwrap().to_owned();
-        }
-    };
+    let host = crate::helpers::start_host(&path, &[("SLUICE_TEST_TOKEN", TOKEN)]);
+    let (mut child, addr) = (host.child, host.addr);
+    let log: Vec<String> = host.log.try_iter().collect();
+    assert!(
+        log.iter().all(|l| !l.contains(TOKEN)),
+        "a secret reached the log: {log:?}"
+    );
     let rt = tokio::runtime::Runtime::new().unwrap();
     let (health, tickets) = rt.block_on(async {
         let http = reqwest::Client::new();
