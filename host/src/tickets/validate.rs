@@ -52,7 +52,8 @@ impl Workflow {
     }
 
     pub fn initial(&self) -> &str {
-        &self.statuses[0]
+        // Never empty: `new` refuses an empty list and the default has ten.
+        self.statuses.first().map(String::as_str).unwrap_or("NEW")
     }
 
     pub fn contains(&self, status: &str) -> bool {
