@@ -210,7 +210,7 @@ fn serve(args: ConfigArgs) -> anyhow::Result<ExitCode> {
     runtime.block_on(async {
         let app = App::build(&config).await?;
         if let Some(addr) = app.local_addr() {
-            tracing::info!(%addr, database = %redacted(&config.database), "serving");
+            tracing::info!(%addr, database = %crate::store::redact(&config.database), "serving");
         }
         let shutdown = CancellationToken::new();
         let trigger = shutdown.clone();
@@ -222,14 +222,6 @@ fn serve(args: ConfigArgs) -> anyhow::Result<ExitCode> {
         app.run(shutdown).await?;
         Ok(ExitCode::SUCCESS)
     })
-}
-
-/// The database setting without a URL's password.
-fn redacted(database: &str) -> String {
-    match (database.find("://"), database.rfind('@')) {
-        (Some(s), Some(at)) if at > s => format!("{}***{}", &database[..s + 3], &database[at..]),
-        _ => database.to_owned(),
-    }
 }
 
 async fn shutdown_signal() {

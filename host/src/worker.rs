@@ -344,21 +344,40 @@ fn stamp(t: chrono::DateTime<chrono::Utc>) -> String {
 impl Outcome {
     /// The `?wait=true` body.
     pub fn to_json(&self, delivery_id: &str) -> Value {
-        let mut v = json!({"delivery_id": delivery_id, "status": self.status});
-        if let Some(e) = &self.event_type {
-            v["event_type"] = json!(e);
-        }
-        if let Some(o) = &self.output {
-            v["actions"] = o["actions"].clone();
-            if !o["applied"].is_null() {
-                v["applied"] = o["applied"].clone();
-            }
-        }
-        if let Some(e) = &self.error {
-            v["error"] = json!(e);
-        }
-        v
+        outcome_json(
+            delivery_id,
+            self.status,
+            self.event_type.as_deref(),
+            self.output.as_ref(),
+            self.error.as_deref(),
+        )
     }
+}
+
+/// `{"delivery_id", "status", "event_type", "actions", "applied", "error"}`,
+/// absent parts omitted: the answer for a delivery just processed and for
+/// one read back from the store.
+pub fn outcome_json(
+    delivery_id: &str,
+    status: &str,
+    event_type: Option<&str>,
+    output: Option<&Value>,
+    error: Option<&str>,
+) -> Value {
+    let mut v = json!({"delivery_id": delivery_id, "status": status});
+    if let Some(e) = event_type {
+        v["event_type"] = json!(e);
+    }
+    if let Some(o) = output.filter(|o| !o.is_null()) {
+        v["actions"] = o["actions"].clone();
+        if !o["applied"].is_null() {
+            v["applied"] = o["applied"].clone();
+        }
+    }
+    if let Some(e) = error {
+        v["error"] = json!(e);
+    }
+    v
 }
 
 #[cfg(test)]

@@ -22,7 +22,7 @@ use crate::api::ApiError;
 use crate::config::{DedupeConfig, ProviderConfig};
 use crate::metrics::Metrics;
 use crate::store::{NewDelivery, Store, now};
-use crate::worker::Worker;
+use crate::worker::{Worker, outcome_json};
 
 /// One configured webhook sender.
 pub struct Provider {
@@ -233,24 +233,18 @@ async fn settled(store: &Store, id: &str) -> Result<Value, ApiError> {
             .await?
             .ok_or_else(|| ApiError::NotFound(format!("no delivery `{id}`")))?;
         if row.status != "processing" || tokio::time::Instant::now() >= deadline {
-            let output: Value = row
+            let output: Option<Value> = row
                 .output
                 .as_deref()
-                .and_then(|o| serde_json::from_str(o).ok())
-                .unwrap_or(Value::Null);
-            let mut v = json!({"delivery_id": row.id, "status": row.status, "duplicate": true});
-            if let Some(e) = row.event_type {
-                v["event_type"] = json!(e);
-            }
-            if !output.is_null() {
-                v["actions"] = output["actions"].clone();
-                if !output["applied"].is_null() {
-                    v["applied"] = output["applied"].clone();
-                }
-            }
-            if let Some(e) = row.last_error {
-                v["error"] = json!(e);
-            }
+                .and_then(|o| serde_json::from_str(o).ok());
+            let mut v = outcome_json(
+                &row.id,
+                &row.status,
+                row.event_type.as_deref(),
+                output.as_ref(),
+                row.last_error.as_deref(),
+            );
+            v["duplicate"] = json!(true);
             return Ok(v);
         }
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;

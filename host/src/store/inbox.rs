@@ -2,6 +2,7 @@
 
 use sqlx::{AssertSqlSafe, Row};
 
+use super::query::Filtered;
 use super::{Store, StoreError};
 
 /// A verified delivery to store.
@@ -229,55 +230,28 @@ impl Store {
         &self,
         filter: &DeliveryFilter,
     ) -> Result<super::Page<DeliveryRow>, StoreError> {
-        let mut sql = format!("SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE 1 = 1");
-        let mut args: Vec<String> = Vec::new();
-        let mut arg = |sql: &mut String, clause: &str, value: String| {
-            args.push(value);
-            sql.push_str(&clause.replace("{}", &format!("${}", args.len())));
-        };
+        let mut q = Filtered::new(format!("SELECT {DELIVERY_COLUMNS} FROM deliveries"));
         if let Some(p) = &filter.provider {
-            arg(&mut sql, " AND provider = {}", p.clone());
+            q.and(" AND provider = {}", p.clone());
         }
         if let Some(s) = &filter.status {
-            arg(&mut sql, " AND status = {}", s.clone());
+            q.and(" AND status = {}", s.clone());
         }
         if let Some(t) = &filter.received_after {
-            arg(&mut sql, " AND received_at > {}", t.clone());
+            q.and(" AND received_at > {}", t.clone());
         }
         if let Some(t) = &filter.received_before {
-            arg(&mut sql, " AND received_at < {}", t.clone());
+            q.and(" AND received_at < {}", t.clone());
         }
-        if let Some(cursor) = &filter.cursor {
-            let (at, id) = cursor.split_once('/').ok_or_else(|| StoreError::Corrupt {
-                column: "cursor",
-                reason: format!("`{cursor}` is not a cursor this host issued"),
-            })?;
-            arg(&mut sql, " AND (received_at < {}", at.to_owned());
-            arg(&mut sql, " OR (received_at = {}", at.to_owned());
-            arg(&mut sql, " AND id < {}))", id.to_owned());
-        }
-        let limit = filter.limit.clamp(1, 500);
-        sql.push_str(&format!(
-            " ORDER BY received_at DESC, id DESC LIMIT {}",
-            limit + 1
-        ));
-        // Audited: constants and placeholders only; every value is bound.
-        let mut q = sqlx::query(AssertSqlSafe(sql));
-        for a in &args {
-            q = q.bind(a);
-        }
-        let rows = q.fetch_all(self.read_pool()).await?;
-        let mut items = rows
-            .iter()
-            .map(delivery_row)
-            .collect::<Result<Vec<_>, _>>()?;
-        let next = if items.len() > limit as usize {
-            items.truncate(limit as usize);
-            items.last().map(|d| format!("{}/{}", d.received_at, d.id))
-        } else {
-            None
-        };
-        Ok(super::Page { items, next })
+        q.page(
+            self.read_pool(),
+            ("received_at", "id"),
+            filter.cursor.as_deref(),
+            filter.limit,
+            delivery_row,
+            |d| format!("{}/{}", d.received_at, d.id),
+        )
+        .await
     }
 
     /// The history rows a delivery produced.

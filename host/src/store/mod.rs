@@ -12,6 +12,7 @@
 //! On PostgreSQL a ticket is locked (`FOR UPDATE`) before it is changed.
 
 mod inbox;
+mod query;
 mod rows;
 mod tx;
 
@@ -184,7 +185,7 @@ fn normalise(url: &str) -> (Backend, String) {
 }
 
 /// The URL without its password, for errors and logs.
-fn redact(url: &str) -> String {
+pub fn redact(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(scheme), Some(at)) if at > scheme => {
             let userinfo = &url[scheme + 3..at];

@@ -3,6 +3,7 @@
 use sqlx::any::AnyRow;
 use sqlx::{AssertSqlSafe, Row};
 
+use super::query::Filtered;
 use super::{Store, StoreError};
 
 /// A ticket as stored.
@@ -302,78 +303,43 @@ impl Store {
 
     /// Tickets matching `filter`, most recently updated first, one page.
     pub async fn find(&self, filter: &TicketFilter) -> Result<Page<TicketRow>, StoreError> {
-        let mut sql = format!("SELECT {TICKET_COLUMNS} FROM tickets t WHERE 1 = 1");
-        let mut args: Vec<String> = Vec::new();
-        let mut arg = |sql: &mut String, clause: &str, value: String| {
-            args.push(value);
-            sql.push_str(&clause.replace("{}", &format!("${}", args.len())));
-        };
+        let mut q = Filtered::new(format!("SELECT {TICKET_COLUMNS} FROM tickets t"));
         if let Some(s) = &filter.status {
-            arg(&mut sql, " AND t.status = {}", s.clone());
+            q.and(" AND t.status = {}", s.clone());
         }
         if let Some(a) = &filter.assignee {
-            arg(&mut sql, " AND t.assignee = {}", a.clone());
+            q.and(" AND t.assignee = {}", a.clone());
         }
         if let Some((provider, external_id)) = &filter.linked {
-            arg(
-                &mut sql,
+            q.and(
                 " AND EXISTS (SELECT 1 FROM links l WHERE l.ticket_guid = t.guid AND l.provider = {}",
                 provider.clone(),
             );
-            arg(&mut sql, " AND l.external_id = {})", external_id.clone());
+            q.and(" AND l.external_id = {})", external_id.clone());
         }
         if let Some(text) = &filter.text {
             let pattern = format!("%{}%", escape_like(&text.to_lowercase()));
-            arg(
-                &mut sql,
+            q.and(
                 " AND (LOWER(t.subject) LIKE {} ESCAPE '\\'",
                 pattern.clone(),
             );
-            arg(
-                &mut sql,
-                " OR LOWER(t.description) LIKE {} ESCAPE '\\')",
-                pattern,
-            );
+            q.and(" OR LOWER(t.description) LIKE {} ESCAPE '\\')", pattern);
         }
         if let Some(after) = &filter.updated_after {
-            arg(&mut sql, " AND t.updated_at > {}", after.clone());
+            q.and(" AND t.updated_at > {}", after.clone());
         }
         if let Some(before) = &filter.updated_before {
-            arg(&mut sql, " AND t.updated_at < {}", before.clone());
+            q.and(" AND t.updated_at < {}", before.clone());
         }
-        if let Some(cursor) = &filter.cursor {
-            let (at, guid) = cursor.split_once('/').ok_or_else(|| StoreError::Corrupt {
-                column: "cursor",
-                reason: format!("`{cursor}` is not a cursor this host issued"),
-            })?;
-            arg(&mut sql, " AND (t.updated_at < {}", at.to_owned());
-            arg(&mut sql, " OR (t.updated_at = {}", at.to_owned());
-            arg(&mut sql, " AND t.guid < {}))", guid.to_owned());
-        }
-        let limit = filter.limit.clamp(1, 500);
-        sql.push_str(&format!(
-            " ORDER BY t.updated_at DESC, t.guid DESC LIMIT {}",
-            limit + 1
-        ));
-
-        // Audited: `sql` is built from constants and `$n` placeholders only;
-        // every value is bound.
-        let mut query = sqlx::query(AssertSqlSafe(sql));
-        for a in &args {
-            query = query.bind(a);
-        }
-        let rows = query.fetch_all(self.read_pool()).await?;
-        let mut items = rows
-            .iter()
-            .map(TicketRow::from_row)
-            .collect::<Result<Vec<_>, _>>()?;
-        let next = if items.len() > limit as usize {
-            items.truncate(limit as usize);
-            items.last().map(|t| format!("{}/{}", t.updated_at, t.guid))
-        } else {
-            None
-        };
-        Ok(Page { items, next })
+        q.page(
+            self.read_pool(),
+            ("t.updated_at", "t.guid"),
+            filter.cursor.as_deref(),
+            filter.limit,
+            TicketRow::from_row,
+            |t| format!("{}/{}", t.updated_at, t.guid),
+        )
+        .await
     }
 }
 

@@ -1,0 +1,70 @@
+//! Filtered, keyset-paginated reads: the one way `find` and
+//! `find_deliveries` build their SQL. Clauses are constants with a `{}`
+//! for their value, which becomes a bound `$n` parameter.
+
+use sqlx::any::AnyRow;
+use sqlx::{AnyPool, AssertSqlSafe};
+
+use super::{Page, StoreError};
+
+pub(super) struct Filtered {
+    sql: String,
+    args: Vec<String>,
+}
+
+impl Filtered {
+    pub(super) fn new(select: String) -> Self {
+        Filtered {
+            sql: format!("{select} WHERE 1 = 1"),
+            args: Vec::new(),
+        }
+    }
+
+    /// Appends `clause`, its `{}` bound to `value`.
+    pub(super) fn and(&mut self, clause: &str, value: String) {
+        self.args.push(value);
+        let placeholder = format!("${}", self.args.len());
+        self.sql.push_str(&clause.replace("{}", &placeholder));
+    }
+
+    /// Fetches one page, newest first on (`at`, `id`), after `cursor` (a
+    /// previous page's `next`, `"{at}/{id}"`); `key` makes an item's cursor.
+    pub(super) async fn page<T>(
+        mut self,
+        pool: &AnyPool,
+        (at, id): (&str, &str),
+        cursor: Option<&str>,
+        limit: u32,
+        row: impl Fn(&AnyRow) -> Result<T, StoreError>,
+        key: impl Fn(&T) -> String,
+    ) -> Result<Page<T>, StoreError> {
+        if let Some(cursor) = cursor {
+            let (c_at, c_id) = cursor.split_once('/').ok_or_else(|| StoreError::Corrupt {
+                column: "cursor",
+                reason: format!("`{cursor}` is not a cursor this host issued"),
+            })?;
+            self.and(&format!(" AND ({at} < {{}}"), c_at.to_owned());
+            self.and(&format!(" OR ({at} = {{}}"), c_at.to_owned());
+            self.and(&format!(" AND {id} < {{}}))"), c_id.to_owned());
+        }
+        let limit = limit.clamp(1, 500);
+        self.sql.push_str(&format!(
+            " ORDER BY {at} DESC, {id} DESC LIMIT {}",
+            limit + 1
+        ));
+        // Audited: `sql` is constants and `$n` placeholders; every value is bound.
+        let mut query = sqlx::query(AssertSqlSafe(self.sql));
+        for a in &self.args {
+            query = query.bind(a);
+        }
+        let rows = query.fetch_all(pool).await?;
+        let mut items = rows.iter().map(row).collect::<Result<Vec<_>, _>>()?;
+        let next = if items.len() > limit as usize {
+            items.truncate(limit as usize);
+            items.last().map(key)
+        } else {
+            None
+        };
+        Ok(Page { items, next })
+    }
+}
