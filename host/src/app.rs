@@ -17,7 +17,8 @@ use crate::config::Config;
 use crate::ingress::route::{self, IngressState, Provider};
 use crate::mapper::{EngineSettings, MapperEngine, MapperError};
 use crate::metrics::Metrics;
-use crate::store::{Store, StoreError};
+use crate::provider_api::{ProviderApiError, ProviderApis};
+use crate::store::{InboxWriter, Store, StoreError};
 use crate::tickets::Applier;
 use crate::worker::{ProviderMapper, RetryPolicy, Worker};
 
@@ -42,6 +43,8 @@ pub enum AppError {
     },
     #[error("cannot start the wasm engine")]
     Engine(#[source] MapperError),
+    #[error(transparent)]
+    ProviderApi(#[from] ProviderApiError),
 }
 
 /// Loads every configured provider's mapper; errors name the provider and
@@ -102,7 +105,10 @@ fn build_worker(
         max_delay: Duration::from_millis(config.delivery.retry_max_ms),
         lease: Duration::from_millis(config.delivery.lease_ms),
     };
-    Ok(Some(Worker::new(store, applier, mappers, policy, metrics)))
+    let apis = ProviderApis::from_config(config)?;
+    Ok(Some(Worker::new(
+        store, applier, mappers, policy, metrics, apis,
+    )))
 }
 
 pub struct App {
@@ -168,9 +174,11 @@ impl App {
     /// finish and closes the store.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), AppError> {
         let store = self.state.store.clone();
+        let (inbox, inbox_task) = InboxWriter::spawn(store.clone(), self.state.metrics.clone());
         let ingress = IngressState {
             metrics: self.state.metrics.clone(),
             store: store.clone(),
+            inbox,
             providers: self.providers,
             worker: self.worker.clone(),
         };
@@ -186,6 +194,9 @@ impl App {
         if let Some(w) = worker {
             let _ = w.await;
         }
+        // Every request handler is gone with the server, and with them the
+        // writer's handles: it ends after committing what it holds.
+        let _ = inbox_task.await;
         store.close().await;
         result
     }

@@ -39,6 +39,9 @@ pub enum Command {
     Check(ConfigArgs),
     /// Run a mapper component against fixture files.
     TestMapper(TestMapperArgs),
+    /// Print a curl command sending a fixture's delivery (or a body file)
+    /// to the server, signed as the provider would sign it.
+    Sign(SignArgs),
     /// List, show and replay stored deliveries.
     Deliveries {
         #[command(flatten)]
@@ -82,6 +85,23 @@ pub struct ConfigArgs {
 }
 
 #[derive(Debug, clap::Args)]
+pub struct SignArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// The provider: its verification scheme and secret come from the config.
+    #[arg(long)]
+    pub provider: String,
+    /// A fixture file (its delivery's headers and body) or a raw body file.
+    pub file: PathBuf,
+    /// The server's base URL (default: from `listen`).
+    #[arg(long)]
+    pub url: Option<String>,
+    /// Ask the server to answer with the applied actions (`?wait=true`).
+    #[arg(long)]
+    pub wait: bool,
+}
+
+#[derive(Debug, clap::Args)]
 pub struct TestMapperArgs {
     /// The mapper component (`.wasm`).
     pub mapper: PathBuf,
@@ -117,7 +137,7 @@ pub fn main() -> ExitCode {
     init_tracing(match cli.command {
         Command::TestMapper(_) => "warn,guest=off",
         Command::Serve(_) | Command::Check(_) => "info",
-        Command::Deliveries { .. } => "warn",
+        Command::Deliveries { .. } | Command::Sign(_) => "warn",
     });
     match run(cli) {
         Ok(code) => code,
@@ -144,6 +164,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::TestMapper(args) => test_mapper(args),
         Command::Check(args) => {
             let config = Config::load(&args.config)?;
+            crate::provider_api::ProviderApis::from_config(&config)?;
             let mappers = crate::app::load_mappers(&config)?;
             println!(
                 "{}: ok ({} providers, {} mappers loaded)",
@@ -154,6 +175,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Serve(args) => serve(args),
+        Command::Sign(args) => sign(args),
         Command::Deliveries { config, command } => deliveries(config, command),
     }
 }
@@ -202,6 +224,106 @@ fn deliveries(args: ConfigArgs, command: DeliveriesCommand) -> anyhow::Result<Ex
         store.close().await;
         Ok(ExitCode::SUCCESS)
     })
+}
+
+fn sign(args: SignArgs) -> anyhow::Result<ExitCode> {
+    use crate::ingress::dedupe::DedupeKey;
+    use crate::ingress::route::Provider;
+    let config = Config::load(&args.config.config)?;
+    let provider = config
+        .providers
+        .get(&args.provider)
+        .and_then(|c| Provider::from_config(&args.provider, c))
+        .with_context(|| {
+            format!(
+                "{}: no provider `{}` is configured",
+                args.config.config.display(),
+                args.provider
+            )
+        })?;
+    anyhow::ensure!(
+        provider.handshake.is_none(),
+        "provider `{}` signs with a secret from its handshake, which only the provider knows",
+        args.provider
+    );
+    let bytes = std::fs::read(&args.file)
+        .with_context(|| format!("cannot read {}", args.file.display()))?;
+    let (mut headers, body) =
+        sample(&bytes).with_context(|| format!("{}: not a fixture", args.file.display()))?;
+    // A fresh delivery id, so sending the sample twice is two deliveries.
+    if let DedupeKey::Header(h) = &provider.dedupe {
+        set_header(&mut headers, h, &uuid::Uuid::new_v4().to_string());
+    }
+    let signature = provider
+        .verifier
+        .sign(&body, chrono::Utc::now().timestamp());
+    for (name, value) in &signature.headers {
+        set_header(&mut headers, name, value);
+    }
+    let base = args
+        .url
+        .unwrap_or_else(|| format!("http://{}", config.listen.replace("0.0.0.0", "127.0.0.1")));
+    let mut query = Vec::new();
+    if let Some((k, v)) = &signature.query {
+        query.push(format!("{k}={v}"));
+    }
+    if args.wait {
+        query.push("wait=true".into());
+    }
+    let mut url = format!("{}/hooks/{}", base.trim_end_matches('/'), args.provider);
+    if !query.is_empty() {
+        url = format!("{url}?{}", query.join("&"));
+    }
+    let body =
+        String::from_utf8(body).context("the body is not UTF-8 text: curl it from a file")?;
+    let mut line = format!("curl -sS -X POST {}", shell_quote(&url));
+    for (name, value) in &headers {
+        line.push_str(&format!(" -H {}", shell_quote(&format!("{name}: {value}"))));
+    }
+    line.push_str(&format!(" --data-binary {}", shell_quote(&body)));
+    println!("{line}");
+    Ok(ExitCode::SUCCESS)
+}
+
+type Headers = Vec<(String, String)>;
+
+/// A fixture's delivery headers and body (as the fixture runner sends
+/// it), or the whole file as a JSON body.
+fn sample(bytes: &[u8]) -> anyhow::Result<(Headers, Vec<u8>)> {
+    let json: Option<serde_json::Value> = serde_json::from_slice(bytes).ok();
+    let Some(delivery) = json.as_ref().and_then(|v| v.get("delivery")) else {
+        let headers = vec![("Content-Type".to_owned(), "application/json".to_owned())];
+        return Ok((headers, bytes.to_vec()));
+    };
+    let headers = delivery
+        .get("headers")
+        .and_then(|h| h.as_object())
+        .map(|h| {
+            h.iter()
+                .map(|(k, v)| {
+                    (
+                        k.clone(),
+                        v.as_str().map_or_else(|| v.to_string(), str::to_owned),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let body = match delivery.get("body") {
+        Some(serde_json::Value::String(s)) => s.clone().into_bytes(),
+        Some(v) => serde_json::to_vec(v)?,
+        None => anyhow::bail!("`delivery.body` is missing"),
+    };
+    Ok((headers, body))
+}
+
+fn set_header(headers: &mut Vec<(String, String)>, name: &str, value: &str) {
+    headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+    headers.push((name.to_owned(), value.to_owned()));
+}
+
+fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
 }
 
 fn serve(args: ConfigArgs) -> anyhow::Result<ExitCode> {

@@ -114,6 +114,69 @@ pub struct ProviderConfig {
     /// Passed to the mapper as JSON text.
     #[serde(default = "empty_object")]
     pub mapper_config: serde_json::Value,
+    /// The provider's API, for the mapper's `provider-api` calls; without
+    /// it those calls answer `unavailable`.
+    pub api: Option<ProviderApiConfig>,
+}
+
+/// Where a mapper's `provider-api` requests go, and with what credentials.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderApiConfig {
+    /// e.g. `https://api.github.com`; mapper paths are appended to it and
+    /// may not leave it.
+    pub base_url: String,
+    /// Credentials the host adds to every request.
+    pub auth: Option<ApiAuth>,
+    /// Fixed headers for every request (e.g. `Accept`).
+    #[serde(default)]
+    pub headers: std::collections::BTreeMap<String, String>,
+    /// Per request, redirects included.
+    #[serde(default = "default_api_timeout_ms")]
+    pub timeout_ms: u64,
+    /// Larger answers fail the call with `too-large`.
+    #[serde(default = "default_api_max_response_bytes")]
+    pub max_response_bytes: usize,
+    /// How long a successful GET answer is reused; 0 turns caching off.
+    #[serde(default = "default_api_cache_ttl_secs")]
+    pub cache_ttl_secs: u64,
+}
+
+/// Credentials for a provider's API: exactly one of the fields.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiAuth {
+    /// `Authorization: Bearer …`.
+    pub bearer: Option<SecretString>,
+    /// `Authorization: Basic …` (Jira, ServiceNow).
+    pub basic: Option<BasicAuth>,
+    /// Any header, e.g. PagerDuty's `Authorization: Token token=…` or an
+    /// `X-Api-Key`.
+    pub header: Option<HeaderAuth>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BasicAuth {
+    pub username: String,
+    pub password: SecretString,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeaderAuth {
+    pub name: String,
+    pub value: SecretString,
+}
+
+fn default_api_timeout_ms() -> u64 {
+    5_000
+}
+fn default_api_max_response_bytes() -> usize {
+    1 << 20
+}
+fn default_api_cache_ttl_secs() -> u64 {
+    30
 }
 
 fn empty_object() -> serde_json::Value {

@@ -8,6 +8,8 @@
 //! - [`metrics`]: Prometheus counters and the mapper-call histogram.
 //! - [`worker`]: maps stored deliveries and applies their actions, with
 //!   retries and a dead letter.
+//! - [`provider_api`]: the live `provider-api` — a mapper's requests to
+//!   its provider, with the configured base URL and credentials.
 //! - [`mapper`]: the wasm runtime — one engine, components checked against
 //!   the `sluice:mapper` world, a fresh sandboxed store per call, limits.
 //! - [`action`]: the canonical ticket actions and their JSON rendering.
@@ -27,6 +29,7 @@ pub mod fixture;
 pub mod ingress;
 pub mod mapper;
 pub mod metrics;
+pub mod provider_api;
 pub mod resolve;
 pub mod store;
 pub mod tickets;

@@ -5,6 +5,9 @@
 //!   `applied`, `ignored`, `failed`, `retried`, `dead`;
 //! - `sluice_verification_failures_total{provider}`;
 //! - `sluice_mapper_call_seconds{provider}`: a histogram;
+//! - `sluice_inbox_commits_total`, `sluice_inbox_rows_total`: group
+//!   commits of the inbox and the deliveries they stored (rows per commit
+//!   is the batching the load achieved);
 //! - `sluice_inbox_depth`: deliveries pending or processing (read at scrape).
 
 use std::collections::BTreeMap;
@@ -27,6 +30,8 @@ struct Inner {
     deliveries: BTreeMap<(String, &'static str), u64>,
     verification_failures: BTreeMap<String, u64>,
     mapper_calls: BTreeMap<String, Histogram>,
+    inbox_commits: u64,
+    inbox_rows: u64,
 }
 
 #[derive(Default)]
@@ -56,6 +61,12 @@ impl Metrics {
             .verification_failures
             .entry(provider.to_owned())
             .or_default() += 1;
+    }
+
+    pub fn inbox_commit(&self, rows: usize) {
+        let mut inner = self.inner();
+        inner.inbox_commits += 1;
+        inner.inbox_rows += rows as u64;
     }
 
     pub fn mapper_call(&self, provider: &str, elapsed: Duration) {
@@ -130,6 +141,18 @@ impl Metrics {
         }
         let _ = writeln!(
             out,
+            "# HELP sluice_inbox_commits_total Inbox transactions committed (group commits)."
+        );
+        let _ = writeln!(out, "# TYPE sluice_inbox_commits_total counter");
+        let _ = writeln!(out, "sluice_inbox_commits_total {}", inner.inbox_commits);
+        let _ = writeln!(
+            out,
+            "# HELP sluice_inbox_rows_total Deliveries stored by those commits."
+        );
+        let _ = writeln!(out, "# TYPE sluice_inbox_rows_total counter");
+        let _ = writeln!(out, "sluice_inbox_rows_total {}", inner.inbox_rows);
+        let _ = writeln!(
+            out,
             "# HELP sluice_inbox_depth Deliveries pending or being processed."
         );
         let _ = writeln!(out, "# TYPE sluice_inbox_depth gauge");
@@ -156,6 +179,8 @@ mod tests {
         m.verification_failed("slack");
         m.mapper_call("github", Duration::from_micros(80));
         m.mapper_call("github", Duration::from_millis(3));
+        m.inbox_commit(3);
+        m.inbox_commit(1);
         let text = m.render(4);
         for line in [
             r#"sluice_deliveries_total{provider="github",outcome="applied"} 2"#,
@@ -166,6 +191,8 @@ mod tests {
             r#"sluice_mapper_call_seconds_bucket{provider="github",le="+Inf"} 2"#,
             r#"sluice_mapper_call_seconds_count{provider="github"} 2"#,
             "sluice_inbox_depth 4",
+            "sluice_inbox_commits_total 2",
+            "sluice_inbox_rows_total 4",
         ] {
             assert!(text.lines().any(|l| l == line), "missing {line}\n{text}");
         }

@@ -14,8 +14,9 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::action::Mapped;
-use crate::mapper::{Delivery, LoadedMapper, NoProviderApi};
+use crate::mapper::{Delivery, LoadedMapper, ProviderApi};
 use crate::metrics::Metrics;
+use crate::provider_api::ProviderApis;
 use crate::store::{DeliveryRow, Finish, Store, StoreError};
 use crate::tickets::{Applier, ApplyInput};
 
@@ -86,6 +87,7 @@ pub struct Worker {
     policy: RetryPolicy,
     wake: Arc<Notify>,
     metrics: Arc<Metrics>,
+    apis: ProviderApis,
 }
 
 impl Worker {
@@ -95,6 +97,7 @@ impl Worker {
         mappers: BTreeMap<String, ProviderMapper>,
         policy: RetryPolicy,
         metrics: Arc<Metrics>,
+        apis: ProviderApis,
     ) -> Self {
         Worker {
             store,
@@ -103,6 +106,7 @@ impl Worker {
             policy,
             wake: Arc::new(Notify::new()),
             metrics,
+            apis,
         }
     }
 
@@ -139,15 +143,13 @@ impl Worker {
             let now = chrono::Utc::now();
             let claimed = self
                 .store
-                .claim_deliveries(&providers, 32, &stamp(now), &stamp(now + self.lease()))
+                .claim_deliveries(&providers, BATCH, &stamp(now), &stamp(now + self.lease()))
                 .await?;
             if claimed.is_empty() {
                 return Ok(done);
             }
-            for row in claimed {
-                self.process(row).await?;
-                done += 1;
-            }
+            done += claimed.len();
+            self.process_batch(claimed).await?;
         }
     }
 
@@ -156,7 +158,7 @@ impl Worker {
     pub async fn process_now(&self, id: &str) -> Result<Option<Outcome>, StoreError> {
         let lease_until = stamp(chrono::Utc::now() + self.lease());
         match self.store.claim_delivery(id, &lease_until).await? {
-            Some(row) => self.process(row).await.map(Some),
+            Some(row) => Ok(self.process_batch(vec![row]).await?.pop()),
             None => Ok(None),
         }
     }
@@ -165,167 +167,241 @@ impl Worker {
         chrono::TimeDelta::from_std(self.policy.lease).unwrap_or(chrono::TimeDelta::seconds(60))
     }
 
-    async fn process(&self, row: DeliveryRow) -> Result<Outcome, StoreError> {
-        let Some(pm) = self.mappers.get(&row.provider).cloned() else {
-            let outcome = Outcome {
-                status: "failed",
-                event_type: None,
-                output: None,
-                error: Some(format!(
-                    "no mapper is configured for provider `{}`",
-                    row.provider
-                )),
-            };
-            return self.finish(&row, None, outcome, None).await;
-        };
-        let hash = pm.mapper.content_hash().to_owned();
-        let delivery = Delivery {
-            provider: row.provider.clone(),
-            method: row.method.clone(),
-            path: row.path.clone(),
-            headers: row.headers.clone(),
-            body: row.body.clone(),
-            received_at: row.received_at.clone(),
-        };
-        let mapper = pm.mapper.clone();
-        let config = pm.config.clone();
-        // Mapping is CPU-bound and synchronous: off the async threads.
-        let call = tokio::task::spawn_blocking(move || {
-            let outcome = mapper.map_inbound(&delivery, &config, Box::new(NoProviderApi));
-            (outcome.result, outcome.report.elapsed)
-        })
-        .await
-        .map(|(result, elapsed)| {
-            self.metrics.mapper_call(&row.provider, elapsed);
-            result
-        });
-        let mapped = match call {
-            Ok(Ok(Ok(mapped))) => mapped,
-            Ok(Ok(Err(map_error))) => {
-                let outcome = failed(None, format!("mapper refused the delivery: {map_error}"));
-                return self.finish(&row, Some(&hash), outcome, None).await;
-            }
-            Ok(Err(mapper_error)) => {
-                tracing::warn!(provider = %row.provider, delivery = %row.id, error = %mapper_error, "mapper failed");
-                let outcome = failed(None, format!("mapper failed: {mapper_error}"));
-                return self.finish(&row, Some(&hash), outcome, None).await;
-            }
-            Err(join) => {
-                let outcome = failed(None, format!("mapper task failed: {join}"));
-                return self.finish(&row, Some(&hash), outcome, None).await;
-            }
-        };
-        let mut output = mapped.to_json();
-        if mapped.actions.is_empty() {
-            let outcome = Outcome {
-                status: "ignored",
-                event_type: Some(mapped.event_type.clone()),
-                output: Some(output),
-                error: None,
-            };
-            return self.finish(&row, Some(&hash), outcome, None).await;
-        }
-        let applied = self
-            .applier
-            .apply(
-                &self.store,
-                ApplyInput {
+    /// Maps claimed deliveries in parallel, applies their actions in order
+    /// in one transaction, and records every outcome in another. Mapping
+    /// is pure, so its order does not matter; applying in claim order
+    /// (oldest first) keeps per-ticket order.
+    async fn process_batch(&self, rows: Vec<DeliveryRow>) -> Result<Vec<Outcome>, StoreError> {
+        let mapped = self.map_all(&rows).await;
+        let inputs: Vec<ApplyInput<'_>> = rows
+            .iter()
+            .zip(&mapped)
+            .filter_map(|(row, (hash, m))| match m {
+                Mapping::Mapped(mapped) if !mapped.actions.is_empty() => Some(ApplyInput {
                     delivery_id: Some(&row.id),
                     origin: Some(&row.provider),
-                    mapper_hash: Some(&hash),
+                    mapper_hash: hash.as_deref(),
                     actions: &mapped.actions,
-                },
-            )
-            .await;
-        match applied {
-            Ok(out) => {
-                output["applied"] = serde_json::to_value(&out.actions).unwrap_or(Value::Null);
-                let outcome = Outcome {
-                    status: "applied",
-                    event_type: Some(mapped.event_type.clone()),
-                    output: Some(output),
-                    error: None,
-                };
-                self.finish(&row, Some(&hash), outcome, None).await
-            }
-            Err(e) if e.is_retryable() => {
-                self.retry(&row, &hash, &mapped, output, e.to_string())
-                    .await
-            }
-            Err(e) => {
-                let outcome = failed(Some(&mapped), e.to_string());
-                self.finish(
-                    &row,
-                    Some(&hash),
+                }),
+                _ => None,
+            })
+            .collect();
+        let mut applied = self
+            .applier
+            .apply_batch(&self.store, &inputs)
+            .await
+            .into_iter();
+        drop(inputs);
+
+        let mut outcomes = Vec::with_capacity(rows.len());
+        let mut retry_at = Vec::with_capacity(rows.len());
+        for (row, (_, m)) in rows.iter().zip(mapped.iter()) {
+            let (outcome, at) = match m {
+                Mapping::NoMapper => (
+                    failed(
+                        None,
+                        format!("no mapper is configured for provider `{}`", row.provider),
+                    ),
+                    None,
+                ),
+                Mapping::Refused(e) => (
+                    failed(None, format!("mapper refused the delivery: {e}")),
+                    None,
+                ),
+                Mapping::Failed(e) => {
+                    tracing::warn!(provider = %row.provider, delivery = %row.id, error = %e, "mapper failed");
+                    (failed(None, format!("mapper failed: {e}")), None)
+                }
+                Mapping::ApiTrouble(e) => self.retry(row, None, None, e.clone()),
+                Mapping::Mapped(mapped) if mapped.actions.is_empty() => (
                     Outcome {
-                        output: Some(output),
-                        ..outcome
+                        status: "ignored",
+                        event_type: Some(mapped.event_type.clone()),
+                        output: Some(mapped.to_json()),
+                        error: None,
                     },
                     None,
+                ),
+                Mapping::Mapped(mapped) => {
+                    let mut output = mapped.to_json();
+                    match applied.next() {
+                        Some(Ok(out)) => {
+                            output["applied"] =
+                                serde_json::to_value(&out.actions).unwrap_or(Value::Null);
+                            (
+                                Outcome {
+                                    status: "applied",
+                                    event_type: Some(mapped.event_type.clone()),
+                                    output: Some(output),
+                                    error: None,
+                                },
+                                None,
+                            )
+                        }
+                        Some(Err(e)) if e.is_retryable() => {
+                            self.retry(row, Some(&mapped.event_type), Some(output), e.to_string())
+                        }
+                        Some(Err(e)) => (
+                            Outcome {
+                                output: Some(output),
+                                ..failed(Some(mapped), e.to_string())
+                            },
+                            None,
+                        ),
+                        // apply_batch answers every input; kept total anyway.
+                        None => (failed(Some(mapped), "not applied".into()), None),
+                    }
+                }
+            };
+            let counted = match outcome.status {
+                "pending" => "retried",
+                other => other,
+            };
+            self.metrics.delivery(&row.provider, counted);
+            outcomes.push(outcome);
+            retry_at.push(at);
+        }
+
+        let outputs: Vec<Option<String>> = outcomes
+            .iter()
+            .map(|o| o.output.as_ref().map(Value::to_string))
+            .collect();
+        let finished: Vec<(&str, Finish<'_>)> = rows
+            .iter()
+            .zip(&mapped)
+            .zip(outcomes.iter().zip(&outputs).zip(&retry_at))
+            .map(|((row, (hash, _)), ((o, output), at))| {
+                (
+                    row.id.as_str(),
+                    Finish {
+                        status: o.status,
+                        last_error: o.error.as_deref(),
+                        mapper_hash: hash.as_deref(),
+                        event_type: o.event_type.as_deref(),
+                        output: output.as_deref(),
+                        next_attempt_at: at.as_deref(),
+                    },
                 )
-                .await
+            })
+            .collect();
+        self.store.finish_deliveries(&finished).await?;
+        drop(finished);
+        Ok(outcomes)
+    }
+
+    /// Runs every delivery through its provider's mapper, spread over the
+    /// cores on blocking threads (mapping is CPU-bound and synchronous).
+    /// Results are in input order, each with the hash of the version that
+    /// produced it.
+    async fn map_all(&self, rows: &[DeliveryRow]) -> Vec<(Option<String>, Mapping)> {
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
+        let per_thread = rows.len().div_ceil(threads).max(1);
+        let mut tasks = Vec::new();
+        for chunk in rows.chunks(per_thread) {
+            let jobs: Vec<(Delivery, Option<ProviderMapper>, Box<dyn ProviderApi>)> = chunk
+                .iter()
+                .map(|row| {
+                    let delivery = Delivery {
+                        provider: row.provider.clone(),
+                        method: row.method.clone(),
+                        path: row.path.clone(),
+                        headers: row.headers.clone(),
+                        body: row.body.clone(),
+                        received_at: row.received_at.clone(),
+                    };
+                    let mapper = self.mappers.get(&row.provider).cloned();
+                    (delivery, mapper, self.apis.session(&row.provider))
+                })
+                .collect();
+            let n = jobs.len();
+            let metrics = self.metrics.clone();
+            let task = tokio::task::spawn_blocking(move || {
+                jobs.into_iter()
+                    .map(|(delivery, pm, api)| map_one(&delivery, pm, api, &metrics))
+                    .collect::<Vec<_>>()
+            });
+            tasks.push((n, task));
+        }
+        let mut out = Vec::with_capacity(rows.len());
+        for (n, task) in tasks {
+            match task.await {
+                Ok(results) => out.extend(results),
+                Err(join) => out.extend(
+                    (0..n).map(|_| (None, Mapping::Failed(format!("mapper task failed: {join}")))),
+                ),
             }
         }
+        out
     }
 
-    async fn retry(
+    /// Retries later, or dead-letters once the attempts are used up.
+    fn retry(
         &self,
         row: &DeliveryRow,
-        hash: &str,
-        mapped: &Mapped,
-        output: Value,
+        event_type: Option<&str>,
+        output: Option<Value>,
         error: String,
-    ) -> Result<Outcome, StoreError> {
+    ) -> (Outcome, Option<String>) {
         let attempts = u32::try_from(row.attempts).unwrap_or(u32::MAX);
         if attempts >= self.policy.max_attempts {
+            tracing::warn!(provider = %row.provider, delivery = %row.id, error = %error, "delivery dead-lettered");
             let outcome = Outcome {
                 status: "dead",
-                event_type: Some(mapped.event_type.clone()),
-                output: Some(output),
+                event_type: event_type.map(str::to_owned),
+                output,
                 error: Some(format!("gave up after {attempts} attempts: {error}")),
             };
-            tracing::warn!(provider = %row.provider, delivery = %row.id, error = %error, "delivery dead-lettered");
-            return self.finish(row, Some(hash), outcome, None).await;
+            return (outcome, None);
         }
         let delay = chrono::TimeDelta::from_std(self.policy.delay(attempts)).unwrap_or_default();
-        let at = stamp(chrono::Utc::now() + delay);
         let outcome = Outcome {
             status: "pending",
-            event_type: Some(mapped.event_type.clone()),
-            output: Some(output),
+            event_type: event_type.map(str::to_owned),
+            output,
             error: Some(error),
         };
-        self.finish(row, Some(hash), outcome, Some(&at)).await
+        (outcome, Some(stamp(chrono::Utc::now() + delay)))
     }
+}
 
-    async fn finish(
-        &self,
-        row: &DeliveryRow,
-        hash: Option<&str>,
-        outcome: Outcome,
-        next_attempt_at: Option<&str>,
-    ) -> Result<Outcome, StoreError> {
-        let output = outcome.output.as_ref().map(Value::to_string);
-        let counted = match outcome.status {
-            "pending" => "retried",
-            other => other,
-        };
-        self.metrics.delivery(&row.provider, counted);
-        self.store
-            .finish_delivery(
-                &row.id,
-                &Finish {
-                    status: outcome.status,
-                    last_error: outcome.error.as_deref(),
-                    mapper_hash: hash,
-                    event_type: outcome.event_type.as_deref(),
-                    output: output.as_deref(),
-                    next_attempt_at,
-                },
-            )
-            .await?;
-        Ok(outcome)
-    }
+/// Deliveries claimed, mapped and applied together.
+const BATCH: u32 = 64;
+
+/// What a mapper made of one delivery.
+enum Mapping {
+    NoMapper,
+    /// The mapper's own verdict (`map-error`): malformed, unsupported, …
+    Refused(String),
+    /// The runtime's: trap, timeout, limit.
+    Failed(String),
+    /// Either of the above after the provider's API failed transiently
+    /// (timeout, no connection, 429, 5xx): retried like an unresolved
+    /// reference.
+    ApiTrouble(String),
+    Mapped(Mapped),
+}
+
+fn map_one(
+    delivery: &Delivery,
+    pm: Option<ProviderMapper>,
+    api: Box<dyn ProviderApi>,
+    metrics: &Metrics,
+) -> (Option<String>, Mapping) {
+    let Some(pm) = pm else {
+        return (None, Mapping::NoMapper);
+    };
+    let hash = pm.mapper.content_hash().to_owned();
+    let outcome = pm.mapper.map_inbound(delivery, &pm.config, api);
+    metrics.mapper_call(&delivery.provider, outcome.report.elapsed);
+    let transient = outcome.report.api_transient_failures > 0;
+    let mapping = match outcome.result {
+        Ok(Ok(mapped)) => Mapping::Mapped(mapped),
+        Ok(Err(e)) if transient => Mapping::ApiTrouble(format!("mapper refused the delivery: {e}")),
+        Ok(Err(map_error)) => Mapping::Refused(map_error.to_string()),
+        Err(e) if transient => Mapping::ApiTrouble(format!("mapper failed: {e}")),
+        Err(e) => Mapping::Failed(e.to_string()),
+    };
+    (Some(hash), mapping)
 }
 
 fn failed(mapped: Option<&Mapped>, error: String) -> Outcome {

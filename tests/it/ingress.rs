@@ -28,6 +28,7 @@ providers:
   tracker: {verify: {secret: tracker-token-0123}}
   calendar: {verify: {preset: google, secret: channel-token-0123}}
   yt: {verify: {preset: tracker, secret: yt-token-0123, header: X-Tracker-Token}, dedupe: {body_field: /issue/key}}
+  asana: {verify: {secret: asana-handshake-token}}
 "#;
 
 struct Hooks {
@@ -107,6 +108,7 @@ conformance!(
     oversize_and_unknown_are_refused_with_nothing_stored,
     slack_url_verification_answers_the_challenge,
     configured_overrides_replace_the_preset,
+    asana_handshake_needs_the_token_and_its_secret_signs_later_deliveries,
 );
 
 async fn every_scheme_accepts_good_and_refuses_bad_stale_and_missing(db: TestDb) {
@@ -507,5 +509,108 @@ async fn configured_overrides_replace_the_preset(db: TestDb) {
         .unwrap();
     assert_eq!(d.dedupe_key, "f:Q-1");
     assert_eq!(hooks.stored("yt").await, 1);
+    hooks.stop().await;
+}
+
+async fn asana_handshake_needs_the_token_and_its_secret_signs_later_deliveries(db: TestDb) {
+    let hooks = spawn(db).await;
+    let body =
+        br#"{"events":[{"action":"changed","resource":{"gid":"1201","resource_type":"task"}}]}"#;
+    let signed = |secret: &str| vec![("x-hook-signature", hmac_hex(secret, &[body]))];
+
+    // Before any handshake no secret is known: refused, nothing stored.
+    let (status, err) = hooks
+        .post("/hooks/asana", &signed("s1"), body.as_slice())
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{err}");
+    assert!(
+        err["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no handshake"),
+        "{err}"
+    );
+
+    // A handshake must carry the configured token.
+    let handshake = |query: &'static str, secret: &'static str| {
+        hooks
+            .http
+            .post(format!("{}/hooks/asana{query}", hooks.base))
+            .header("x-hook-secret", secret)
+            .send()
+    };
+    for query in ["", "?token=wrong-token"] {
+        let resp = handshake(query, "forged").await.unwrap();
+        assert_eq!(resp.status(), StatusCode::UNAUTHORIZED, "{query}");
+    }
+    assert!(
+        hooks
+            .db
+            .handshake_secrets("asana")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // Accepted: the secret is echoed and stored.
+    let resp = handshake("?token=asana-handshake-token", "s1")
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.headers()["x-hook-secret"], "s1");
+    let (status, ack) = hooks
+        .post("/hooks/asana", &signed("s1"), body.as_slice())
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{ack}");
+
+    // A second webhook brings its own secret; both sign.
+    let resp = handshake("?token=asana-handshake-token", "s2")
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let other = br#"{"events":[]}"#;
+    let (status, _) = hooks
+        .post(
+            "/hooks/asana",
+            &[("x-hook-signature", hmac_hex("s2", &[other]))],
+            other.as_slice(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let (status, _) = hooks
+        .post("/hooks/asana", &signed("forged"), body.as_slice())
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(hooks.stored("asana").await, 2);
+    assert_eq!(
+        hooks.db.handshake_secrets("asana").await.unwrap(),
+        vec!["s1", "s2"]
+    );
+
+    // Another replica on the same database never saw the handshakes: it
+    // finds the secrets in the store.
+    let url = hooks.db.url.clone();
+    let replica = {
+        let yaml = CONFIG.replace("{db}", &url);
+        let config = Config::parse(&yaml, Path::new("hooks.yaml"), |_| None).unwrap();
+        let app = App::build(&config).await.unwrap();
+        let base = format!("http://{}", app.local_addr().unwrap());
+        let shutdown = CancellationToken::new();
+        let token = shutdown.clone();
+        let server = tokio::spawn(async move { app.run(token).await.unwrap() });
+        (base, shutdown, server)
+    };
+    let third = br#"{"events":[{"action":"added"}]}"#;
+    let resp = hooks
+        .http
+        .post(format!("{}/hooks/asana", replica.0))
+        .header("x-hook-signature", hmac_hex("s1", &[third]))
+        .body(third.as_slice())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::ACCEPTED);
+    replica.1.cancel();
+    replica.2.await.unwrap();
     hooks.stop().await;
 }

@@ -10,6 +10,7 @@ mod db;
 mod helpers;
 mod ingress;
 mod mappers;
+mod provider_api;
 mod runtime;
 mod serve;
 mod store;

@@ -633,3 +633,85 @@ async fn a_batch_commits_together_and_a_bad_delivery_only_costs_its_speed(db: Te
     );
     assert_eq!(db.comments(&guid).await.unwrap().len(), 4);
 }
+
+/// Group commit: requests that arrive while the writer is busy share one
+/// transaction, duplicates (stored before, or earlier in the same batch)
+/// are answered with the first delivery's id, and every request gets its
+/// own answer. A current-thread runtime makes the batching deterministic:
+/// every request is queued before the writer task first runs.
+async fn concurrent_deliveries_share_one_commit(db: TestDb) {
+    use host::metrics::Metrics;
+    use host::store::{InboxEntry, InboxWriter, NewDelivery};
+
+    let entry = |id: String, key: String| InboxEntry {
+        id,
+        provider: "github".into(),
+        dedupe_key: key,
+        method: "POST".into(),
+        path: "/hooks/github".into(),
+        headers: vec![("x-github-event".into(), "push".into())],
+        body: bytes::Bytes::from_static(b"{}"),
+        received_at: host::store::now(),
+    };
+    let earlier = db
+        .insert_delivery(&NewDelivery {
+            id: "earlier",
+            provider: "github",
+            dedupe_key: "seen-before",
+            method: "POST",
+            path: "/hooks/github",
+            headers: &[],
+            body: b"{}",
+            received_at: &host::store::now(),
+        })
+        .await
+        .unwrap();
+    assert!(!earlier.duplicate);
+
+    let metrics = Arc::new(Metrics::default());
+    let (writer, task) = InboxWriter::spawn(db.store.clone(), metrics.clone());
+    let mut entries: Vec<InboxEntry> = (0..100)
+        .map(|i| entry(format!("d{i}"), format!("k{i}")))
+        .collect();
+    entries.push(entry("again".into(), "seen-before".into()));
+    entries.push(entry("k5-twice".into(), "k5".into()));
+    let results = futures::future::join_all(entries.into_iter().map(|e| writer.store(e))).await;
+    let results: Vec<_> = results.into_iter().map(Result::unwrap).collect();
+    for (i, r) in results.iter().take(100).enumerate() {
+        assert_eq!(
+            (r.id.as_str(), r.duplicate),
+            (format!("d{i}").as_str(), false)
+        );
+    }
+    assert_eq!(
+        (results[100].id.as_str(), results[100].duplicate),
+        ("earlier", true)
+    );
+    assert_eq!(
+        (results[101].id.as_str(), results[101].duplicate),
+        ("d5", true)
+    );
+    drop(writer);
+    task.await.unwrap();
+
+    assert_eq!(db.count_deliveries("github").await.unwrap(), 101);
+    let text = metrics.render(0);
+    assert!(
+        text.lines().any(|l| l == "sluice_inbox_commits_total 1"),
+        "{text}"
+    );
+    assert!(
+        text.lines().any(|l| l == "sluice_inbox_rows_total 102"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn sqlite_concurrent_deliveries_share_one_commit() {
+    concurrent_deliveries_share_one_commit(crate::db::sqlite().await).await
+}
+
+#[tokio::test]
+async fn postgres_concurrent_deliveries_share_one_commit() {
+    concurrent_deliveries_share_one_commit(crate::db::postgres().await).await
+}

@@ -23,7 +23,7 @@ pub enum ApiError {
     #[error("{message}")]
     Invalid { field: String, message: String },
     #[error("webhook refused: {0}")]
-    BadSignature(crate::ingress::verify::VerifyError),
+    BadSignature(String),
     #[error("body is over the limit of {limit} bytes")]
     TooLarge { limit: usize },
     #[error("ticket store unavailable")]
@@ -42,6 +42,15 @@ impl From<ApplyError> for ApiError {
             }
             ApplyError::NotFound(guid) => ApiError::NotFound(format!("no ticket `{guid}`")),
             ApplyError::Store(s) => ApiError::Store(s),
+        }
+    }
+}
+
+impl From<crate::ingress::handshake::HandshakeError> for ApiError {
+    fn from(e: crate::ingress::handshake::HandshakeError) -> Self {
+        match e {
+            crate::ingress::handshake::HandshakeError::Store(s) => ApiError::Store(s),
+            other => ApiError::BadSignature(other.to_string()),
         }
     }
 }

@@ -1,11 +1,13 @@
 //! Webhook ingress: `POST /hooks/{provider}` ([`route`]), authenticity
 //! ([`verify`], a typestate `Unverified` → `Verified`), dedupe keys
-//! ([`dedupe`]) and the per-provider presets ([`presets`]). A verified
+//! ([`dedupe`]), the per-provider presets ([`presets`]) and Asana's
+//! secret handshake ([`handshake`]). A verified
 //! delivery is committed to the inbox before the 2xx. With `api`, the only
-//! code that knows axum. The worker that maps and applies stored
-//! deliveries comes next.
+//! code that knows axum. Stored deliveries are mapped and applied by
+//! [`crate::worker`].
 
 pub mod dedupe;
+pub mod handshake;
 pub mod presets;
 pub mod route;
 pub mod verify;

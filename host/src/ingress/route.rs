@@ -16,12 +16,13 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 
 use super::dedupe::DedupeKey;
+use super::handshake::{Handshake, HandshakeError, SECRET_HEADER};
 use super::presets::preset;
 use super::verify::{Scheme, Unverified, Verifier};
 use crate::api::ApiError;
 use crate::config::{DedupeConfig, ProviderConfig};
 use crate::metrics::Metrics;
-use crate::store::{NewDelivery, Store, now};
+use crate::store::{InboxEntry, InboxWriter, Store, now};
 use crate::worker::{Worker, outcome_json};
 
 /// One configured webhook sender.
@@ -32,6 +33,8 @@ pub struct Provider {
     pub verifier: Verifier,
     pub dedupe: DedupeKey,
     pub body_limit: usize,
+    /// Signing secrets come from handshakes (Asana), not the config.
+    pub handshake: Option<Handshake>,
 }
 
 impl Provider {
@@ -79,8 +82,16 @@ impl Provider {
             }) => DedupeKey::BodyField(f.clone()),
             Some(DedupeConfig { .. }) => DedupeKey::BodyHash,
         };
+        let handshake = (preset_name == "asana").then(|| {
+            Handshake::new(
+                SecretString::from(c.verify.secret.expose_secret().to_owned()),
+                c.verify.query.clone(),
+                scheme.clone(),
+            )
+        });
         Some(Provider {
             name: name.to_owned(),
+            handshake,
             preset: preset_name,
             verifier: Verifier {
                 scheme,
@@ -95,6 +106,8 @@ impl Provider {
 #[derive(Clone)]
 pub struct IngressState {
     pub store: Store,
+    /// The group-commit writer every delivery is stored through.
+    pub inbox: InboxWriter,
     pub providers: Arc<BTreeMap<String, Provider>>,
     /// Absent when no provider has a mapper: deliveries are stored and wait.
     pub worker: Option<Worker>,
@@ -154,14 +167,32 @@ async fn receive(
         query,
         body: &body,
     };
-    let verified = provider
-        .verifier
-        .verify(request, chrono::Utc::now().timestamp())
-        .map_err(|e| {
+    let now_secs = chrono::Utc::now().timestamp();
+    let refused = |e: HandshakeError| {
+        if !matches!(e, HandshakeError::Store(_)) {
             tracing::warn!(provider = %name, error = %e, "webhook refused");
             state.metrics.verification_failed(&name);
-            ApiError::BadSignature(e)
-        })?;
+        }
+        ApiError::from(e)
+    };
+    if let Some(handshake) = &provider.handshake
+        && let Some(secret) = Handshake::offered(&request)
+    {
+        handshake
+            .accept(&state.store, &name, request, secret, now_secs)
+            .await
+            .map_err(refused)?;
+        tracing::info!(provider = %name, "handshake accepted; signing secret stored");
+        return Ok((StatusCode::OK, [(SECRET_HEADER, secret.to_owned())]).into_response());
+    }
+    let verified = match &provider.handshake {
+        Some(h) => h.verify(&state.store, &name, request, now_secs).await,
+        None => provider
+            .verifier
+            .verify(request, now_secs)
+            .map_err(HandshakeError::from),
+    }
+    .map_err(refused)?;
 
     // Slack proves the endpoint with a signed challenge, stored nowhere.
     if provider.preset == "slack"
@@ -178,16 +209,16 @@ async fn receive(
         None => uri.path().to_owned(),
     };
     let stored = state
-        .store
-        .insert_delivery(&NewDelivery {
-            id: &id,
-            provider: &name,
-            dedupe_key: &dedupe_key,
-            method: method.as_str(),
-            path: &path,
-            headers: verified.headers(),
-            body: verified.body(),
-            received_at: &now(),
+        .inbox
+        .store(InboxEntry {
+            id,
+            provider: name.clone(),
+            dedupe_key,
+            method: method.as_str().to_owned(),
+            path,
+            headers: verified.headers().to_vec(),
+            body: body.clone(),
+            received_at: now(),
         })
         .await?;
     tracing::debug!(provider = %name, delivery = %stored.id, duplicate = stored.duplicate, "delivery stored");

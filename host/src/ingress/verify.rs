@@ -78,7 +78,7 @@ pub enum VerifyError {
 }
 
 /// A request as received, not yet trusted.
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy)]
 pub struct Unverified<'r> {
     /// Names lower-cased.
     pub headers: &'r [(String, String)],
@@ -227,6 +227,82 @@ impl Verifier {
             }
         }
         Ok(Verified { request })
+    }
+}
+
+/// What a sender adds to a request so that [`Verifier::verify`] accepts it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Signature {
+    pub headers: Vec<(String, String)>,
+    /// A query parameter (token schemes configured with one only).
+    pub query: Option<(String, String)>,
+}
+
+impl Verifier {
+    /// Signs `body` as the provider would at `now` (Unix seconds): for
+    /// `host sign`, load generators and tests. A body-timestamp window
+    /// (Pachca) is the body's own and is not touched.
+    pub fn sign(&self, body: &[u8], now: i64) -> Signature {
+        let secret = self.secret.expose_secret().as_bytes();
+        let encode = |bytes: Vec<u8>, encoding: Encoding| match encoding {
+            Encoding::Hex => hex::encode(bytes),
+            Encoding::Base64 => base64::engine::general_purpose::STANDARD.encode(bytes),
+        };
+        match &self.scheme {
+            Scheme::HmacBody {
+                header,
+                encoding,
+                prefix,
+                ..
+            } => Signature {
+                headers: vec![(
+                    header.clone(),
+                    format!(
+                        "{}{}",
+                        prefix.as_deref().unwrap_or(""),
+                        encode(hmac(secret, &[body]), *encoding)
+                    ),
+                )],
+                query: None,
+            },
+            Scheme::HmacTimestamped {
+                header,
+                timestamp_header,
+                template,
+                prefix,
+                ..
+            } => {
+                let ts = now.to_string();
+                let (before, after) = template.split_once("{body}").unwrap_or((template, ""));
+                let before = before.replace("{timestamp}", &ts);
+                let after = after.replace("{timestamp}", &ts);
+                let mac = hmac(secret, &[before.as_bytes(), body, after.as_bytes()]);
+                Signature {
+                    headers: vec![
+                        (timestamp_header.clone(), ts),
+                        (
+                            header.clone(),
+                            format!("{}{}", prefix.as_deref().unwrap_or(""), hex::encode(mac)),
+                        ),
+                    ],
+                    query: None,
+                }
+            }
+            Scheme::Token { header, query } => {
+                let token = self.secret.expose_secret().to_owned();
+                match (header, query) {
+                    (Some(h), _) => Signature {
+                        headers: vec![(h.clone(), token)],
+                        query: None,
+                    },
+                    (None, Some(q)) => Signature {
+                        headers: Vec::new(),
+                        query: Some((q.clone(), token)),
+                    },
+                    (None, None) => Signature::default(),
+                }
+            }
+        }
     }
 }
 

@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use wasmtime::{Store, Trap};
+use wasmtime::{Store, Trap, UpdateDeadline};
 
 use super::Delivery;
 use super::bindings::wit;
@@ -57,6 +57,10 @@ pub struct CallReport {
     /// Fuel consumed (≈ wasm instructions), when the engine meters fuel.
     pub fuel: Option<u64>,
     pub api_calls: u32,
+    /// `provider-api` calls that failed in a way worth retrying later: a
+    /// timeout, no connection, 429 or a 5xx answer. A mapping error after
+    /// one is likely the provider's passing trouble, not the delivery's.
+    pub api_transient_failures: u32,
     pub logs: Vec<LogLine>,
 }
 
@@ -145,6 +149,16 @@ impl LoadedMapper {
         let mut store = Store::new(self.engine.engine(), sandbox);
         store.limiter(|s| &mut s.limiter);
         store.set_epoch_deadline(deadline_ticks(limits.timeout));
+        // The limit is on the guest's own time: waits on `provider-api`
+        // (bounded by its own timeout and call budget) extend the deadline.
+        let timeout = limits.timeout;
+        store.epoch_deadline_callback(move |ctx| {
+            let guest = started.elapsed().saturating_sub(ctx.data().api_elapsed);
+            Ok(match timeout.checked_sub(guest) {
+                Some(left) if !left.is_zero() => UpdateDeadline::Continue(deadline_ticks(left)),
+                _ => UpdateDeadline::Interrupt,
+            })
+        });
         if settings.fuel_metering {
             // Setting fuel cannot fail when the engine meters fuel.
             let _ = store.set_fuel(FUEL);
@@ -173,6 +187,7 @@ impl LoadedMapper {
             elapsed: started.elapsed(),
             fuel,
             api_calls: store.data().api_calls,
+            api_transient_failures: store.data().api_transient_failures,
             logs: store.data().log.take_lines(),
         };
         (result, report)

@@ -73,6 +73,10 @@ pub(super) struct Sandbox {
     api: Box<dyn ProviderApi>,
     api_budget: u32,
     pub(super) api_calls: u32,
+    /// Time spent waiting on `provider-api`: not the guest's, so not
+    /// counted against its time limit.
+    pub(super) api_elapsed: std::time::Duration,
+    pub(super) api_transient_failures: u32,
     branches: BranchConvention,
 }
 
@@ -103,6 +107,8 @@ impl Sandbox {
             api,
             api_budget,
             api_calls: 0,
+            api_elapsed: std::time::Duration::ZERO,
+            api_transient_failures: 0,
             branches,
         }
     }
@@ -151,7 +157,15 @@ impl host_api::Host for Sandbox {
                 .collect(),
             body: request.body,
         };
-        match self.api.call(&request) {
+        let started = std::time::Instant::now();
+        let answer = self.api.call(&request);
+        self.api_elapsed += started.elapsed();
+        let transient = match &answer {
+            Ok(r) => r.status == 429 || r.status >= 500,
+            Err(e) => matches!(e, ApiFailure::Timeout | ApiFailure::Unavailable(_)),
+        };
+        self.api_transient_failures += u32::from(transient);
+        match answer {
             Ok(r) => Ok(wit::ApiResponse {
                 status: r.status,
                 headers: r

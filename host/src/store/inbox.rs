@@ -74,6 +74,14 @@ pub struct Finish<'a> {
 const DELIVERY_COLUMNS: &str = "id, provider, dedupe_key, method, path, headers, body, received_at, \
      status, attempts, last_error, mapper_hash, event_type, output";
 
+/// Rows per multi-row INSERT: 8 parameters each stays far below SQLite's
+/// and PostgreSQL's parameter limits.
+const INSERT_CHUNK: usize = 256;
+
+fn headers_json(headers: &[(String, String)]) -> String {
+    serde_json::to_string(headers).unwrap_or_else(|_| "[]".into())
+}
+
 fn delivery_row(r: &sqlx::any::AnyRow) -> Result<DeliveryRow, StoreError> {
     let headers: String = r.try_get("headers")?;
     Ok(DeliveryRow {
@@ -101,7 +109,7 @@ impl Store {
     /// Stores a delivery unless its (provider, dedupe key) is stored
     /// already; returns once the row is committed.
     pub async fn insert_delivery(&self, d: &NewDelivery<'_>) -> Result<Stored, StoreError> {
-        let headers = serde_json::to_string(d.headers).unwrap_or_else(|_| "[]".into());
+        let headers = headers_json(d.headers);
         let done = sqlx::query(
             "INSERT INTO deliveries (id, provider, dedupe_key, method, path, headers, body, received_at, \
              status, attempts, next_attempt_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', 0, $8) \
@@ -132,6 +140,80 @@ impl Store {
             id: row.try_get("id")?,
             duplicate: true,
         })
+    }
+
+    /// Stores a batch of deliveries in one transaction — one commit, one
+    /// fsync — skipping those whose (provider, dedupe key) is stored
+    /// already or comes earlier in the batch. Results are in input order.
+    pub async fn insert_deliveries(
+        &self,
+        batch: &[NewDelivery<'_>],
+    ) -> Result<Vec<Stored>, StoreError> {
+        let mut tx = self.write.begin().await?;
+        let mut inserted = std::collections::HashSet::new();
+        for chunk in batch.chunks(INSERT_CHUNK) {
+            let values: Vec<String> = (0..chunk.len())
+                .map(|i| {
+                    let b = i * 8;
+                    format!(
+                        "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, 'pending', 0, ${})",
+                        b + 1,
+                        b + 2,
+                        b + 3,
+                        b + 4,
+                        b + 5,
+                        b + 6,
+                        b + 7,
+                        b + 8,
+                        b + 8
+                    )
+                })
+                .collect();
+            // Audited: only numbered placeholders are spliced in.
+            let sql = format!(
+                "INSERT INTO deliveries (id, provider, dedupe_key, method, path, headers, body, \
+                 received_at, status, attempts, next_attempt_at) VALUES {} \
+                 ON CONFLICT (provider, dedupe_key) DO NOTHING RETURNING id",
+                values.join(", ")
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for d in chunk {
+                q = q
+                    .bind(d.id)
+                    .bind(d.provider)
+                    .bind(d.dedupe_key)
+                    .bind(d.method)
+                    .bind(d.path)
+                    .bind(headers_json(d.headers))
+                    .bind(d.body)
+                    .bind(d.received_at);
+            }
+            for row in q.fetch_all(&mut *tx).await? {
+                inserted.insert(row.try_get::<String, _>("id")?);
+            }
+        }
+        let mut out = Vec::with_capacity(batch.len());
+        for d in batch {
+            if inserted.contains(d.id) {
+                out.push(Stored {
+                    id: d.id.to_owned(),
+                    duplicate: false,
+                });
+                continue;
+            }
+            let row =
+                sqlx::query("SELECT id FROM deliveries WHERE provider = $1 AND dedupe_key = $2")
+                    .bind(d.provider)
+                    .bind(d.dedupe_key)
+                    .fetch_one(&mut *tx)
+                    .await?;
+            out.push(Stored {
+                id: row.try_get("id")?,
+                duplicate: true,
+            });
+        }
+        tx.commit().await?;
+        Ok(out)
     }
 
     pub async fn delivery(&self, id: &str) -> Result<Option<DeliveryRow>, StoreError> {
@@ -209,19 +291,31 @@ impl Store {
 
     /// Records how processing ended.
     pub async fn finish_delivery(&self, id: &str, f: &Finish<'_>) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE deliveries SET status = $2, last_error = $3, mapper_hash = $4, event_type = $5, \
-             output = $6, next_attempt_at = $7 WHERE id = $1",
-        )
-        .bind(id)
-        .bind(f.status)
-        .bind(f.last_error)
-        .bind(f.mapper_hash)
-        .bind(f.event_type)
-        .bind(f.output)
-        .bind(f.next_attempt_at)
-        .execute(&self.write)
-        .await?;
+        self.finish_deliveries(&[(id, f.clone())]).await
+    }
+
+    /// Records how several deliveries ended, in one transaction.
+    pub async fn finish_deliveries(
+        &self,
+        finished: &[(&str, Finish<'_>)],
+    ) -> Result<(), StoreError> {
+        let mut tx = self.write.begin().await?;
+        for (id, f) in finished {
+            sqlx::query(
+                "UPDATE deliveries SET status = $2, last_error = $3, mapper_hash = $4, event_type = $5, \
+                 output = $6, next_attempt_at = $7 WHERE id = $1",
+            )
+            .bind(*id)
+            .bind(f.status)
+            .bind(f.last_error)
+            .bind(f.mapper_hash)
+            .bind(f.event_type)
+            .bind(f.output)
+            .bind(f.next_attempt_at)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 
@@ -294,5 +388,38 @@ impl Store {
             .fetch_one(self.read_pool())
             .await?;
         Ok(row.try_get("n")?)
+    }
+}
+
+impl Store {
+    /// Remembers a secret a provider handed over in a handshake.
+    pub async fn add_handshake_secret(
+        &self,
+        provider: &str,
+        secret: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO handshake_secrets (provider, secret, created_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (provider, secret) DO NOTHING",
+        )
+        .bind(provider)
+        .bind(secret)
+        .bind(super::now())
+        .execute(&self.write)
+        .await?;
+        Ok(())
+    }
+
+    /// Every handshake secret of `provider`, oldest first.
+    pub async fn handshake_secrets(&self, provider: &str) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT secret FROM handshake_secrets WHERE provider = $1 ORDER BY created_at, secret",
+        )
+        .bind(provider)
+        .fetch_all(self.read_pool())
+        .await?;
+        rows.iter()
+            .map(|r| r.try_get("secret").map_err(StoreError::from))
+            .collect()
     }
 }

@@ -11,6 +11,7 @@
 //! transactions never race for the database lock; reads use their own pool.
 //! On PostgreSQL a ticket is locked (`FOR UPDATE`) before it is changed.
 
+mod group;
 mod inbox;
 mod query;
 mod rows;
@@ -23,6 +24,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
 use thiserror::Error;
 
+pub use group::{InboxEntry, InboxWriter};
 pub use inbox::{DeliveryFilter, DeliveryRow, Finish, NewDelivery, Stored};
 pub use rows::{
     Comment, HistoryRow, Link, NewHistory, OutboxRow, Page, PrLink, Signoff, TicketFilter,
