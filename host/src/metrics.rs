@@ -27,6 +27,7 @@ struct Inner {
     deliveries: BTreeMap<(String, &'static str), u64>,
     verification_failures: BTreeMap<String, u64>,
     mapper_calls: BTreeMap<String, Histogram>,
+    mapper_reloads: BTreeMap<(String, &'static str), u64>,
 }
 
 #[derive(Default)]
@@ -69,6 +70,15 @@ impl Metrics {
         }
         h.count += 1;
         h.sum += secs;
+    }
+
+    /// A reload of `provider`'s mapper ended with `outcome`.
+    pub fn mapper_reload(&self, provider: &str, outcome: &'static str) {
+        *self
+            .inner()
+            .mapper_reloads
+            .entry((provider.to_owned(), outcome))
+            .or_default() += 1;
     }
 
     /// The exposition text; `inbox_depth` is read by the caller at scrape.
@@ -130,6 +140,18 @@ impl Metrics {
         }
         let _ = writeln!(
             out,
+            "# HELP sluice_mapper_reloads_total Mapper versions loaded, releases refused, files removed."
+        );
+        let _ = writeln!(out, "# TYPE sluice_mapper_reloads_total counter");
+        for ((provider, outcome), n) in &inner.mapper_reloads {
+            let _ = writeln!(
+                out,
+                "sluice_mapper_reloads_total{{provider=\"{}\",outcome=\"{outcome}\"}} {n}",
+                esc(provider)
+            );
+        }
+        let _ = writeln!(
+            out,
             "# HELP sluice_inbox_depth Deliveries pending or being processed."
         );
         let _ = writeln!(out, "# TYPE sluice_inbox_depth gauge");
@@ -156,6 +178,7 @@ mod tests {
         m.verification_failed("slack");
         m.mapper_call("github", Duration::from_micros(80));
         m.mapper_call("github", Duration::from_millis(3));
+        m.mapper_reload("github", "refused");
         let text = m.render(4);
         for line in [
             r#"sluice_deliveries_total{provider="github",outcome="applied"} 2"#,
@@ -166,6 +189,7 @@ mod tests {
             r#"sluice_mapper_call_seconds_bucket{provider="github",le="+Inf"} 2"#,
             r#"sluice_mapper_call_seconds_count{provider="github"} 2"#,
             "sluice_inbox_depth 4",
+            r#"sluice_mapper_reloads_total{provider="github",outcome="refused"} 1"#,
         ] {
             assert!(text.lines().any(|l| l == line), "missing {line}\n{text}");
         }

@@ -5,7 +5,6 @@
 //! a configured number of attempts. One worker per host processes one
 //! delivery at a time, which keeps per-ticket order.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 use crate::action::Mapped;
 use crate::mapper::{Delivery, LoadedMapper, NoProviderApi};
 use crate::metrics::Metrics;
+use crate::reload::MapperRegistry;
 use crate::store::{DeliveryRow, Finish, Store, StoreError};
 use crate::tickets::{Applier, ApplyInput};
 
@@ -82,7 +82,8 @@ pub struct Outcome {
 pub struct Worker {
     store: Store,
     applier: Arc<Applier>,
-    mappers: Arc<BTreeMap<String, ProviderMapper>>,
+    /// The version serving each provider now; swapped by hot reload.
+    mappers: MapperRegistry,
     policy: RetryPolicy,
     wake: Arc<Notify>,
     metrics: Arc<Metrics>,
@@ -92,23 +93,23 @@ impl Worker {
     pub fn new(
         store: Store,
         applier: Arc<Applier>,
-        mappers: BTreeMap<String, ProviderMapper>,
+        mappers: MapperRegistry,
         policy: RetryPolicy,
         metrics: Arc<Metrics>,
     ) -> Self {
         Worker {
             store,
             applier,
-            mappers: Arc::new(mappers),
+            mappers,
             policy,
             wake: Arc::new(Notify::new()),
             metrics,
         }
     }
 
-    /// Providers whose mapper is loaded.
-    pub fn providers(&self) -> impl Iterator<Item = &str> {
-        self.mappers.keys().map(String::as_str)
+    /// Providers with a mapper version serving.
+    pub fn providers(&self) -> Vec<String> {
+        self.mappers.providers()
     }
 
     /// Tells the worker new deliveries are stored.
@@ -133,7 +134,7 @@ impl Worker {
 
     /// Processes every delivery that is due now; returns how many.
     pub async fn drain(&self) -> Result<usize, StoreError> {
-        let providers: Vec<String> = self.mappers.keys().cloned().collect();
+        let providers = self.mappers.providers();
         let mut done = 0;
         loop {
             let now = chrono::Utc::now();
@@ -166,17 +167,23 @@ impl Worker {
     }
 
     async fn process(&self, row: DeliveryRow) -> Result<Outcome, StoreError> {
-        let Some(pm) = self.mappers.get(&row.provider).cloned() else {
+        // One clone of the current version: the whole call, and the hash
+        // recorded below, belong to it even if a reload swaps meanwhile.
+        let Some(pm) = self.mappers.get(&row.provider) else {
+            // No version serves (its file was removed, or no release passed
+            // its canary yet): the delivery waits, and is claimed again
+            // once a version serves.
             let outcome = Outcome {
-                status: "failed",
+                status: "pending",
                 event_type: None,
                 output: None,
                 error: Some(format!(
-                    "no mapper is configured for provider `{}`",
+                    "no mapper version is serving provider `{}`; the delivery waits for one",
                     row.provider
                 )),
             };
-            return self.finish(&row, None, outcome, None).await;
+            let now = stamp(chrono::Utc::now());
+            return self.finish(&row, None, outcome, Some(now.as_str())).await;
         };
         let hash = pm.mapper.content_hash().to_owned();
         let delivery = Delivery {

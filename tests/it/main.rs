@@ -10,6 +10,7 @@ mod db;
 mod helpers;
 mod ingress;
 mod mappers;
+mod reload;
 mod runtime;
 mod serve;
 mod store;

@@ -1,0 +1,177 @@
+//! The watcher: file-system events on the mapper folders, debounced per
+//! provider, each burst ending in one [`Reloader::reload`] on a blocking
+//! thread.
+//!
+//! Folders are watched, not files: an editor that saves by writing a
+//! temporary file and renaming it over the old one, or a `mv` into place,
+//! replaces the inode a file watch would follow, while a folder watch sees
+//! the new name arrive and needs no re-arming. Events are matched to
+//! providers by path: the component itself, anything in its fixtures
+//! folder, or a Kubernetes-style `..data` symlink swap in its folder (which
+//! replaces every file at once). Reads (including our own) are ignored.
+//! After a provider's last event, `debounce` of quiet lets a copy finish
+//! before the file is read; a half-written file that slips through only
+//! fails its compile, is refused, and the write's next event loads it.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use notify::event::{AccessKind, AccessMode};
+use notify::{Event, EventKind, RecommendedWatcher, RecursiveMode, Watcher};
+use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::{ReloadError, Reloader};
+
+/// A watch set up on every mapper folder, events buffered until [`Watch::run`].
+pub struct Watch {
+    watcher: RecommendedWatcher,
+    events: UnboundedReceiver<notify::Result<Event>>,
+    watched: BTreeSet<PathBuf>,
+}
+
+impl Watch {
+    /// Watches the folders of `reloader`'s mapper files (and their fixtures
+    /// folders). Set it up before the first load, so a change made while
+    /// loading is not missed.
+    pub fn new(reloader: &Reloader) -> Result<Self, ReloadError> {
+        let (tx, events) = unbounded_channel();
+        let watcher = notify::recommended_watcher(move |event: notify::Result<Event>| {
+            // The receiver is gone only after shutdown: nothing to tell.
+            let _ = tx.send(event);
+        })
+        .map_err(|source| ReloadError::Watch {
+            path: PathBuf::new(),
+            source,
+        })?;
+        let mut watch = Watch {
+            watcher,
+            events,
+            watched: BTreeSet::new(),
+        };
+        let mut folders: BTreeSet<PathBuf> = reloader
+            .sources
+            .iter()
+            .filter_map(|s| s.wasm.parent().map(Path::to_owned))
+            .collect();
+        folders.extend(reloader.mappers_dir.clone());
+        for folder in folders {
+            watch.add(&folder)?;
+        }
+        watch.add_fixture_folders(reloader);
+        Ok(watch)
+    }
+
+    fn add(&mut self, folder: &Path) -> Result<(), ReloadError> {
+        if self.watched.contains(folder) {
+            return Ok(());
+        }
+        self.watcher
+            .watch(folder, RecursiveMode::NonRecursive)
+            .map_err(|source| ReloadError::Watch {
+                path: folder.to_owned(),
+                source,
+            })?;
+        self.watched.insert(folder.to_owned());
+        Ok(())
+    }
+
+    /// Fixtures folders come and go with deployments: watch those that
+    /// exist now (a missing one is picked up when its parent sees it).
+    fn add_fixture_folders(&mut self, reloader: &Reloader) {
+        for s in &reloader.sources {
+            if s.fixtures.is_dir()
+                && let Err(e) = self.add(&s.fixtures)
+            {
+                tracing::warn!(folder = %s.fixtures.display(), error = %e, "cannot watch fixtures folder");
+            }
+        }
+    }
+
+    /// Reloads providers as their files change, until `shutdown`.
+    pub async fn run(mut self, reloader: Arc<Reloader>, shutdown: CancellationToken) {
+        let mut due: BTreeMap<String, Instant> = BTreeMap::new();
+        loop {
+            let next = due.values().min().copied();
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                event = self.events.recv() => match event {
+                    None => break,
+                    Some(Ok(event)) => {
+                        if is_read(&event.kind) {
+                            continue;
+                        }
+                        let at = Instant::now() + reloader.debounce;
+                        for provider in affected(&reloader, &event.paths) {
+                            due.insert(provider, at);
+                        }
+                        if event.paths.iter().any(|p| p.is_dir()) {
+                            self.add_fixture_folders(&reloader);
+                        }
+                    }
+                    Some(Err(e)) => {
+                        // Lost events (a queue overflow) may hide a change:
+                        // look at every provider again.
+                        tracing::warn!(error = %e, "mapper watcher error; rechecking every mapper");
+                        let at = Instant::now() + reloader.debounce;
+                        for s in &reloader.sources {
+                            due.insert(s.provider.clone(), at);
+                        }
+                    }
+                },
+                _ = sleep_until(next), if next.is_some() => {
+                    let now = Instant::now();
+                    let ready: Vec<String> = due
+                        .iter()
+                        .filter(|(_, at)| **at <= now)
+                        .map(|(p, _)| p.clone())
+                        .collect();
+                    for provider in ready {
+                        due.remove(&provider);
+                        let r = reloader.clone();
+                        let p = provider.clone();
+                        // Compiling and the canary are CPU-bound and
+                        // synchronous: off the async threads.
+                        if let Err(e) = tokio::task::spawn_blocking(move || r.reload(&p)).await {
+                            tracing::error!(provider = %provider, error = %e, "mapper reload task failed");
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Opening or reading a file changes nothing; closing it after writing does.
+fn is_read(kind: &EventKind) -> bool {
+    matches!(kind, EventKind::Access(a) if *a != AccessKind::Close(AccessMode::Write))
+}
+
+/// Providers whose component or fixtures `paths` touch.
+fn affected(reloader: &Reloader, paths: &[PathBuf]) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for path in paths {
+        // Kubernetes mounts swap a `..data` symlink to replace every file.
+        let swap = path
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with(".."));
+        for s in &reloader.sources {
+            let hit = path == &s.wasm
+                || path.starts_with(&s.fixtures)
+                || (swap && path.parent() == s.wasm.parent());
+            if hit {
+                out.insert(s.provider.clone());
+            }
+        }
+    }
+    out
+}
