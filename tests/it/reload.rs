@@ -592,6 +592,7 @@ async fn shadow_replay_reports_what_a_candidate_would_change_and_applies_nothing
             .collect();
         (rows, text)
     };
+    let run = |candidate: &Path| run_with(candidate, &[]);
 
     // A new release of the same rules changes nothing.
     let same = deploy.dir.path().join("same.wasm");
@@ -601,6 +602,15 @@ async fn shadow_replay_reports_what_a_candidate_would_change_and_applies_nothing
     assert!(rows.iter().all(|r| r["verdict"] == "same"), "{text}");
     assert!(text.contains("3 deliveries: 3 same, 0 differ"), "{text}");
     assert_eq!(rows[0]["live_mapper"], hash(&bitbucket()).as_str());
+
+    // --since and --limit pick the deliveries.
+    let since = rows[0]["received_at"].as_str().unwrap().to_owned();
+    let (later, text) = run_with(&same, &["--since", &since]);
+    assert_eq!(later.len(), 2, "{text}");
+    assert_eq!(later[0]["delivery_id"], rows[1]["delivery_id"], "{text}");
+    let (newest, text) = run_with(&same, &["--limit", "1"]);
+    assert_eq!(newest.len(), 1, "{text}");
+    assert_eq!(newest[0]["delivery_id"], rows[2]["delivery_id"], "{text}");
 
     // Other rules: each delivery's differences, field by field.
     let (rows, text) = run(&component("hostile-guest"));
