@@ -564,7 +564,7 @@ async fn shadow_replay_reports_what_a_candidate_would_change_and_applies_nothing
     let history_before: usize = count_history(&s, &ids).await;
     let db = s.stop().await;
 
-    let run = |candidate: &Path| {
+    let run_with = |candidate: &Path, extra: &[&str]| {
         let out = Command::new(env!("CARGO_BIN_EXE_host"))
             .args([
                 "replay",
@@ -577,6 +577,7 @@ async fn shadow_replay_reports_what_a_candidate_would_change_and_applies_nothing
             .arg(deploy.dir.path().join("sluice.yaml"))
             .arg("--shadow")
             .arg(candidate)
+            .args(extra)
             .output()
             .unwrap();
         assert!(

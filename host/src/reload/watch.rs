@@ -9,21 +9,28 @@
 //! providers by path: the component itself, anything in its fixtures
 //! folder, or a Kubernetes-style `..data` symlink swap in its folder (which
 //! replaces every file at once). Reads (including our own) are ignored.
-//! After a provider's last event, `debounce` of quiet lets a copy finish
-//! before the file is read; a half-written file that slips through only
-//! fails its compile, is refused, and the write's next event loads it.
+//! A component known to be whole — closed after writing (`cp`, an in-place
+//! save) or renamed into place (`mv`, an editor's atomic save) — is read
+//! at once; any other change (a write still going on, fixtures copied
+//! file by file) waits for `debounce` of quiet. A half-written file that
+//! slips through only fails its compile, is refused, and the write's next
+//! event loads it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use notify::event::{AccessKind, AccessMode};
+use notify::event::{AccessKind, AccessMode, ModifyKind, RenameMode};
 use notify::{Event, EventKind, RecommendedWatcher, RecursiveMode, Watcher};
 use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::{ReloadError, Reloader};
+
+/// How long a component that is known to be whole waits: just enough to
+/// coalesce the events of one rename or close.
+const SETTLED: std::time::Duration = std::time::Duration::from_millis(2);
 
 /// A watch set up on every mapper folder, events buffered until [`Watch::run`].
 pub struct Watch {
@@ -103,9 +110,13 @@ impl Watch {
                         if is_read(&event.kind) {
                             continue;
                         }
-                        let at = Instant::now() + reloader.debounce;
-                        for provider in affected(&reloader, &event.paths) {
-                            due.insert(provider, at);
+                        let now = Instant::now();
+                        for (provider, complete) in affected(&reloader, &event) {
+                            // A component written whole (closed after
+                            // writing, or renamed into place) is read at
+                            // once; anything else waits for quiet.
+                            let settle = if complete { SETTLED } else { reloader.debounce };
+                            due.insert(provider, now + settle);
                         }
                         if event.paths.iter().any(|p| p.is_dir()) {
                             self.add_fixture_folders(&reloader);
@@ -156,20 +167,32 @@ fn is_read(kind: &EventKind) -> bool {
     matches!(kind, EventKind::Access(a) if *a != AccessKind::Close(AccessMode::Write))
 }
 
-/// Providers whose component or fixtures `paths` touch.
-fn affected(reloader: &Reloader, paths: &[PathBuf]) -> BTreeSet<String> {
-    let mut out = BTreeSet::new();
-    for path in paths {
+/// Whether `kind` says a file is whole: its writer closed it, or it was
+/// renamed into place (`mv`, an editor's save, a deploy tool).
+fn is_complete(kind: &EventKind) -> bool {
+    matches!(
+        kind,
+        EventKind::Access(AccessKind::Close(AccessMode::Write))
+            | EventKind::Modify(ModifyKind::Name(RenameMode::To | RenameMode::Both))
+    )
+}
+
+/// Providers whose component or fixtures `event` touches, and whether it
+/// says their component file is now whole. Fixtures always wait for quiet:
+/// a folder of them is copied file by file.
+fn affected(reloader: &Reloader, event: &Event) -> BTreeMap<String, bool> {
+    let mut out = BTreeMap::new();
+    let complete = is_complete(&event.kind);
+    for path in &event.paths {
         // Kubernetes mounts swap a `..data` symlink to replace every file.
         let swap = path
             .file_name()
             .is_some_and(|n| n.to_string_lossy().starts_with(".."));
         for s in &reloader.sources {
-            let hit = path == &s.wasm
-                || path.starts_with(&s.fixtures)
-                || (swap && path.parent() == s.wasm.parent());
-            if hit {
-                out.insert(s.provider.clone());
+            let wasm = path == &s.wasm || (swap && path.parent() == s.wasm.parent());
+            if wasm || path.starts_with(&s.fixtures) {
+                let whole = out.entry(s.provider.clone()).or_insert(true);
+                *whole &= wasm && complete;
             }
         }
     }
