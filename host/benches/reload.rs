@@ -200,9 +200,18 @@ fn reload(rt: &tokio::runtime::Runtime) {
         let server = tokio::spawn(app.run(shutdown.clone()));
         let mut fresh = Vec::new();
         let mut seen = Vec::new();
+        let mut compile = Vec::new();
+        let mut canary = Vec::new();
         let releases: Vec<Vec<u8>> = (0..RUNS).map(|n| release(&original, n)).collect();
         for (i, bytes) in releases.iter().enumerate() {
             fresh.push(install(&mappers, &wasm, bytes).await);
+            let v = &mappers.to_json()["mappers"][0]["version"];
+            compile.push(Duration::from_secs_f64(
+                v["load_ms"].as_f64().unwrap_or(0.0) / 1e3,
+            ));
+            canary.push(Duration::from_secs_f64(
+                v["canary"]["ms"].as_f64().unwrap_or(0.0) / 1e3,
+            ));
             // Back to the previous release: its artifact is cached.
             let back = if i == 0 { &original } else { &releases[i - 1] };
             seen.push(install(&mappers, &wasm, back).await);
@@ -211,6 +220,8 @@ fn reload(rt: &tokio::runtime::Runtime) {
             "reload, file written -> serving, new release (compile)",
             fresh,
         );
+        stats("  of which compile and world check", compile);
+        stats("  of which canary (21 fixtures)", canary);
         stats(
             "reload, file written -> serving, release seen before (cache)",
             seen,
