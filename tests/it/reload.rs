@@ -693,3 +693,25 @@ fn a_call_in_flight_across_a_swap_finishes_wholly_on_its_version() {
     let mapped = out.result.unwrap().unwrap();
     assert_eq!(mapped.event_type, "pr_created");
 }
+
+#[test]
+fn check_refuses_a_config_whose_mapper_fails_its_canary() {
+    let deploy = Deploy::new();
+    deploy.install(&std::fs::read(component("github-mapper")).unwrap());
+    let path = deploy.dir.path().join("sluice.yaml");
+    std::fs::write(&path, deploy.yaml("sluice.db")).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_host"))
+        .args(["check", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("provider `bitbucket`: mapper")
+            && err.contains("bitbucket.wasm refused")
+            && err.contains("canary failed")
+            && err.contains("pr_merged.json"),
+        "{err}"
+    );
+}

@@ -35,6 +35,8 @@ pub enum ReloadError {
     Engine(#[source] MapperError),
     #[error("mappers.dir {path}: not a folder")]
     NoFolder { path: PathBuf },
+    #[error("cannot start the mapper file watcher")]
+    Watcher(#[source] notify::Error),
     #[error("cannot watch {path} for mapper changes")]
     Watch {
         path: PathBuf,

@@ -49,10 +49,7 @@ impl Watch {
             // The receiver is gone only after shutdown: nothing to tell.
             let _ = tx.send(event);
         })
-        .map_err(|source| ReloadError::Watch {
-            path: PathBuf::new(),
-            source,
-        })?;
+        .map_err(ReloadError::Watcher)?;
         let mut watch = Watch {
             watcher,
             events,
