@@ -18,7 +18,7 @@ use crate::ingress::route::{self, IngressState, Provider};
 use crate::mapper::MapperError;
 use crate::metrics::Metrics;
 use crate::reload::watch::Watch;
-use crate::reload::{ReloadError, Reloader};
+use crate::reload::{Availability, ReloadError, Reloader};
 use crate::store::{Store, StoreError};
 use crate::tickets::Applier;
 use crate::worker::{RetryPolicy, Worker};
@@ -64,31 +64,26 @@ pub fn load_mappers(config: &Config) -> Result<Arc<Reloader>, AppError> {
 /// Every provider with a mapper source has a version serving, or the
 /// error naming the provider, the file and why.
 pub fn check_mappers(reloader: &Reloader) -> Result<usize, AppError> {
-    let listing = reloader.registry().to_json();
     let mut serving = 0;
-    for m in listing["mappers"].as_array().into_iter().flatten() {
-        let provider = m["provider"].as_str().unwrap_or_default().to_owned();
-        let path = m["file"].as_str().unwrap_or_default().to_owned();
-        match m["state"].as_str() {
-            Some("serving") => serving += 1,
-            Some("absent") => {
+    for s in reloader.registry().states() {
+        let path = s.file.display().to_string();
+        match s.availability {
+            Availability::Serving => serving += 1,
+            Availability::Absent { file } => {
                 return Err(AppError::Mapper {
-                    provider,
-                    path: path.clone(),
+                    provider: s.provider,
+                    path,
                     source: MapperError::Read {
-                        path: path.into(),
+                        path: file,
                         source: std::io::Error::from(std::io::ErrorKind::NotFound),
                     },
                 });
             }
-            _ => {
+            Availability::Waiting => {
                 return Err(AppError::MapperRefused {
-                    provider,
+                    provider: s.provider,
                     path,
-                    reason: m["last_refused"]["reason"]
-                        .as_str()
-                        .unwrap_or("refused")
-                        .to_owned(),
+                    reason: s.refused.unwrap_or_else(|| "refused".into()),
                 });
             }
         }

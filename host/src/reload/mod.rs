@@ -22,7 +22,7 @@ use std::time::Duration;
 use thiserror::Error;
 
 pub use canary::{CanaryReport, CaseFailure};
-pub use registry::{Availability, MapperRegistry, Refusal, Version};
+pub use registry::{Availability, MapperRegistry, ProviderState, Refusal, Version};
 
 use crate::config::Config;
 use crate::mapper::{ArtifactCache, EngineSettings, MapperEngine, MapperError};

@@ -54,6 +54,16 @@ pub enum Availability {
     Absent { file: PathBuf },
 }
 
+/// One provider's state, for `host check`.
+#[derive(Debug, Clone)]
+pub struct ProviderState {
+    pub provider: String,
+    pub file: PathBuf,
+    pub availability: Availability,
+    /// Why the last release was refused, if one was.
+    pub refused: Option<String>,
+}
+
 struct Entry {
     wasm: PathBuf,
     fixtures: PathBuf,
@@ -125,17 +135,20 @@ impl MapperRegistry {
     /// Whether `provider`'s route can take deliveries; `None` for a
     /// provider with no mapper source (its deliveries are stored and wait).
     pub fn availability(&self, provider: &str) -> Option<Availability> {
-        let map = self.read();
-        let e = map.get(provider)?;
-        Some(if e.current.is_some() {
-            Availability::Serving
-        } else if e.absent_since.is_some() {
-            Availability::Absent {
+        self.read().get(provider).map(Entry::availability)
+    }
+
+    /// Every provider's state, in name order.
+    pub fn states(&self) -> Vec<ProviderState> {
+        self.read()
+            .iter()
+            .map(|(provider, e)| ProviderState {
+                provider: provider.clone(),
                 file: e.wasm.clone(),
-            }
-        } else {
-            Availability::Waiting
-        })
+                availability: e.availability(),
+                refused: e.refused.as_ref().map(|r| r.reason.clone()),
+            })
+            .collect()
     }
 
     /// Makes `version` the one serving `provider`, atomically for readers.
@@ -191,6 +204,20 @@ impl MapperRegistry {
             })
             .collect();
         json!({ "mappers": mappers })
+    }
+}
+
+impl Entry {
+    fn availability(&self) -> Availability {
+        if self.current.is_some() {
+            Availability::Serving
+        } else if self.absent_since.is_some() {
+            Availability::Absent {
+                file: self.wasm.clone(),
+            }
+        } else {
+            Availability::Waiting
+        }
     }
 }
 
