@@ -195,3 +195,75 @@ fn affected(reloader: &Reloader, event: &Event) -> BTreeMap<String, bool> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use notify::event::{CreateKind, DataChange, RemoveKind};
+
+    fn reloader() -> Reloader {
+        let yaml = "mappers: {dir: /srv/m}\nproviders:\n  bitbucket:\n    verify: {secret: s}\n    mapper: /srv/m/bitbucket.wasm\n  github:\n    verify: {secret: s}\n    mapper: /srv/m/github.wasm\n    fixtures: /srv/gh-fixtures\n";
+        let mut config =
+            crate::config::Config::parse(yaml, Path::new("/srv/sluice.yaml"), |_| None).unwrap();
+        // No folder check: these tests only match paths.
+        config.mappers.dir = None;
+        Reloader::new(&config, Arc::default()).unwrap()
+    }
+
+    fn event(kind: EventKind, paths: &[&str]) -> Event {
+        let mut e = Event::new(kind);
+        for p in paths {
+            e = e.add_path(PathBuf::from(p));
+        }
+        e
+    }
+
+    #[test]
+    fn events_map_to_providers_and_say_when_a_component_is_whole() {
+        let r = reloader();
+        let write = EventKind::Modify(ModifyKind::Data(DataChange::Any));
+        let closed = EventKind::Access(AccessKind::Close(AccessMode::Write));
+        let moved_in = EventKind::Modify(ModifyKind::Name(RenameMode::To));
+        let cases: [(EventKind, &[&str], &[(&str, bool)]); 8] = [
+            // `cp` over the file: data written, then closed.
+            (write, &["/srv/m/bitbucket.wasm"], &[("bitbucket", false)]),
+            (closed, &["/srv/m/bitbucket.wasm"], &[("bitbucket", true)]),
+            // `mv` or an editor's save-by-rename.
+            (moved_in, &["/srv/m/github.wasm"], &[("github", true)]),
+            // Fixtures wait for quiet even when closed.
+            (
+                closed,
+                &["/srv/m/bitbucket.fixtures/a.json"],
+                &[("bitbucket", false)],
+            ),
+            (closed, &["/srv/gh-fixtures/b.json"], &[("github", false)]),
+            // A Kubernetes `..data` swap replaces every file in the folder.
+            (
+                moved_in,
+                &["/srv/m/..data"],
+                &[("bitbucket", true), ("github", true)],
+            ),
+            (
+                EventKind::Remove(RemoveKind::File),
+                &["/srv/m/github.wasm"],
+                &[("github", false)],
+            ),
+            // Editors' scratch files and other folders are nobody's.
+            (
+                EventKind::Create(CreateKind::File),
+                &["/srv/m/.bitbucket.wasm.swp", "/srv/other/bitbucket.wasm"],
+                &[],
+            ),
+        ];
+        for (kind, paths, want) in cases {
+            let got = affected(&r, &event(kind, paths));
+            let want: BTreeMap<String, bool> =
+                want.iter().map(|(p, w)| ((*p).to_owned(), *w)).collect();
+            assert_eq!(got, want, "{kind:?} {paths:?}");
+        }
+        assert!(is_read(&EventKind::Access(AccessKind::Open(
+            AccessMode::Read
+        ))));
+        assert!(!is_read(&closed));
+    }
+}
