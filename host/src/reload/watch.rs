@@ -201,6 +201,13 @@ mod tests {
     use super::*;
     use notify::event::{CreateKind, DataChange, RemoveKind};
 
+    /// An event, its paths, and the providers it should mark (whole or not).
+    type Case = (
+        EventKind,
+        &'static [&'static str],
+        &'static [(&'static str, bool)],
+    );
+
     fn reloader() -> Reloader {
         let yaml = "mappers: {dir: /srv/m}\nproviders:\n  bitbucket:\n    verify: {secret: s}\n    mapper: /srv/m/bitbucket.wasm\n  github:\n    verify: {secret: s}\n    mapper: /srv/m/github.wasm\n    fixtures: /srv/gh-fixtures\n";
         let mut config =
@@ -224,7 +231,7 @@ mod tests {
         let write = EventKind::Modify(ModifyKind::Data(DataChange::Any));
         let closed = EventKind::Access(AccessKind::Close(AccessMode::Write));
         let moved_in = EventKind::Modify(ModifyKind::Name(RenameMode::To));
-        let cases: [(EventKind, &[&str], &[(&str, bool)]); 8] = [
+        let cases: [Case; 8] = [
             // `cp` over the file: data written, then closed.
             (write, &["/srv/m/bitbucket.wasm"], &[("bitbucket", false)]),
             (closed, &["/srv/m/bitbucket.wasm"], &[("bitbucket", true)]),
