@@ -15,12 +15,14 @@ use tokio_util::sync::CancellationToken;
 use crate::api::{self, ApiState, Tokens};
 use crate::config::Config;
 use crate::ingress::route::{self, IngressState, Provider};
-use crate::mapper::{EngineSettings, MapperEngine, MapperError};
+use crate::mapper::MapperError;
 use crate::metrics::Metrics;
 use crate::provider_api::{ProviderApiError, ProviderApis};
+use crate::reload::watch::Watch;
+use crate::reload::{Availability, ReloadError, Reloader};
 use crate::store::{InboxWriter, Store, StoreError};
 use crate::tickets::Applier;
-use crate::worker::{ProviderMapper, RetryPolicy, Worker};
+use crate::worker::{RetryPolicy, Worker};
 
 #[derive(Debug, Error)]
 pub enum AppError {
@@ -41,52 +43,84 @@ pub enum AppError {
         #[source]
         source: MapperError,
     },
-    #[error("cannot start the wasm engine")]
-    Engine(#[source] MapperError),
     #[error(transparent)]
     ProviderApi(#[from] ProviderApiError),
+    #[error("provider `{provider}`: mapper {path} refused: {reason}")]
+    MapperRefused {
+        provider: String,
+        path: String,
+        reason: String,
+    },
+    #[error("mapper reload")]
+    Reload(#[source] ReloadError),
 }
 
-/// Loads every configured provider's mapper; errors name the provider and
-/// the file.
-pub fn load_mappers(config: &Config) -> Result<BTreeMap<String, ProviderMapper>, AppError> {
-    let mut out = BTreeMap::new();
-    if config.providers.values().all(|p| p.mapper.is_none()) {
-        return Ok(out);
+/// Loads every configured provider's mapper through the reload pipeline
+/// (the artifact cache, the world check, the canary) without watching:
+/// for `host check`, `host mappers` and the command-line replay. A release
+/// that is refused leaves its provider without a version; [`check_mappers`]
+/// turns that into an error.
+pub fn load_mappers(config: &Config) -> Result<Arc<Reloader>, AppError> {
+    start_mappers(config, Arc::default(), false).map(|(r, _)| r)
+}
+
+/// Every provider with a mapper source has a version serving, or the
+/// error naming the provider, the file and why.
+pub fn check_mappers(reloader: &Reloader) -> Result<usize, AppError> {
+    let mut serving = 0;
+    for s in reloader.registry().states() {
+        let path = s.file.display().to_string();
+        match s.availability {
+            Availability::Serving => serving += 1,
+            Availability::Absent { file } => {
+                return Err(AppError::Mapper {
+                    provider: s.provider,
+                    path,
+                    source: MapperError::Read {
+                        path: file,
+                        source: std::io::Error::from(std::io::ErrorKind::NotFound),
+                    },
+                });
+            }
+            Availability::Waiting => {
+                return Err(AppError::MapperRefused {
+                    provider: s.provider,
+                    path,
+                    reason: s.refused.unwrap_or_else(|| "refused".into()),
+                });
+            }
+        }
     }
-    let engine = MapperEngine::new(EngineSettings {
-        branches: config.branches(),
-        ..EngineSettings::default()
-    })
-    .map_err(AppError::Engine)?;
-    for (name, p) in &config.providers {
-        let Some(path) = &p.mapper else { continue };
-        let mapper = engine.load_file(path).map_err(|source| AppError::Mapper {
-            provider: name.clone(),
-            path: path.display().to_string(),
-            source,
-        })?;
-        tracing::info!(provider = %name, mapper = %&mapper.content_hash()[..12], "mapper loaded");
-        out.insert(
-            name.clone(),
-            ProviderMapper {
-                mapper,
-                config: p.mapper_config.to_string(),
-            },
-        );
-    }
-    Ok(out)
+    Ok(serving)
+}
+
+/// The reloader for `config`, every mapper loaded once; with `watch`, the
+/// watch is set up before that first load, so no change is missed.
+fn start_mappers(
+    config: &Config,
+    metrics: Arc<Metrics>,
+    watch: bool,
+) -> Result<(Arc<Reloader>, Option<Watch>), AppError> {
+    let reloader = Arc::new(Reloader::new(config, metrics).map_err(AppError::Reload)?);
+    let watch = if watch && config.mappers.watch && !reloader.sources().is_empty() {
+        Some(Watch::new(&reloader).map_err(AppError::Reload)?)
+    } else {
+        None
+    };
+    reloader.load_all();
+    Ok((reloader, watch))
 }
 
 /// The delivery worker for `config`'s mappers; `None` when no provider
-/// has one.
+/// has a mapper source.
 pub fn worker(config: &Config, store: Store) -> Result<Option<Worker>, AppError> {
     let applier = Applier {
         workflow: config.workflow(),
         branches: config.branches(),
         outbound: Vec::new(),
     };
-    build_worker(config, store, Arc::new(applier), Arc::default())
+    let reloader = load_mappers(config)?;
+    build_worker(config, store, Arc::new(applier), Arc::default(), &reloader)
 }
 
 fn build_worker(
@@ -94,9 +128,9 @@ fn build_worker(
     store: Store,
     applier: Arc<Applier>,
     metrics: Arc<Metrics>,
+    reloader: &Reloader,
 ) -> Result<Option<Worker>, AppError> {
-    let mappers = load_mappers(config)?;
-    if mappers.is_empty() {
+    if reloader.sources().is_empty() {
         return Ok(None);
     }
     let policy = RetryPolicy {
@@ -107,7 +141,12 @@ fn build_worker(
     };
     let apis = ProviderApis::from_config(config)?;
     Ok(Some(Worker::new(
-        store, applier, mappers, policy, metrics, apis,
+        store,
+        applier,
+        reloader.registry().clone(),
+        policy,
+        metrics,
+        apis,
     )))
 }
 
@@ -116,6 +155,8 @@ pub struct App {
     state: ApiState,
     providers: Arc<BTreeMap<String, Provider>>,
     worker: Option<Worker>,
+    reloader: Arc<Reloader>,
+    watch: Option<Watch>,
 }
 
 impl App {
@@ -142,7 +183,15 @@ impl App {
                 })?;
         let applier = Arc::new(applier);
         let metrics = Arc::new(Metrics::default());
-        let worker = build_worker(config, store.clone(), applier.clone(), metrics.clone())?;
+        let (reloader, watch) = start_mappers(config, metrics.clone(), true)?;
+        let worker = build_worker(
+            config,
+            store.clone(),
+            applier.clone(),
+            metrics.clone(),
+            &reloader,
+        )?;
+        let mappers = (!reloader.sources().is_empty()).then(|| reloader.registry().clone());
         let providers = config
             .providers
             .iter()
@@ -152,12 +201,15 @@ impl App {
             listener,
             providers: Arc::new(providers),
             worker: worker.clone(),
+            reloader,
+            watch,
             state: ApiState {
                 metrics,
                 store,
                 applier,
                 tokens: Arc::new(tokens),
                 worker,
+                mappers,
             },
         })
     }
@@ -168,6 +220,11 @@ impl App {
 
     pub fn store(&self) -> &Store {
         &self.state.store
+    }
+
+    /// The mapper versions serving, for tests and benchmarks.
+    pub fn mappers(&self) -> &crate::reload::MapperRegistry {
+        self.reloader.registry()
     }
 
     /// Serves until `shutdown` is cancelled, then lets in-flight requests
@@ -181,8 +238,12 @@ impl App {
             inbox,
             providers: self.providers,
             worker: self.worker.clone(),
+            mappers: self.state.mappers.clone(),
         };
         let worker = self.worker.map(|w| tokio::spawn(w.run(shutdown.clone())));
+        let watcher = self
+            .watch
+            .map(|w| tokio::spawn(w.run(self.reloader.clone(), shutdown.clone())));
         let router = api::router(self.state).merge(route::router(ingress));
         let serve_shutdown = shutdown.clone();
         let result = axum::serve(self.listener, router)
@@ -192,6 +253,9 @@ impl App {
         // The server stopped (or failed): stop and drain the worker too.
         shutdown.cancel();
         if let Some(w) = worker {
+            let _ = w.await;
+        }
+        if let Some(w) = watcher {
             let _ = w.await;
         }
         // Every request handler is gone with the server, and with them the

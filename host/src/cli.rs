@@ -49,6 +49,40 @@ pub enum Command {
         #[command(subcommand)]
         command: DeliveriesCommand,
     },
+    /// Load every provider's mapper as `serve` would (artifact cache, world
+    /// check, canary fixtures) and print each version, or why it was refused.
+    Mappers(ConfigArgs),
+    /// Run stored deliveries through a candidate mapper and report where
+    /// its actions differ from the live version's; applies nothing.
+    Replay(ReplayArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ReplayArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// The candidate component (`.wasm`).
+    #[arg(long, required = true)]
+    pub shadow: PathBuf,
+    /// The provider whose stored deliveries are replayed.
+    #[arg(long)]
+    pub provider: String,
+    /// Only deliveries received after this time (RFC 3339, UTC).
+    #[arg(long)]
+    pub since: Option<String>,
+    /// The newest N deliveries (reported oldest first).
+    #[arg(long, default_value_t = 100)]
+    pub limit: u32,
+    /// `text`: one line per delivery and its differences; `json`: one
+    /// object per line.
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: ShadowFormat,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum ShadowFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -137,7 +171,10 @@ pub fn main() -> ExitCode {
     init_tracing(match cli.command {
         Command::TestMapper(_) => "warn,guest=off",
         Command::Serve(_) | Command::Check(_) => "info",
-        Command::Deliveries { .. } | Command::Sign(_) => "warn",
+        Command::Deliveries { .. }
+        | Command::Sign(_)
+        | Command::Mappers(_)
+        | Command::Replay(_) => "warn",
     });
     match run(cli) {
         Ok(code) => code,
@@ -166,14 +203,26 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let config = Config::load(&args.config)?;
             crate::provider_api::ProviderApis::from_config(&config)?;
             let mappers = crate::app::load_mappers(&config)?;
+            let loaded = crate::app::check_mappers(&mappers)?;
             println!(
                 "{}: ok ({} providers, {} mappers loaded)",
                 args.config.display(),
                 config.providers.len(),
-                mappers.len()
+                loaded
             );
             Ok(ExitCode::SUCCESS)
         }
+        Command::Mappers(args) => {
+            let config = Config::load(&args.config)?;
+            let mappers = crate::app::load_mappers(&config)?;
+            println!("{:#}", mappers.registry().to_json());
+            Ok(if crate::app::check_mappers(&mappers).is_ok() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
+        Command::Replay(args) => shadow(args),
         Command::Serve(args) => serve(args),
         Command::Sign(args) => sign(args),
         Command::Deliveries { config, command } => deliveries(config, command),
@@ -324,6 +373,88 @@ fn set_header(headers: &mut Vec<(String, String)>, name: &str, value: &str) {
 
 fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', "'\\''"))
+}
+
+fn shadow(args: ReplayArgs) -> anyhow::Result<ExitCode> {
+    use crate::mapper::ArtifactCache;
+    use crate::shadow::{ShadowOptions, replay, summary};
+    let config = Config::load(&args.config.config)?;
+    let provider = config.providers.get(&args.provider).with_context(|| {
+        format!(
+            "{}: no provider `{}` is configured",
+            args.config.config.display(),
+            args.provider
+        )
+    })?;
+    // The server's engine settings, so the candidate runs as it would live.
+    let engine = MapperEngine::new(EngineSettings {
+        branches: config.branches(),
+        max_instances: 4,
+        ..EngineSettings::default()
+    })?;
+    let cache = config
+        .mappers
+        .cache_dir
+        .clone()
+        .or_else(ArtifactCache::default_dir)
+        .map(ArtifactCache::new);
+    let bytes = std::fs::read(&args.shadow)
+        .with_context(|| format!("{}: cannot read", args.shadow.display()))?;
+    let candidate = engine
+        .load_cached(&bytes, cache.as_ref())
+        .with_context(|| format!("{}", args.shadow.display()))?;
+    let opts = ShadowOptions {
+        provider: args.provider.clone(),
+        since: args.since.clone(),
+        limit: args.limit,
+    };
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    let rows = runtime.block_on(async {
+        let store = crate::store::Store::open(&config.database).await?;
+        let rows = replay(
+            &store,
+            &candidate,
+            &provider.mapper_config.to_string(),
+            &opts,
+        )
+        .await;
+        store.close().await;
+        anyhow::Ok(rows?)
+    })?;
+    println!(
+        "candidate {} ({})",
+        &candidate.content_hash()[..12],
+        args.shadow.display()
+    );
+    for row in &rows {
+        match args.format {
+            ShadowFormat::Json => println!("{}", row.to_json()),
+            ShadowFormat::Text => {
+                let live = row
+                    .live_mapper
+                    .as_deref()
+                    .map_or("-", |h| &h[..h.len().min(12)]);
+                println!(
+                    "{:<16} {} {} (live {live}, {})",
+                    row.verdict.as_str().to_uppercase(),
+                    row.delivery_id,
+                    row.received_at,
+                    row.status
+                );
+                for d in &row.differences {
+                    println!("    {d}");
+                }
+                if matches!(
+                    row.verdict,
+                    crate::shadow::Verdict::CandidateFails | crate::shadow::Verdict::CandidateMaps
+                ) {
+                    println!("    live: {}\n    candidate: {}", row.live, row.candidate);
+                }
+            }
+        }
+    }
+    println!("{}", summary(&rows));
+    Ok(ExitCode::SUCCESS)
 }
 
 fn serve(args: ConfigArgs) -> anyhow::Result<ExitCode> {

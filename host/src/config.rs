@@ -55,6 +55,49 @@ pub struct Config {
     pub providers: BTreeMap<String, ProviderConfig>,
     #[serde(default)]
     pub delivery: DeliveryConfig,
+    /// Where mapper components come from and how they are reloaded.
+    #[serde(default)]
+    pub mappers: MappersConfig,
+}
+
+/// Mapper components: a watched folder, the artifact cache, hot reload.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MappersConfig {
+    /// A folder holding `{provider}.wasm` (and, optionally, a
+    /// `{provider}.fixtures/` folder of canary fixtures beside it) for each
+    /// configured provider that names no `mapper:` of its own. Relative to
+    /// the config file.
+    pub dir: Option<PathBuf>,
+    /// Where precompiled artifacts are kept; default
+    /// `$XDG_CACHE_HOME/sluice/artifacts` (or `~/.cache/sluice/artifacts`).
+    /// Relative to the config file.
+    pub cache_dir: Option<PathBuf>,
+    /// Watch mapper files and swap in new versions while serving.
+    #[serde(default = "yes")]
+    pub watch: bool,
+    /// Quiet time after the last change to a mapper's files before it is
+    /// loaded: lets a copy or an editor's save finish.
+    #[serde(default = "default_debounce_ms")]
+    pub debounce_ms: u64,
+}
+
+impl Default for MappersConfig {
+    fn default() -> Self {
+        MappersConfig {
+            dir: None,
+            cache_dir: None,
+            watch: true,
+            debounce_ms: default_debounce_ms(),
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_debounce_ms() -> u64 {
+    50
 }
 
 /// Retries of deliveries whose actions cannot apply yet.
@@ -111,6 +154,10 @@ pub struct ProviderConfig {
     /// The mapper component (`.wasm`); relative paths are relative to the
     /// config file's folder. Without one, deliveries are stored and wait.
     pub mapper: Option<PathBuf>,
+    /// Canary fixtures a new version of the mapper must pass before it
+    /// serves; default: the `{name}.fixtures/` folder beside the `.wasm`.
+    /// Relative to the config file.
+    pub fixtures: Option<PathBuf>,
     /// Passed to the mapper as JSON text.
     #[serde(default = "empty_object")]
     pub mapper_config: serde_json::Value,
@@ -298,13 +345,19 @@ impl Config {
         config.validate(path)?;
         // Mapper paths are relative to the config file.
         let base = path.parent().unwrap_or(Path::new("."));
-        for p in config.providers.values_mut() {
-            if let Some(m) = &p.mapper
+        let absolute = |p: &mut Option<PathBuf>| {
+            if let Some(m) = p.as_ref()
                 && m.is_relative()
             {
-                p.mapper = Some(base.join(m));
+                *p = Some(base.join(m));
             }
+        };
+        for p in config.providers.values_mut() {
+            absolute(&mut p.mapper);
+            absolute(&mut p.fixtures);
         }
+        absolute(&mut config.mappers.dir);
+        absolute(&mut config.mappers.cache_dir);
         Ok(config)
     }
 

@@ -10,15 +10,21 @@
 //!   retries and a dead letter.
 //! - [`provider_api`]: the live `provider-api` — a mapper's requests to
 //!   its provider, with the configured base URL and credentials.
+//! - [`reload`]: hot reload — where each provider's component comes from,
+//!   the watcher, the canary, the registry of versions serving.
 //! - [`mapper`]: the wasm runtime — one engine, components checked against
-//!   the `sluice:mapper` world, a fresh sandboxed store per call, limits.
+//!   the `sluice:mapper` world, a fresh sandboxed store per call, limits,
+//!   the cache of precompiled artifacts.
 //! - [`action`]: the canonical ticket actions and their JSON rendering.
 //! - [`resolve`]: ticket resolution rules that need no storage (branches).
 //! - [`tickets`]: applying actions — validation, resolution, status and RACI
 //!   rules, history and outbox rows, one transaction per delivery.
 //! - [`store`]: SQLite and PostgreSQL through sqlx; the only module that
 //!   knows SQL.
-//! - [`fixture`]: `host test-mapper` — fixture files, comparison, reports.
+//! - [`fixture`]: `host test-mapper` — fixture files, comparison, reports;
+//!   also the hot-reload canary.
+//! - [`shadow`]: `host replay --shadow` — stored deliveries through a
+//!   candidate mapper, compared with the live output, nothing applied.
 
 pub mod action;
 pub mod api;
@@ -30,7 +36,9 @@ pub mod ingress;
 pub mod mapper;
 pub mod metrics;
 pub mod provider_api;
+pub mod reload;
 pub mod resolve;
+pub mod shadow;
 pub mod store;
 pub mod tickets;
 pub mod worker;

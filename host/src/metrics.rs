@@ -32,6 +32,7 @@ struct Inner {
     mapper_calls: BTreeMap<String, Histogram>,
     inbox_commits: u64,
     inbox_rows: u64,
+    mapper_reloads: BTreeMap<(String, &'static str), u64>,
 }
 
 #[derive(Default)]
@@ -80,6 +81,15 @@ impl Metrics {
         }
         h.count += 1;
         h.sum += secs;
+    }
+
+    /// A reload of `provider`'s mapper ended with `outcome`.
+    pub fn mapper_reload(&self, provider: &str, outcome: &'static str) {
+        *self
+            .inner()
+            .mapper_reloads
+            .entry((provider.to_owned(), outcome))
+            .or_default() += 1;
     }
 
     /// The exposition text; `inbox_depth` is read by the caller at scrape.
@@ -153,6 +163,18 @@ impl Metrics {
         let _ = writeln!(out, "sluice_inbox_rows_total {}", inner.inbox_rows);
         let _ = writeln!(
             out,
+            "# HELP sluice_mapper_reloads_total Mapper versions loaded, releases refused, files removed."
+        );
+        let _ = writeln!(out, "# TYPE sluice_mapper_reloads_total counter");
+        for ((provider, outcome), n) in &inner.mapper_reloads {
+            let _ = writeln!(
+                out,
+                "sluice_mapper_reloads_total{{provider=\"{}\",outcome=\"{outcome}\"}} {n}",
+                esc(provider)
+            );
+        }
+        let _ = writeln!(
+            out,
             "# HELP sluice_inbox_depth Deliveries pending or being processed."
         );
         let _ = writeln!(out, "# TYPE sluice_inbox_depth gauge");
@@ -181,6 +203,7 @@ mod tests {
         m.mapper_call("github", Duration::from_millis(3));
         m.inbox_commit(3);
         m.inbox_commit(1);
+        m.mapper_reload("github", "refused");
         let text = m.render(4);
         for line in [
             r#"sluice_deliveries_total{provider="github",outcome="applied"} 2"#,
@@ -193,6 +216,7 @@ mod tests {
             "sluice_inbox_depth 4",
             "sluice_inbox_commits_total 2",
             "sluice_inbox_rows_total 4",
+            r#"sluice_mapper_reloads_total{provider="github",outcome="refused"} 1"#,
         ] {
             assert!(text.lines().any(|l| l == line), "missing {line}\n{text}");
         }

@@ -5,7 +5,6 @@
 //! a configured number of attempts. One worker per host processes one
 //! delivery at a time, which keeps per-ticket order.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,6 +16,7 @@ use crate::action::Mapped;
 use crate::mapper::{Delivery, LoadedMapper, ProviderApi};
 use crate::metrics::Metrics;
 use crate::provider_api::ProviderApis;
+use crate::reload::MapperRegistry;
 use crate::store::{DeliveryRow, Finish, Store, StoreError};
 use crate::tickets::{Applier, ApplyInput};
 
@@ -83,7 +83,8 @@ pub struct Outcome {
 pub struct Worker {
     store: Store,
     applier: Arc<Applier>,
-    mappers: Arc<BTreeMap<String, ProviderMapper>>,
+    /// The version serving each provider now; swapped by hot reload.
+    mappers: MapperRegistry,
     policy: RetryPolicy,
     wake: Arc<Notify>,
     metrics: Arc<Metrics>,
@@ -94,7 +95,7 @@ impl Worker {
     pub fn new(
         store: Store,
         applier: Arc<Applier>,
-        mappers: BTreeMap<String, ProviderMapper>,
+        mappers: MapperRegistry,
         policy: RetryPolicy,
         metrics: Arc<Metrics>,
         apis: ProviderApis,
@@ -102,7 +103,7 @@ impl Worker {
         Worker {
             store,
             applier,
-            mappers: Arc::new(mappers),
+            mappers,
             policy,
             wake: Arc::new(Notify::new()),
             metrics,
@@ -110,9 +111,9 @@ impl Worker {
         }
     }
 
-    /// Providers whose mapper is loaded.
-    pub fn providers(&self) -> impl Iterator<Item = &str> {
-        self.mappers.keys().map(String::as_str)
+    /// Providers with a mapper version serving.
+    pub fn providers(&self) -> Vec<String> {
+        self.mappers.providers()
     }
 
     /// Tells the worker new deliveries are stored.
@@ -137,7 +138,7 @@ impl Worker {
 
     /// Processes every delivery that is due now; returns how many.
     pub async fn drain(&self) -> Result<usize, StoreError> {
-        let providers: Vec<String> = self.mappers.keys().cloned().collect();
+        let providers = self.mappers.providers();
         let mut done = 0;
         loop {
             let now = chrono::Utc::now();
@@ -197,12 +198,20 @@ impl Worker {
         let mut retry_at = Vec::with_capacity(rows.len());
         for (row, (_, m)) in rows.iter().zip(mapped.iter()) {
             let (outcome, at) = match m {
+                // No version serves (its file was removed, or no release
+                // passed its canary yet): the delivery waits, and is
+                // claimed again once a version serves.
                 Mapping::NoMapper => (
-                    failed(
-                        None,
-                        format!("no mapper is configured for provider `{}`", row.provider),
-                    ),
-                    None,
+                    Outcome {
+                        status: "pending",
+                        event_type: None,
+                        output: None,
+                        error: Some(format!(
+                            "no mapper version is serving provider `{}`; the delivery waits for one",
+                            row.provider
+                        )),
+                    },
+                    Some(stamp(chrono::Utc::now())),
                 ),
                 Mapping::Refused(e) => (
                     failed(None, format!("mapper refused the delivery: {e}")),
@@ -309,7 +318,10 @@ impl Worker {
                         body: row.body.clone(),
                         received_at: row.received_at.clone(),
                     };
-                    let mapper = self.mappers.get(&row.provider).cloned();
+                    // One clone of the version serving now: the whole call,
+                    // and the hash recorded, belong to it even if a reload
+                    // swaps meanwhile.
+                    let mapper = self.mappers.get(&row.provider);
                     (delivery, mapper, self.apis.session(&row.provider))
                 })
                 .collect();

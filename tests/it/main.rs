@@ -11,6 +11,7 @@ mod helpers;
 mod ingress;
 mod mappers;
 mod provider_api;
+mod reload;
 mod runtime;
 mod serve;
 mod store;

@@ -1,6 +1,7 @@
 //! `ApiError`: the one place that picks HTTP status codes. Every error body
 //! has one shape: `{"error": {"code": "...", "message": "...", "field": "..."}}`
-//! (`field` only when one input is at fault). 5xx bodies are generic; the
+//! (`field` only when one input is at fault; `file` naming a missing mapper
+//! file with 503 `mapper_absent`, which also carries `Retry-After`). 5xx bodies are generic; the
 //! cause is logged once, here.
 
 use axum::Json;
@@ -28,7 +29,17 @@ pub enum ApiError {
     TooLarge { limit: usize },
     #[error("ticket store unavailable")]
     Store(#[from] StoreError),
+    /// The provider's mapper file is missing: refused before anything is
+    /// stored, so the sender retries and nothing is lost.
+    #[error(
+        "the mapper for provider `{provider}` ({file}) is missing; deliveries are refused until it is back"
+    )]
+    MapperAbsent { provider: String, file: String },
 }
+
+/// Seconds a sender is asked to wait before redelivering to a provider
+/// whose mapper file is missing.
+pub const MAPPER_ABSENT_RETRY_AFTER: &str = "60";
 
 impl From<ApplyError> for ApiError {
     fn from(e: ApplyError) -> Self {
@@ -77,6 +88,7 @@ impl IntoResponse for ApiError {
                 (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
             }
             ApiError::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+            ApiError::MapperAbsent { .. } => (StatusCode::SERVICE_UNAVAILABLE, "mapper_absent"),
         };
         let message = match &self {
             ApiError::Store(e) => {
@@ -89,11 +101,20 @@ impl IntoResponse for ApiError {
         if let ApiError::Invalid { field, .. } = &self {
             body["error"]["field"] = json!(field);
         }
+        if let ApiError::MapperAbsent { file, .. } = &self {
+            body["error"]["file"] = json!(file);
+        }
         let mut response = (status, Json(body)).into_response();
         if matches!(self, ApiError::Unauthorized) {
             response
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if let ApiError::MapperAbsent { .. } = &self {
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from_static(MAPPER_ABSENT_RETRY_AFTER),
+            );
         }
         response
     }

@@ -6,6 +6,7 @@
 mod auth;
 mod deliveries;
 mod error;
+mod mappers;
 mod tickets;
 
 use std::sync::Arc;
@@ -29,6 +30,8 @@ pub struct ApiState {
     /// For replays; absent when no provider has a mapper.
     pub worker: Option<crate::worker::Worker>,
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// The mapper versions serving; absent when no provider has a mapper.
+    pub mappers: Option<crate::reload::MapperRegistry>,
 }
 
 /// The OpenAPI 3.1 description of this API.
@@ -57,6 +60,7 @@ pub fn router(state: ApiState) -> Router {
             "/v1/deliveries/{id}/replay",
             axum::routing::post(deliveries::replay_one),
         )
+        .route("/v1/mappers", get(mappers::list))
         .route("/v1/openapi.json", get(openapi))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
@@ -75,7 +79,7 @@ async fn openapi() -> ([(axum::http::HeaderName, &'static str); 1], &'static str
 async fn readyz(
     axum::extract::State(state): axum::extract::State<ApiState>,
 ) -> (axum::http::StatusCode, axum::Json<serde_json::Value>) {
-    let mappers: Vec<&str> = state.worker.iter().flat_map(|w| w.providers()).collect();
+    let mappers: Vec<String> = state.worker.iter().flat_map(|w| w.providers()).collect();
     match state.store.ping().await {
         Ok(()) => (
             axum::http::StatusCode::OK,

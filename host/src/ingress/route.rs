@@ -1,5 +1,6 @@
 //! `POST /hooks/{provider}`: size limit, verification, handshakes, dedupe,
-//! and the inbox row committed before the 2xx.
+//! and the inbox row committed before the 2xx; 503 while the provider's
+//! mapper file is missing.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -22,6 +23,7 @@ use super::verify::{Scheme, Unverified, Verifier};
 use crate::api::ApiError;
 use crate::config::{DedupeConfig, ProviderConfig};
 use crate::metrics::Metrics;
+use crate::reload::{Availability, MapperRegistry};
 use crate::store::{InboxEntry, InboxWriter, Store, now};
 use crate::worker::{Worker, outcome_json};
 
@@ -112,6 +114,8 @@ pub struct IngressState {
     /// Absent when no provider has a mapper: deliveries are stored and wait.
     pub worker: Option<Worker>,
     pub metrics: Arc<Metrics>,
+    /// Which providers' mapper files are missing (503 until they are back).
+    pub mappers: Option<MapperRegistry>,
 }
 
 pub fn router(state: IngressState) -> Router {
@@ -202,6 +206,22 @@ async fn receive(
         return Ok(Json(json!({"challenge": v["challenge"]})).into_response());
     }
 
+    // A missing mapper file stops the route — after verification, so a
+    // forged request still learns nothing, and before anything is stored:
+    // the sender gets 503 with Retry-After and redelivers later. Deliveries
+    // stored before the removal stay pending until a version serves again.
+    if let Some(Availability::Absent { file }) =
+        state.mappers.as_ref().and_then(|m| m.availability(&name))
+    {
+        let file = file
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        return Err(ApiError::MapperAbsent {
+            provider: name,
+            file,
+        });
+    }
     let dedupe_key = provider.dedupe.extract(verified.headers(), verified.body());
     let id = uuid::Uuid::new_v4().simple().to_string();
     let path = match uri.query() {

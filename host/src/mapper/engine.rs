@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::sync::Arc;
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, HasSelf, Linker};
@@ -11,6 +11,7 @@ use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAlloc
 
 use super::WORLD;
 use super::bindings::{Mapper, MapperPre};
+use super::cache::ArtifactCache;
 use super::error::{MapperError, boxed};
 use super::limits::Limits;
 use super::sandbox::Sandbox;
@@ -69,6 +70,26 @@ pub struct LoadedMapper {
     pub(super) pre: MapperPre<Sandbox>,
     hash: String,
     size: usize,
+    origin: LoadOrigin,
+    load_time: Duration,
+}
+
+/// Where a loaded component's machine code came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoadOrigin {
+    /// Compiled by cranelift in this process.
+    Compiled,
+    /// A precompiled artifact from the [`ArtifactCache`].
+    Cached,
+}
+
+impl LoadOrigin {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LoadOrigin::Compiled => "compiled",
+            LoadOrigin::Cached => "cache",
+        }
+    }
 }
 
 impl MapperEngine {
@@ -126,9 +147,29 @@ impl MapperEngine {
 
     /// Compiles `bytes` and checks it implements the mapper world.
     pub fn load(&self, bytes: &[u8]) -> Result<LoadedMapper, MapperError> {
+        self.load_cached(bytes, None)
+    }
+
+    /// Like [`MapperEngine::load`], taking the machine code from `cache`
+    /// when it holds this content for this engine, and storing it there
+    /// after a compile. The world is checked either way.
+    pub fn load_cached(
+        &self,
+        bytes: &[u8],
+        cache: Option<&ArtifactCache>,
+    ) -> Result<LoadedMapper, MapperError> {
+        let started = Instant::now();
         check_header(bytes)?;
-        let component = Component::new(&self.inner.engine, bytes)
-            .map_err(|e| MapperError::Compile { source: boxed(e) })?;
+        let hash = content_hash(bytes);
+        let engine = &self.inner.engine;
+        let (component, origin) = match cache.and_then(|c| c.get(engine, &hash)) {
+            Some(component) => (component, LoadOrigin::Cached),
+            None => {
+                let component = Component::new(engine, bytes)
+                    .map_err(|e| MapperError::Compile { source: boxed(e) })?;
+                (component, LoadOrigin::Compiled)
+            }
+        };
         let wrong_world = |e: wasmtime::Error| MapperError::WrongWorld {
             world: WORLD,
             reason: format!("{e:#}"),
@@ -140,11 +181,17 @@ impl MapperEngine {
             .map_err(wrong_world)?;
         // Checks the exports; extra exports (componentize-py adds one) are fine.
         let pre = MapperPre::new(instance_pre).map_err(wrong_world)?;
+        // Only a component of our world is worth keeping compiled.
+        if let (Some(cache), LoadOrigin::Compiled) = (cache, origin) {
+            cache.put(engine, &hash, &component);
+        }
         Ok(LoadedMapper {
             engine: self.clone(),
             pre,
-            hash: hex::encode(Sha256::digest(bytes)),
+            hash,
             size: bytes.len(),
+            origin,
+            load_time: started.elapsed(),
         })
     }
 
@@ -166,6 +213,22 @@ impl LoadedMapper {
     pub fn size(&self) -> usize {
         self.size
     }
+
+    /// Compiled here or taken from the artifact cache.
+    pub fn origin(&self) -> LoadOrigin {
+        self.origin
+    }
+
+    /// Time to compile (or deserialize) and check the component.
+    pub fn load_time(&self) -> Duration {
+        self.load_time
+    }
+}
+
+/// SHA-256 of a component's bytes, hex: a version's identity, recorded
+/// with every delivery and history row it produces.
+pub fn content_hash(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
 }
 
 fn check_header(bytes: &[u8]) -> Result<(), MapperError> {

@@ -7,17 +7,20 @@
 //! and nothing else: no directories, environment, sockets or inherited stdio.
 //! Per-call limits ([`Limits`]) bound memory, time, output, log volume and
 //! `provider-api` calls; breaking one fails that call with a [`MapperError`]
-//! and never the host.
+//! and never the host. Compiled components are kept as precompiled
+//! artifacts in an [`ArtifactCache`], so a restart does not compile again.
 
 mod bindings;
+mod cache;
 mod call;
 mod engine;
 mod error;
 mod limits;
 mod sandbox;
 
+pub use cache::ArtifactCache;
 pub use call::{CallOutcome, CallReport, LogLine, LogSource, MapResult};
-pub use engine::{EngineSettings, LoadedMapper, MapperEngine};
+pub use engine::{EngineSettings, LoadOrigin, LoadedMapper, MapperEngine, content_hash};
 pub use error::MapperError;
 pub use limits::Limits;
 pub use sandbox::{ApiFailure, ApiRequest, ApiResponse, NoProviderApi, ProviderApi};

@@ -1,0 +1,251 @@
+//! `MapperRegistry`: the version of each provider's mapper that serves
+//! now, the last release refused, and whether the file is there at all.
+//!
+//! Readers (`get`) take a clone of the current version under a short read
+//! lock and never hold the lock while mapping: a swap replaces the map
+//! entry, and a call already holding the old clone finishes on the old
+//! version — whole, since a `ProviderMapper` is one component and one
+//! config.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use serde_json::{Value, json};
+
+use super::MapperSource;
+use super::canary::CanaryReport;
+use crate::worker::ProviderMapper;
+
+/// The shared registry. Cheap to clone.
+#[derive(Clone, Default)]
+pub struct MapperRegistry {
+    inner: Arc<RwLock<BTreeMap<String, Entry>>>,
+}
+
+/// A version that passed its checks and serves.
+#[derive(Clone)]
+pub struct Version {
+    pub mapper: ProviderMapper,
+    /// RFC 3339, UTC.
+    pub loaded_at: String,
+    pub canary: CanaryReport,
+}
+
+/// A release that was not swapped in, and why.
+#[derive(Debug, Clone)]
+pub struct Refusal {
+    /// `None` when the file could not even be read.
+    pub hash: Option<String>,
+    pub at: String,
+    pub reason: String,
+    pub canary: Option<CanaryReport>,
+}
+
+/// Whether a provider's route can take deliveries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Availability {
+    /// A version serves.
+    Serving,
+    /// The file is there but no version passed its checks yet: deliveries
+    /// are stored and wait for one.
+    Waiting,
+    /// The mapper file is missing (removed, or never deployed).
+    Absent { file: PathBuf },
+}
+
+/// One provider's state, for `host check`.
+#[derive(Debug, Clone)]
+pub struct ProviderState {
+    pub provider: String,
+    pub file: PathBuf,
+    pub availability: Availability,
+    /// Why the last release was refused, if one was.
+    pub refused: Option<String>,
+}
+
+struct Entry {
+    wasm: PathBuf,
+    fixtures: PathBuf,
+    current: Option<Version>,
+    refused: Option<Refusal>,
+    /// Since when the file is missing.
+    absent_since: Option<String>,
+}
+
+impl MapperRegistry {
+    /// One entry per source, none serving yet.
+    pub(super) fn new(sources: &[MapperSource]) -> Self {
+        let entries = sources
+            .iter()
+            .map(|s| {
+                (
+                    s.provider.clone(),
+                    Entry {
+                        wasm: s.wasm.clone(),
+                        fixtures: s.fixtures.clone(),
+                        current: None,
+                        refused: None,
+                        absent_since: None,
+                    },
+                )
+            })
+            .collect();
+        MapperRegistry {
+            inner: Arc::new(RwLock::new(entries)),
+        }
+    }
+
+    fn read(&self) -> RwLockReadGuard<'_, BTreeMap<String, Entry>> {
+        // A panic under the lock leaves whole entries behind: every write
+        // below replaces fields, none is left half-done.
+        self.inner.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, BTreeMap<String, Entry>> {
+        self.inner.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The version serving `provider` now: a clone, so a call keeps the
+    /// whole version it started with across a swap.
+    pub fn get(&self, provider: &str) -> Option<ProviderMapper> {
+        self.read()
+            .get(provider)
+            .and_then(|e| e.current.as_ref())
+            .map(|v| v.mapper.clone())
+    }
+
+    /// Providers with a version serving.
+    pub fn providers(&self) -> Vec<String> {
+        self.read()
+            .iter()
+            .filter(|(_, e)| e.current.is_some())
+            .map(|(p, _)| p.clone())
+            .collect()
+    }
+
+    /// The content hash serving `provider`, if any.
+    pub fn current_hash(&self, provider: &str) -> Option<String> {
+        self.read()
+            .get(provider)
+            .and_then(|e| e.current.as_ref())
+            .map(|v| v.mapper.mapper.content_hash().to_owned())
+    }
+
+    /// Whether `provider`'s route can take deliveries; `None` for a
+    /// provider with no mapper source (its deliveries are stored and wait).
+    pub fn availability(&self, provider: &str) -> Option<Availability> {
+        self.read().get(provider).map(Entry::availability)
+    }
+
+    /// Every provider's state, in name order.
+    pub fn states(&self) -> Vec<ProviderState> {
+        self.read()
+            .iter()
+            .map(|(provider, e)| ProviderState {
+                provider: provider.clone(),
+                file: e.wasm.clone(),
+                availability: e.availability(),
+                refused: e.refused.as_ref().map(|r| r.reason.clone()),
+            })
+            .collect()
+    }
+
+    /// Makes `version` the one serving `provider`, atomically for readers.
+    pub(super) fn swap(&self, provider: &str, version: Version) {
+        if let Some(e) = self.write().get_mut(provider) {
+            e.current = Some(version);
+            e.absent_since = None;
+        }
+    }
+
+    pub(super) fn refuse(&self, provider: &str, refusal: Refusal) {
+        if let Some(e) = self.write().get_mut(provider) {
+            e.refused = Some(refusal);
+            e.absent_since = None;
+        }
+    }
+
+    /// The file is gone: stop serving `provider`. Returns whether a
+    /// version was serving until now.
+    pub(super) fn remove(&self, provider: &str, at: &str) -> bool {
+        let mut map = self.write();
+        let Some(e) = map.get_mut(provider) else {
+            return false;
+        };
+        if e.absent_since.is_none() {
+            e.absent_since = Some(at.to_owned());
+        }
+        e.current.take().is_some()
+    }
+
+    /// The `GET /v1/mappers` (and `host mappers`) listing.
+    pub fn to_json(&self) -> Value {
+        let map = self.read();
+        let mappers: Vec<Value> = map
+            .iter()
+            .map(|(provider, e)| {
+                let state = if e.current.is_some() {
+                    "serving"
+                } else if e.absent_since.is_some() {
+                    "absent"
+                } else {
+                    "waiting"
+                };
+                json!({
+                    "provider": provider,
+                    "state": state,
+                    "file": display(&e.wasm),
+                    "fixtures": display(&e.fixtures),
+                    "version": e.current.as_ref().map(Version::to_json),
+                    "last_refused": e.refused.as_ref().map(Refusal::to_json),
+                    "absent_since": e.absent_since,
+                })
+            })
+            .collect();
+        json!({ "mappers": mappers })
+    }
+}
+
+impl Entry {
+    fn availability(&self) -> Availability {
+        if self.current.is_some() {
+            Availability::Serving
+        } else if self.absent_since.is_some() {
+            Availability::Absent {
+                file: self.wasm.clone(),
+            }
+        } else {
+            Availability::Waiting
+        }
+    }
+}
+
+impl Version {
+    fn to_json(&self) -> Value {
+        let m = &self.mapper.mapper;
+        json!({
+            "hash": m.content_hash(),
+            "size": m.size(),
+            "loaded_at": self.loaded_at,
+            "origin": m.origin().as_str(),
+            "load_ms": m.load_time().as_secs_f64() * 1e3,
+            "canary": self.canary.to_json(),
+        })
+    }
+}
+
+impl Refusal {
+    fn to_json(&self) -> Value {
+        json!({
+            "hash": self.hash,
+            "at": self.at,
+            "reason": self.reason,
+            "canary": self.canary.as_ref().map(CanaryReport::to_json),
+        })
+    }
+}
+
+fn display(p: &Path) -> String {
+    p.display().to_string()
+}
