@@ -71,18 +71,21 @@ impl Drop for TestDb {
         let Some(name) = self.postgres_db.take() else {
             return;
         };
-        let store = self.store.clone();
-        // Drop needs its own runtime: the test's may be shutting down.
+        // Drop needs its own runtime: the test's may be shutting down, or be
+        // a current-thread runtime blocked right here. The store's pool
+        // belongs to the test's runtime and is not touched: `FORCE` ends
+        // its sessions.
         let _ = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
                 .unwrap();
             rt.block_on(async move {
-                store.close().await;
                 if let Ok(mut admin) = sqlx::AnyConnection::connect(&postgres_admin_url()).await {
                     let _ = admin
-                        .execute(AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name}")))
+                        .execute(AssertSqlSafe(format!(
+                            "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                        )))
                         .await;
                 }
             });

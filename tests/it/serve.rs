@@ -111,23 +111,142 @@ fn serve_answers_on_its_port_and_stops_cleanly_on_sigterm() {
     assert!(status.success(), "host serve exited with {status}");
 }
 
-#[test]
-fn the_example_config_is_valid() {
-    let example = crate::helpers::workspace().join("examples/sluice.yaml");
-    let out = Command::new(env!("CARGO_BIN_EXE_host"))
+/// The example config, as `./scripts/run` serves it: the built-in mappers
+/// and their canary fixtures in a `mappers/` folder beside the config.
+fn example_setup() -> (tempfile::TempDir, std::path::PathBuf) {
+    let ws = crate::helpers::workspace();
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = std::fs::read_to_string(ws.join("examples/sluice.yaml"))
+        .unwrap()
+        .replace("listen: 127.0.0.1:8080", "listen: 127.0.0.1:0")
+        .replace(
+            "database: sluice.db",
+            &format!("database: {}", dir.path().join("sluice.db").display()),
+        );
+    let config = dir.path().join("sluice.yaml");
+    std::fs::write(&config, yaml).unwrap();
+    let mappers = dir.path().join("mappers");
+    std::fs::create_dir(&mappers).unwrap();
+    for name in ["bitbucket", "github"] {
+        let wasm = crate::helpers::component(&format!("{name}-mapper"));
+        std::fs::copy(wasm, mappers.join(format!("{name}.wasm"))).unwrap();
+        let fixtures = mappers.join(format!("{name}.fixtures"));
+        std::fs::create_dir(&fixtures).unwrap();
+        for entry in std::fs::read_dir(crate::helpers::fixtures(name)).unwrap() {
+            let path = entry.unwrap().path();
+            std::fs::copy(&path, fixtures.join(path.file_name().unwrap())).unwrap();
+        }
+    }
+    (dir, config)
+}
+
+const EXAMPLE_ENV: [(&str, &str); 4] = [
+    ("SLUICE_ADMIN_TOKEN", TOKEN),
+    ("SLUICE_READ_TOKEN", "read-token-0123456789abcdef"),
+    ("BITBUCKET_WEBHOOK_SECRET", "bitbucket-secret"),
+    ("GITHUB_WEBHOOK_SECRET", "github-secret"),
+];
+
+/// Splits the single-quoted words `host sign` prints.
+fn shell_words(line: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut quoted = false;
+    let mut escaped = false;
+    let mut in_word = false;
+    for c in line.chars() {
+        match c {
+            c if escaped => {
+                word.push(c);
+                escaped = false;
+            }
+            '\'' => {
+                quoted = !quoted;
+                in_word = true;
+            }
+            ' ' if !quoted => {
+                if in_word {
+                    words.push(std::mem::take(&mut word));
+                }
+                in_word = false;
+            }
+            '\\' if !quoted => escaped = true,
+            c => {
+                word.push(c);
+                in_word = true;
+            }
+        }
+    }
+    if in_word {
+        words.push(word);
+    }
+    words
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_example_config_serves_the_built_in_mappers_and_sign_prints_a_working_request() {
+    let (_dir, config) = example_setup();
+    let check = Command::new(env!("CARGO_BIN_EXE_host"))
         .args(["check", "--config"])
-        .arg(&example)
-        .env("SLUICE_ADMIN_TOKEN", TOKEN)
-        .env("SLUICE_READ_TOKEN", "read-token-0123456789abcdef")
-        .env("BITBUCKET_WEBHOOK_SECRET", "bitbucket-secret")
-        .env("GITHUB_WEBHOOK_SECRET", "github-secret")
+        .arg(&config)
+        .envs(EXAMPLE_ENV)
         .output()
         .unwrap();
     assert!(
-        out.status.success(),
+        check.status.success(),
         "{}",
-        String::from_utf8_lossy(&out.stderr)
+        String::from_utf8_lossy(&check.stderr)
     );
+    assert!(
+        String::from_utf8_lossy(&check.stdout).contains("2 mappers loaded"),
+        "{}",
+        String::from_utf8_lossy(&check.stdout)
+    );
+
+    let mut host = crate::helpers::start_host(&config, &EXAMPLE_ENV);
+    let fixture = crate::helpers::fixtures("bitbucket").join("pr_created_other_branch.json");
+    let signed = Command::new(env!("CARGO_BIN_EXE_host"))
+        .args(["sign", "--provider", "bitbucket", "--wait", "--config"])
+        .arg(&config)
+        .args(["--url", &format!("http://{}", host.addr)])
+        .arg(&fixture)
+        .envs(EXAMPLE_ENV)
+        .output()
+        .unwrap();
+    assert!(
+        signed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&signed.stderr)
+    );
+    let line = String::from_utf8(signed.stdout).unwrap();
+    // curl -sS -X POST URL (-H 'Name: value')* --data-binary BODY
+    let words = shell_words(line.trim());
+    assert_eq!(&words[..4], ["curl", "-sS", "-X", "POST"], "{line}");
+    let mut request = reqwest::Client::new().post(&words[4]);
+    let mut rest = words[5..].iter();
+    while let Some(flag) = rest.next() {
+        let value = rest.next().unwrap();
+        match flag.as_str() {
+            "-H" => {
+                let (name, v) = value.split_once(": ").unwrap();
+                request = request.header(name, v);
+            }
+            "--data-binary" => request = request.body(value.clone()),
+            other => panic!("unexpected curl flag {other} in {line}"),
+        }
+    }
+    let response = request.send().await.unwrap();
+    assert_eq!(response.status(), reqwest::StatusCode::OK);
+    let outcome: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(outcome["status"], "applied", "{outcome}");
+    assert_eq!(outcome["applied"][0]["action"], "create", "{outcome}");
+
+    let kill = Command::new("kill")
+        .args(["-TERM", &host.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    assert!(host.child.wait().unwrap().success());
 }
 
 #[test]
