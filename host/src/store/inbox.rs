@@ -294,26 +294,49 @@ impl Store {
         self.finish_deliveries(&[(id, f.clone())]).await
     }
 
-    /// Records how several deliveries ended, in one transaction.
+    /// Records how several deliveries ended: one UPDATE joined to a VALUES
+    /// list per chunk, in one transaction.
     pub async fn finish_deliveries(
         &self,
         finished: &[(&str, Finish<'_>)],
     ) -> Result<(), StoreError> {
         let mut tx = self.write.begin().await?;
-        for (id, f) in finished {
-            sqlx::query(
-                "UPDATE deliveries SET status = $2, last_error = $3, mapper_hash = $4, event_type = $5, \
-                 output = $6, next_attempt_at = $7 WHERE id = $1",
-            )
-            .bind(*id)
-            .bind(f.status)
-            .bind(f.last_error)
-            .bind(f.mapper_hash)
-            .bind(f.event_type)
-            .bind(f.output)
-            .bind(f.next_attempt_at)
-            .execute(&mut *tx)
-            .await?;
+        for chunk in finished.chunks(INSERT_CHUNK) {
+            let values: Vec<String> = (0..chunk.len())
+                .map(|i| {
+                    let b = i * 7;
+                    format!(
+                        "(${}, ${}, ${}, ${}, ${}, ${}, ${})",
+                        b + 1,
+                        b + 2,
+                        b + 3,
+                        b + 4,
+                        b + 5,
+                        b + 6,
+                        b + 7
+                    )
+                })
+                .collect();
+            // Audited: only numbered placeholders are spliced in. VALUES
+            // columns are `column1`… in both dialects.
+            let sql = format!(
+                "UPDATE deliveries SET status = v.column2, last_error = v.column3, \
+                 mapper_hash = v.column4, event_type = v.column5, output = v.column6, \
+                 next_attempt_at = v.column7 FROM (VALUES {}) AS v WHERE deliveries.id = v.column1",
+                values.join(", ")
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for (id, f) in chunk {
+                q = q
+                    .bind(*id)
+                    .bind(f.status)
+                    .bind(f.last_error)
+                    .bind(f.mapper_hash)
+                    .bind(f.event_type)
+                    .bind(f.output)
+                    .bind(f.next_attempt_at);
+            }
+            q.execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())

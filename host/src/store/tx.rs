@@ -5,6 +5,9 @@ use sqlx::{Any, AssertSqlSafe, Row, Transaction};
 use super::rows::{NewHistory, TICKET_COLUMNS, TicketRow};
 use super::{Backend, StoreError};
 
+/// Rows per multi-row statement: far below either engine's parameter limit.
+const CHUNK: usize = 256;
+
 /// One write transaction. Dropped without [`Tx::commit`], it rolls back.
 pub struct Tx {
     tx: Transaction<'static, Any>,
@@ -29,18 +32,48 @@ impl Tx {
         Ok(row.map(|r| r.try_get("result")).transpose()?)
     }
 
-    pub async fn mark_applied(
+    /// The recorded results of those of `ids` applied already.
+    pub async fn applied_many(
         &mut self,
-        delivery_id: &str,
-        result: &str,
-        at: &str,
-    ) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO applied (delivery_id, result, at) VALUES ($1, $2, $3)")
-            .bind(delivery_id)
-            .bind(result)
-            .bind(at)
-            .execute(&mut *self.tx)
-            .await?;
+        ids: &[&str],
+    ) -> Result<std::collections::HashMap<String, String>, StoreError> {
+        let mut out = std::collections::HashMap::new();
+        for chunk in ids.chunks(CHUNK) {
+            let list: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+            // Audited: only numbered placeholders are spliced in.
+            let sql = format!(
+                "SELECT delivery_id, result FROM applied WHERE delivery_id IN ({})",
+                list.join(", ")
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for id in chunk {
+                q = q.bind(*id);
+            }
+            for row in q.fetch_all(&mut *self.tx).await? {
+                out.insert(row.try_get("delivery_id")?, row.try_get("result")?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Marks deliveries applied: `(delivery id, result JSON, time)`, one
+    /// multi-row INSERT per chunk.
+    pub async fn mark_applied(&mut self, rows: &[(&str, &str, &str)]) -> Result<(), StoreError> {
+        for chunk in rows.chunks(CHUNK) {
+            let values: Vec<String> = (0..chunk.len())
+                .map(|i| format!("(${}, ${}, ${})", 3 * i + 1, 3 * i + 2, 3 * i + 3))
+                .collect();
+            // Audited: only numbered placeholders are spliced in.
+            let sql = format!(
+                "INSERT INTO applied (delivery_id, result, at) VALUES {}",
+                values.join(", ")
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for (id, result, at) in chunk {
+                q = q.bind(*id).bind(*result).bind(*at);
+            }
+            q.execute(&mut *self.tx).await?;
+        }
         Ok(())
     }
 

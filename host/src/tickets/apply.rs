@@ -32,6 +32,9 @@ pub struct ApplyInput<'a> {
     pub actions: &'a [Action],
 }
 
+/// A delivery's `applied` row: id, result JSON, time.
+type AppliedRecord<'i> = (&'i str, String, String);
+
 /// What one action did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AppliedAction {
@@ -86,7 +89,15 @@ impl Applier {
     ) -> Result<ApplyOutcome, ApplyError> {
         let actions = validate(input.actions, &self.workflow)?;
         let mut tx = store.begin().await?;
-        let outcome = self.apply_in(&mut tx, input, &actions).await?;
+        let previous = match input.delivery_id {
+            Some(id) => tx.applied(id).await?,
+            None => None,
+        };
+        let (outcome, record) = self.apply_in(&mut tx, input, &actions, previous).await?;
+        if let Some((id, result, at)) = record {
+            tx.mark_applied(&[(id, result.as_str(), at.as_str())])
+                .await?;
+        }
         tx.commit().await?;
         Ok(outcome)
     }
@@ -119,35 +130,53 @@ impl Applier {
         inputs: &[ApplyInput<'_>],
     ) -> Result<Vec<ApplyOutcome>, ApplyError> {
         let mut tx = store.begin().await?;
+        // Statements, not commits, are the cost here: one lookup of the
+        // deliveries applied before and one insert of the new records
+        // serve the whole batch.
+        let ids: Vec<&str> = inputs.iter().filter_map(|i| i.delivery_id).collect();
+        let mut previous = tx.applied_many(&ids).await?;
         let mut out = Vec::with_capacity(inputs.len());
+        let mut records = Vec::with_capacity(inputs.len());
         for input in inputs {
             let actions = validate(input.actions, &self.workflow)?;
-            out.push(self.apply_in(&mut tx, *input, &actions).await?);
+            let before = input.delivery_id.and_then(|id| previous.remove(id));
+            let (outcome, record) = self.apply_in(&mut tx, *input, &actions, before).await?;
+            out.push(outcome);
+            records.extend(record);
         }
+        let rows: Vec<(&str, &str, &str)> = records
+            .iter()
+            .map(|(id, result, at)| (*id, result.as_str(), at.as_str()))
+            .collect();
+        tx.mark_applied(&rows).await?;
         tx.commit().await?;
         Ok(out)
     }
 
-    /// One delivery's validated actions inside `tx`; records the delivery
-    /// as applied, commits nothing.
-    async fn apply_in(
+    /// One delivery's validated actions inside `tx`, given what the
+    /// `applied` table holds for it; commits nothing. Returns the record
+    /// the caller stores to mark the delivery applied (none for the API,
+    /// or when it was applied before).
+    async fn apply_in<'i>(
         &self,
         tx: &mut Tx,
-        input: ApplyInput<'_>,
+        input: ApplyInput<'i>,
         actions: &[Action],
-    ) -> Result<ApplyOutcome, ApplyError> {
+        previous: Option<String>,
+    ) -> Result<(ApplyOutcome, Option<AppliedRecord<'i>>), ApplyError> {
         let tx = &mut *tx;
-        if let Some(id) = input.delivery_id
-            && let Some(previous) = tx.applied(id).await?
-        {
+        if let Some(previous) = previous {
             let actions = serde_json::from_str(&previous).map_err(|e| StoreError::Corrupt {
                 column: "applied.result",
                 reason: e.to_string(),
             })?;
-            return Ok(ApplyOutcome {
-                actions,
-                replayed: true,
-            });
+            return Ok((
+                ApplyOutcome {
+                    actions,
+                    replayed: true,
+                },
+                None,
+            ));
         }
         let at = now();
         let mut created: Vec<Option<String>> = vec![None; actions.len()];
@@ -207,14 +236,17 @@ impl Applier {
                 history_id,
             });
         }
-        if let Some(id) = input.delivery_id {
+        let record = input.delivery_id.map(|id| {
             let result = serde_json::to_string(&out).unwrap_or_else(|_| "[]".into());
-            tx.mark_applied(id, &result, &at).await?;
-        }
-        Ok(ApplyOutcome {
-            actions: out,
-            replayed: false,
-        })
+            (id, result, at)
+        });
+        Ok((
+            ApplyOutcome {
+                actions: out,
+                replayed: false,
+            },
+            record,
+        ))
     }
 
     /// guid → integration link → branch convention → earlier `create`.
