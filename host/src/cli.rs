@@ -33,7 +33,7 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the server (today: the ticket API) from a YAML config.
+    /// Run the server from a YAML config: webhooks, the worker, hot reload, the API.
     Serve(ConfigArgs),
     /// Validate a config file.
     Check(ConfigArgs),

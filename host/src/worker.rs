@@ -2,8 +2,9 @@
 //! provider's component, and applies the actions — retrying what may
 //! succeed later (a ticket whose `create` is still on the way, a busy
 //! database) with exponential backoff and jitter, and dead-lettering after
-//! a configured number of attempts. One worker per host processes one
-//! delivery at a time, which keeps per-ticket order.
+//! a configured number of attempts. One worker per host claims batches,
+//! maps a batch in parallel and applies it in arrival order, which keeps
+//! per-ticket order.
 
 use std::sync::Arc;
 use std::time::Duration;
