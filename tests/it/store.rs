@@ -22,6 +22,7 @@ conformance!(
     find_filters_and_pages,
     concurrent_deliveries_on_one_ticket_lose_nothing,
     a_batch_commits_together_and_a_bad_delivery_only_costs_its_speed,
+    a_transaction_reads_its_own_ticket_changes_and_writes_them_at_commit,
 );
 
 fn by_guid(g: &str) -> TicketRef {
@@ -714,4 +715,39 @@ async fn sqlite_concurrent_deliveries_share_one_commit() {
 #[tokio::test]
 async fn postgres_concurrent_deliveries_share_one_commit() {
     concurrent_deliveries_share_one_commit(crate::db::postgres().await).await
+}
+
+/// A transaction keeps the tickets it touched and writes each changed one
+/// once, at commit: reads inside it see the change, the store sees it only
+/// after commit, and a transaction dropped without commit leaves nothing.
+async fn a_transaction_reads_its_own_ticket_changes_and_writes_them_at_commit(db: TestDb) {
+    let guid = new_ticket(&db, Some("EXT-9")).await;
+    let mut tx = db.begin().await.unwrap();
+    let mut t = tx.ticket_for_update(&guid).await.unwrap().unwrap();
+    t.status = "IN_PROGRESS".into();
+    tx.update_ticket(&t).await.unwrap();
+    t.assignee = Some("ann@example.com".into());
+    tx.update_ticket(&t).await.unwrap();
+    let seen = tx.ticket_for_update(&guid).await.unwrap().unwrap();
+    assert_eq!(
+        (seen.status.as_str(), seen.assignee.as_deref()),
+        ("IN_PROGRESS", Some("ann@example.com"))
+    );
+    assert_eq!(
+        tx.linked_ticket("bitbucket", "EXT-9")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some(guid.as_str())
+    );
+    drop(tx);
+    assert_eq!(db.ticket(&guid).await.unwrap().unwrap().status, "NEW");
+
+    let mut tx = db.begin().await.unwrap();
+    let mut t = tx.ticket_for_update(&guid).await.unwrap().unwrap();
+    t.status = "QA".into();
+    tx.update_ticket(&t).await.unwrap();
+    tx.commit().await.unwrap();
+    let stored = db.ticket(&guid).await.unwrap().unwrap();
+    assert_eq!((stored.status.as_str(), stored.assignee), ("QA", None));
 }

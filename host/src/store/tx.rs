@@ -1,5 +1,7 @@
 //! Write transactions: every change to tickets goes through a [`Tx`].
 
+use std::collections::{BTreeSet, HashMap};
+
 use sqlx::{Any, AssertSqlSafe, Row, Transaction};
 
 use super::rows::{NewHistory, TICKET_COLUMNS, TicketRow};
@@ -9,17 +11,40 @@ use super::{Backend, StoreError};
 const CHUNK: usize = 256;
 
 /// One write transaction. Dropped without [`Tx::commit`], it rolls back.
+///
+/// Statements, not commits, are what a busy worker pays for (one thread
+/// hop each on SQLite), and a batch often touches one ticket many times:
+/// so a transaction remembers the tickets and links it has read or
+/// written, and writes each changed ticket once, at commit. On PostgreSQL
+/// the first read locks the row (`FOR UPDATE`) for the whole transaction,
+/// so the remembered row stays the truth until commit.
 pub struct Tx {
     tx: Transaction<'static, Any>,
     backend: Backend,
+    tickets: HashMap<String, TicketRow>,
+    /// Tickets changed in memory since they were read, written at commit.
+    dirty: BTreeSet<String>,
+    links: HashMap<(String, String), String>,
 }
 
 impl Tx {
     pub(super) fn new(tx: Transaction<'static, Any>, backend: Backend) -> Self {
-        Tx { tx, backend }
+        Tx {
+            tx,
+            backend,
+            tickets: HashMap::new(),
+            dirty: BTreeSet::new(),
+            links: HashMap::new(),
+        }
     }
 
-    pub async fn commit(self) -> Result<(), StoreError> {
+    /// Writes the changed tickets, then commits.
+    pub async fn commit(mut self) -> Result<(), StoreError> {
+        for guid in std::mem::take(&mut self.dirty) {
+            if let Some(t) = self.tickets.get(&guid) {
+                write_ticket(&mut self.tx, t).await?;
+            }
+        }
         Ok(self.tx.commit().await?)
     }
 
@@ -78,8 +103,11 @@ impl Tx {
     }
 
     /// The ticket, locked for this transaction on PostgreSQL (SQLite's
-    /// single writer needs no row lock).
+    /// single writer needs no row lock); as this transaction last left it.
     pub async fn ticket_for_update(&mut self, guid: &str) -> Result<Option<TicketRow>, StoreError> {
+        if let Some(t) = self.tickets.get(guid) {
+            return Ok(Some(t.clone()));
+        }
         let lock = match self.backend {
             Backend::Postgres => " FOR UPDATE",
             Backend::Sqlite => "",
@@ -89,7 +117,11 @@ impl Tx {
             .bind(guid)
             .fetch_optional(&mut *self.tx)
             .await?;
-        row.as_ref().map(TicketRow::from_row).transpose()
+        let ticket = row.as_ref().map(TicketRow::from_row).transpose()?;
+        if let Some(t) = &ticket {
+            self.tickets.insert(t.guid.clone(), t.clone());
+        }
+        Ok(ticket)
     }
 
     /// The ticket linked to a provider's record.
@@ -98,13 +130,21 @@ impl Tx {
         provider: &str,
         external_id: &str,
     ) -> Result<Option<String>, StoreError> {
+        let key = (provider.to_owned(), external_id.to_owned());
+        if let Some(guid) = self.links.get(&key) {
+            return Ok(Some(guid.clone()));
+        }
         let row =
             sqlx::query("SELECT ticket_guid FROM links WHERE provider = $1 AND external_id = $2")
                 .bind(provider)
                 .bind(external_id)
                 .fetch_optional(&mut *self.tx)
                 .await?;
-        Ok(row.map(|r| r.try_get("ticket_guid")).transpose()?)
+        let guid: Option<String> = row.map(|r| r.try_get("ticket_guid")).transpose()?;
+        if let Some(g) = &guid {
+            self.links.insert(key, g.clone());
+        }
+        Ok(guid)
     }
 
     /// Links a provider's record to `guid` unless it is linked already;
@@ -118,6 +158,14 @@ impl Tx {
         guid: &str,
         at: &str,
     ) -> Result<String, StoreError> {
+        // Links never change once made: one seen in this transaction is
+        // the answer.
+        if let Some(linked) = self
+            .links
+            .get(&(provider.to_owned(), external_id.to_owned()))
+        {
+            return Ok(linked.clone());
+        }
         sqlx::query(
             "INSERT INTO links (provider, external_id, ticket_guid, created_at) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (provider, external_id) DO NOTHING",
@@ -144,17 +192,14 @@ impl Tx {
         bind_ticket(sqlx::query(AssertSqlSafe(sql)), t)
             .execute(&mut *self.tx)
             .await?;
+        self.tickets.insert(t.guid.clone(), t.clone());
         Ok(())
     }
 
+    /// Records the ticket's new state; written once, at commit.
     pub async fn update_ticket(&mut self, t: &TicketRow) -> Result<(), StoreError> {
-        let sql = "UPDATE tickets SET subject = $2, description = $3, status = $4, priority = $5, \
-                   ticket_type = $6, assignee = $7, requested_by = $8, labels = $9, created_at = $10, \
-                   updated_at = $11, resolved_at = $12, resolved_by = $13, escalated_at = $14, \
-                   escalated_by = $15, escalation_reason = $16 WHERE guid = $1";
-        bind_ticket(sqlx::query(sql), t)
-            .execute(&mut *self.tx)
-            .await?;
+        self.tickets.insert(t.guid.clone(), t.clone());
+        self.dirty.insert(t.guid.clone());
         Ok(())
     }
 
@@ -282,6 +327,15 @@ impl Tx {
         .await?;
         Ok(true)
     }
+}
+
+async fn write_ticket(tx: &mut Transaction<'static, Any>, t: &TicketRow) -> Result<(), StoreError> {
+    let sql = "UPDATE tickets SET subject = $2, description = $3, status = $4, priority = $5, \
+               ticket_type = $6, assignee = $7, requested_by = $8, labels = $9, created_at = $10, \
+               updated_at = $11, resolved_at = $12, resolved_by = $13, escalated_at = $14, \
+               escalated_by = $15, escalation_reason = $16 WHERE guid = $1";
+    bind_ticket(sqlx::query(sql), t).execute(&mut **tx).await?;
+    Ok(())
 }
 
 fn bind_ticket<'q>(
