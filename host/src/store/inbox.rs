@@ -2,7 +2,7 @@
 
 use sqlx::{AssertSqlSafe, Row};
 
-use super::query::Filtered;
+use super::query::{Filtered, params, value_rows};
 use super::{Store, StoreError};
 
 /// A verified delivery to store.
@@ -152,29 +152,12 @@ impl Store {
         let mut tx = self.write.begin().await?;
         let mut inserted = std::collections::HashSet::new();
         for chunk in batch.chunks(INSERT_CHUNK) {
-            let values: Vec<String> = (0..chunk.len())
-                .map(|i| {
-                    let b = i * 8;
-                    format!(
-                        "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, 'pending', 0, ${})",
-                        b + 1,
-                        b + 2,
-                        b + 3,
-                        b + 4,
-                        b + 5,
-                        b + 6,
-                        b + 7,
-                        b + 8,
-                        b + 8
-                    )
-                })
-                .collect();
             // Audited: only numbered placeholders are spliced in.
             let sql = format!(
                 "INSERT INTO deliveries (id, provider, dedupe_key, method, path, headers, body, \
                  received_at, status, attempts, next_attempt_at) VALUES {} \
                  ON CONFLICT (provider, dedupe_key) DO NOTHING RETURNING id",
-                values.join(", ")
+                value_rows(chunk.len(), 11)
             );
             let mut q = sqlx::query(AssertSqlSafe(sql));
             for d in chunk {
@@ -186,6 +169,10 @@ impl Store {
                     .bind(d.path)
                     .bind(headers_json(d.headers))
                     .bind(d.body)
+                    .bind(d.received_at)
+                    .bind("pending")
+                    .bind(0_i64)
+                    // Due at once.
                     .bind(d.received_at);
             }
             for row in q.fetch_all(&mut *tx).await? {
@@ -239,9 +226,6 @@ impl Store {
         if providers.is_empty() {
             return Ok(Vec::new());
         }
-        let list: Vec<String> = (0..providers.len())
-            .map(|i| format!("${}", i + 4))
-            .collect();
         let skip = match self.backend {
             super::Backend::Postgres => " FOR UPDATE SKIP LOCKED",
             super::Backend::Sqlite => "",
@@ -252,7 +236,7 @@ impl Store {
              WHERE id IN (SELECT id FROM deliveries WHERE status IN ('pending', 'processing') \
              AND next_attempt_at <= $1 AND provider IN ({}) ORDER BY received_at, id LIMIT $3{skip}) \
              RETURNING {DELIVERY_COLUMNS}",
-            list.join(", ")
+            params(4, providers.len())
         );
         let mut q = sqlx::query(AssertSqlSafe(sql))
             .bind(now)
@@ -302,28 +286,13 @@ impl Store {
     ) -> Result<(), StoreError> {
         let mut tx = self.write.begin().await?;
         for chunk in finished.chunks(INSERT_CHUNK) {
-            let values: Vec<String> = (0..chunk.len())
-                .map(|i| {
-                    let b = i * 7;
-                    format!(
-                        "(${}, ${}, ${}, ${}, ${}, ${}, ${})",
-                        b + 1,
-                        b + 2,
-                        b + 3,
-                        b + 4,
-                        b + 5,
-                        b + 6,
-                        b + 7
-                    )
-                })
-                .collect();
             // Audited: only numbered placeholders are spliced in. VALUES
             // columns are `column1`… in both dialects.
             let sql = format!(
                 "UPDATE deliveries SET status = v.column2, last_error = v.column3, \
                  mapper_hash = v.column4, event_type = v.column5, output = v.column6, \
                  next_attempt_at = v.column7 FROM (VALUES {}) AS v WHERE deliveries.id = v.column1",
-                values.join(", ")
+                value_rows(chunk.len(), 7)
             );
             let mut q = sqlx::query(AssertSqlSafe(sql));
             for (id, f) in chunk {

@@ -7,6 +7,23 @@ use sqlx::{AnyPool, AssertSqlSafe};
 
 use super::{Page, StoreError};
 
+/// `$first, …`: `n` numbered parameters, for `IN (…)` lists.
+pub(super) fn params(first: usize, n: usize) -> String {
+    (first..first + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `($1, …, $cols), ($cols+1, …), …`: `rows` rows of `cols` numbered
+/// parameters, for multi-row `VALUES`.
+pub(super) fn value_rows(rows: usize, cols: usize) -> String {
+    (0..rows)
+        .map(|r| format!("({})", params(r * cols + 1, cols)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 pub(super) struct Filtered {
     sql: String,
     args: Vec<String>,
@@ -66,5 +83,14 @@ impl Filtered {
             None
         };
         Ok(Page { items, next })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn placeholders_number_rows_then_columns() {
+        assert_eq!(super::params(4, 3), "$4, $5, $6");
+        assert_eq!(super::value_rows(2, 3), "($1, $2, $3), ($4, $5, $6)");
     }
 }

@@ -4,6 +4,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use sqlx::{Any, AssertSqlSafe, Row, Transaction};
 
+use super::query::{params, value_rows};
 use super::rows::{NewHistory, TICKET_COLUMNS, TicketRow};
 use super::{Backend, StoreError};
 
@@ -64,11 +65,10 @@ impl Tx {
     ) -> Result<std::collections::HashMap<String, String>, StoreError> {
         let mut out = std::collections::HashMap::new();
         for chunk in ids.chunks(CHUNK) {
-            let list: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
             // Audited: only numbered placeholders are spliced in.
             let sql = format!(
                 "SELECT delivery_id, result FROM applied WHERE delivery_id IN ({})",
-                list.join(", ")
+                params(1, chunk.len())
             );
             let mut q = sqlx::query(AssertSqlSafe(sql));
             for id in chunk {
@@ -85,13 +85,10 @@ impl Tx {
     /// multi-row INSERT per chunk.
     pub async fn mark_applied(&mut self, rows: &[(&str, &str, &str)]) -> Result<(), StoreError> {
         for chunk in rows.chunks(CHUNK) {
-            let values: Vec<String> = (0..chunk.len())
-                .map(|i| format!("(${}, ${}, ${})", 3 * i + 1, 3 * i + 2, 3 * i + 3))
-                .collect();
             // Audited: only numbered placeholders are spliced in.
             let sql = format!(
                 "INSERT INTO applied (delivery_id, result, at) VALUES {}",
-                values.join(", ")
+                value_rows(chunk.len(), 3)
             );
             let mut q = sqlx::query(AssertSqlSafe(sql));
             for (id, result, at) in chunk {
