@@ -8,7 +8,6 @@ use host::config::Config;
 use host::tickets::{Applier, ApplyInput};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use tokio_util::sync::CancellationToken;
 
 use crate::db::{TestDb, conformance};
 
@@ -18,8 +17,7 @@ const READ: &str = "read-token-0123456789abcdef";
 struct TestApp {
     base: String,
     http: reqwest::Client,
-    shutdown: CancellationToken,
-    server: tokio::task::JoinHandle<()>,
+    running: crate::helpers::Running,
     db: TestDb,
 }
 
@@ -35,15 +33,11 @@ async fn spawn_app(db: TestDb) -> TestApp {
     })
     .unwrap();
     let app = App::build(&config).await.unwrap();
-    let base = format!("http://{}", app.local_addr().unwrap());
-    let shutdown = CancellationToken::new();
-    let token = shutdown.clone();
-    let server = tokio::spawn(async move { app.run(token).await.unwrap() });
+    let (base, running) = crate::helpers::Running::start(app);
     TestApp {
         base,
         http: reqwest::Client::new(),
-        shutdown,
-        server,
+        running,
         db,
     }
 }
@@ -99,8 +93,7 @@ impl TestApp {
     }
 
     async fn stop(self) {
-        self.shutdown.cancel();
-        self.server.await.unwrap();
+        self.running.stop().await;
         drop(self.db);
     }
 }

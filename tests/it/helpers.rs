@@ -114,3 +114,27 @@ pub fn start_host(config: &Path, env: &[(&str, &str)]) -> HostProcess {
         log: rx,
     }
 }
+
+/// An `App` serving in this process on its ephemeral loopback port, until
+/// [`Running::stop`].
+pub struct Running {
+    shutdown: tokio_util::sync::CancellationToken,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    /// Serves `app`; returns its base URL and the handle that stops it.
+    pub fn start(app: host::app::App) -> (String, Running) {
+        let base = format!("http://{}", app.local_addr().expect("bound address"));
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        let token = shutdown.clone();
+        let server = tokio::spawn(async move { app.run(token).await.expect("app runs") });
+        (base, Running { shutdown, server })
+    }
+
+    /// Stops intake, drains in-flight work and waits for the app to end.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        self.server.await.expect("app task");
+    }
+}

@@ -11,7 +11,6 @@ use host::config::Config;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sha2::Sha256;
-use tokio_util::sync::CancellationToken;
 
 use crate::db::{TestDb, conformance};
 
@@ -34,8 +33,7 @@ providers:
 struct Hooks {
     base: String,
     http: reqwest::Client,
-    shutdown: CancellationToken,
-    server: tokio::task::JoinHandle<()>,
+    running: crate::helpers::Running,
     db: TestDb,
 }
 
@@ -43,15 +41,11 @@ async fn spawn(db: TestDb) -> Hooks {
     let yaml = CONFIG.replace("{db}", &db.url);
     let config = Config::parse(&yaml, Path::new("hooks.yaml"), |_| None).unwrap();
     let app = App::build(&config).await.unwrap();
-    let base = format!("http://{}", app.local_addr().unwrap());
-    let shutdown = CancellationToken::new();
-    let token = shutdown.clone();
-    let server = tokio::spawn(async move { app.run(token).await.unwrap() });
+    let (base, running) = crate::helpers::Running::start(app);
     Hooks {
         base,
         http: reqwest::Client::new(),
-        shutdown,
-        server,
+        running,
         db,
     }
 }
@@ -96,8 +90,7 @@ impl Hooks {
     }
 
     async fn stop(self) {
-        self.shutdown.cancel();
-        self.server.await.unwrap();
+        self.running.stop().await;
     }
 }
 
@@ -593,12 +586,7 @@ async fn asana_handshake_needs_the_token_and_its_secret_signs_later_deliveries(d
     let replica = {
         let yaml = CONFIG.replace("{db}", &url);
         let config = Config::parse(&yaml, Path::new("hooks.yaml"), |_| None).unwrap();
-        let app = App::build(&config).await.unwrap();
-        let base = format!("http://{}", app.local_addr().unwrap());
-        let shutdown = CancellationToken::new();
-        let token = shutdown.clone();
-        let server = tokio::spawn(async move { app.run(token).await.unwrap() });
-        (base, shutdown, server)
+        crate::helpers::Running::start(App::build(&config).await.unwrap())
     };
     let third = br#"{"events":[{"action":"added"}]}"#;
     let resp = hooks
@@ -610,7 +598,6 @@ async fn asana_handshake_needs_the_token_and_its_secret_signs_later_deliveries(d
         .await
         .unwrap();
     assert_eq!(resp.status(), StatusCode::ACCEPTED);
-    replica.1.cancel();
-    replica.2.await.unwrap();
+    replica.1.stop().await;
     hooks.stop().await;
 }

@@ -15,7 +15,6 @@ use host::app::App;
 use host::config::Config;
 use serde_json::Value;
 use sha2::Sha256;
-use tokio_util::sync::CancellationToken;
 
 use crate::db::TestDb;
 use crate::helpers::{component, fixtures};
@@ -89,8 +88,7 @@ fn reviews() -> Answer {
 struct Host {
     base: String,
     http: reqwest::Client,
-    shutdown: CancellationToken,
-    server: tokio::task::JoinHandle<()>,
+    running: crate::helpers::Running,
     db: TestDb,
 }
 
@@ -105,15 +103,11 @@ async fn host(db: TestDb, api_base: &str, extra: &str) -> Host {
     );
     let config = Config::parse(&yaml, Path::new("/config.yaml"), |_| None).unwrap();
     let app = App::build(&config).await.unwrap();
-    let base = format!("http://{}", app.local_addr().unwrap());
-    let shutdown = CancellationToken::new();
-    let token = shutdown.clone();
-    let server = tokio::spawn(async move { app.run(token).await.unwrap() });
+    let (base, running) = crate::helpers::Running::start(app);
     Host {
         base,
         http: reqwest::Client::new(),
-        shutdown,
-        server,
+        running,
         db,
     }
 }
@@ -145,8 +139,7 @@ impl Host {
     }
 
     async fn stop(self) {
-        self.shutdown.cancel();
-        self.server.await.unwrap();
+        self.running.stop().await;
     }
 }
 

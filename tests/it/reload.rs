@@ -15,7 +15,6 @@ use host::store::{NewDelivery, TicketFilter};
 use reqwest::StatusCode;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use tokio_util::sync::CancellationToken;
 
 use crate::db::{TestDb, conformance};
 use crate::helpers::{component, copy_dir, fixtures};
@@ -128,8 +127,7 @@ fn hash(bytes: &[u8]) -> String {
 struct Server {
     base: String,
     http: reqwest::Client,
-    shutdown: CancellationToken,
-    server: tokio::task::JoinHandle<()>,
+    running: crate::helpers::Running,
     mappers: host::reload::MapperRegistry,
     db: TestDb,
 }
@@ -137,16 +135,12 @@ struct Server {
 async fn spawn(deploy: &Deploy, db: TestDb) -> Server {
     let config = deploy.config(&db.url);
     let app = App::build(&config).await.unwrap();
-    let base = format!("http://{}", app.local_addr().unwrap());
     let mappers = app.mappers().clone();
-    let shutdown = CancellationToken::new();
-    let token = shutdown.clone();
-    let server = tokio::spawn(async move { app.run(token).await.unwrap() });
+    let (base, running) = crate::helpers::Running::start(app);
     Server {
         base,
         http: reqwest::Client::new(),
-        shutdown,
-        server,
+        running,
         mappers,
         db,
     }
@@ -242,8 +236,7 @@ impl Server {
     }
 
     async fn stop(self) -> TestDb {
-        self.shutdown.cancel();
-        self.server.await.unwrap();
+        self.running.stop().await;
         self.db
     }
 }

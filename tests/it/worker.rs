@@ -12,7 +12,6 @@ use host::store::TicketFilter;
 use reqwest::StatusCode;
 use serde_json::Value;
 use sha2::Sha256;
-use tokio_util::sync::CancellationToken;
 
 use crate::db::{TestDb, conformance};
 use crate::helpers::{component, fixtures};
@@ -20,8 +19,7 @@ use crate::helpers::{component, fixtures};
 struct Server {
     base: String,
     http: reqwest::Client,
-    shutdown: CancellationToken,
-    server: tokio::task::JoinHandle<()>,
+    running: crate::helpers::Running,
     db: TestDb,
 }
 
@@ -44,15 +42,11 @@ async fn spawn_with(db: TestDb, max_attempts: u32, mapper_config: &str) -> Serve
     let yaml = config_yaml(&db, max_attempts, mapper_config);
     let config = Config::parse(&yaml, Path::new("/config.yaml"), |_| None).unwrap();
     let app = App::build(&config).await.unwrap();
-    let base = format!("http://{}", app.local_addr().unwrap());
-    let shutdown = CancellationToken::new();
-    let token = shutdown.clone();
-    let server = tokio::spawn(async move { app.run(token).await.unwrap() });
+    let (base, running) = crate::helpers::Running::start(app);
     Server {
         base,
         http: reqwest::Client::new(),
-        shutdown,
-        server,
+        running,
         db,
     }
 }
@@ -111,8 +105,7 @@ impl Server {
     }
 
     async fn stop(self) -> TestDb {
-        self.shutdown.cancel();
-        self.server.await.unwrap();
+        self.running.stop().await;
         self.db
     }
 
