@@ -105,14 +105,7 @@ pub async fn replay(
     for row in rows {
         let mapper = candidate.clone();
         let config = mapper_config.to_owned();
-        let delivery = Delivery {
-            provider: row.provider.clone(),
-            method: row.method.clone(),
-            path: row.path.clone(),
-            headers: row.headers.clone(),
-            body: row.body.clone(),
-            received_at: row.received_at.clone(),
-        };
+        let delivery = Delivery::from(&row);
         // Mapping is CPU-bound and synchronous: off the async threads.
         let result = tokio::task::spawn_blocking(move || {
             mapper

@@ -311,14 +311,7 @@ impl Worker {
             let jobs: Vec<(Delivery, Option<ProviderMapper>, Box<dyn ProviderApi>)> = chunk
                 .iter()
                 .map(|row| {
-                    let delivery = Delivery {
-                        provider: row.provider.clone(),
-                        method: row.method.clone(),
-                        path: row.path.clone(),
-                        headers: row.headers.clone(),
-                        body: row.body.clone(),
-                        received_at: row.received_at.clone(),
-                    };
+                    let delivery = Delivery::from(row);
                     // One clone of the version serving now: the whole call,
                     // and the hash recorded, belong to it even if a reload
                     // swaps meanwhile.
@@ -374,6 +367,21 @@ impl Worker {
             error: Some(error),
         };
         (outcome, Some(stamp(chrono::Utc::now() + delay)))
+    }
+}
+
+/// A stored delivery as a mapper sees it (the worker's and shadow
+/// replay's input).
+impl From<&DeliveryRow> for Delivery {
+    fn from(row: &DeliveryRow) -> Self {
+        Delivery {
+            provider: row.provider.clone(),
+            method: row.method.clone(),
+            path: row.path.clone(),
+            headers: row.headers.clone(),
+            body: row.body.clone(),
+            received_at: row.received_at.clone(),
+        }
     }
 }
 
