@@ -273,11 +273,6 @@ impl Store {
         row.as_ref().map(delivery_row).transpose()
     }
 
-    /// Records how processing ended.
-    pub async fn finish_delivery(&self, id: &str, f: &Finish<'_>) -> Result<(), StoreError> {
-        self.finish_deliveries(&[(id, f.clone())]).await
-    }
-
     /// Records how several deliveries ended: one UPDATE joined to a VALUES
     /// list per chunk, in one transaction.
     pub async fn finish_deliveries(

@@ -49,15 +49,6 @@ impl Tx {
         Ok(self.tx.commit().await?)
     }
 
-    /// The recorded result of a delivery already applied.
-    pub async fn applied(&mut self, delivery_id: &str) -> Result<Option<String>, StoreError> {
-        let row = sqlx::query("SELECT result FROM applied WHERE delivery_id = $1")
-            .bind(delivery_id)
-            .fetch_optional(&mut *self.tx)
-            .await?;
-        Ok(row.map(|r| r.try_get("result")).transpose()?)
-    }
-
     /// The recorded results of those of `ids` applied already.
     pub async fn applied_many(
         &mut self,

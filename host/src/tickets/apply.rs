@@ -90,7 +90,7 @@ impl Applier {
         let actions = validate(input.actions, &self.workflow)?;
         let mut tx = store.begin().await?;
         let previous = match input.delivery_id {
-            Some(id) => tx.applied(id).await?,
+            Some(id) => tx.applied_many(&[id]).await?.remove(id),
             None => None,
         };
         let (outcome, record) = self.apply_in(&mut tx, input, &actions, previous).await?;
