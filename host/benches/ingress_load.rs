@@ -51,7 +51,7 @@ async fn start(
         .unwrap_or_else(|| workspace().join("target"));
     let mapper = target.join("wasm32-wasip2/component/bitbucket_mapper.wasm");
     let yaml = format!(
-        "listen: 127.0.0.1:0\ndatabase: \"{}\"\nproviders:\n  github: {{verify: {{secret: gh-secret}}}}\n  bitbucket:\n    verify: {{secret: bb-secret}}\n    mapper: \"{}\"\n    mapper_config: {}\n",
+        "listen: 127.0.0.1:0\ndatabase: \"{}\"\nproviders:\n  github: {{verify: {{secret: gh-secret-0123456789}}}}\n  bitbucket:\n    verify: {{secret: bb-secret-0123456789}}\n    mapper: \"{}\"\n    mapper_config: {}\n",
         dir.join("load.db").display(),
         mapper.display(),
         fixture("pr_created_other_branch.json")["config"]
@@ -87,7 +87,7 @@ async fn acknowledged(addr: &str) {
                 let t = Instant::now();
                 let resp = http
                     .post(format!("http://{addr}/hooks/github"))
-                    .header("x-hub-signature-256", sign(b"gh-secret", body.as_bytes()))
+                    .header("x-hub-signature-256", sign(b"gh-secret-0123456789", body.as_bytes()))
                     .header("x-github-delivery", format!("load-{i}"))
                     .header("x-github-event", "pull_request")
                     .body(body)
@@ -122,7 +122,10 @@ async fn processed(addr: &str, store: &host::store::Store) {
     let resp = http
         .post(format!("http://{addr}/hooks/bitbucket?wait=true"))
         .header("x-event-key", "pullrequest:created")
-        .header("x-hub-signature", sign(b"bb-secret", body.as_bytes()))
+        .header(
+            "x-hub-signature",
+            sign(b"bb-secret-0123456789", body.as_bytes()),
+        )
         .header("x-request-uuid", "load-create")
         .body(body)
         .send()
@@ -151,7 +154,10 @@ async fn processed(addr: &str, store: &host::store::Store) {
                 let resp = http
                     .post(format!("http://{addr}/hooks/bitbucket"))
                     .header("x-event-key", "pullrequest:comment_created")
-                    .header("x-hub-signature", sign(b"bb-secret", text.as_bytes()))
+                    .header(
+                        "x-hub-signature",
+                        sign(b"bb-secret-0123456789", text.as_bytes()),
+                    )
                     .header("x-request-uuid", format!("load-comment-{i}"))
                     .body(text)
                     .send()

@@ -67,7 +67,7 @@ fn deploy(dir: &Path, cache: &Path) -> Config {
     )
     .expect("json");
     let yaml = format!(
-        "listen: 127.0.0.1:0\ndatabase: \"{}\"\nmappers:\n  dir: mappers\n  cache_dir: \"{}\"\nproviders:\n  bitbucket:\n    verify: {{secret: s}}\n    mapper_config: {}\n  github:\n    verify: {{secret: s}}\n",
+        "listen: 127.0.0.1:0\ndatabase: \"{}\"\nmappers:\n  dir: mappers\n  cache_dir: \"{}\"\nproviders:\n  bitbucket:\n    verify: {{secret: s-0123456789abcdef}}\n    mapper_config: {}\n  github:\n    verify: {{secret: s-0123456789abcdef}}\n",
         dir.join("sluice.db").display(),
         cache.display(),
         directory["config"]

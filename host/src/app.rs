@@ -150,6 +150,24 @@ fn build_worker(
     )))
 }
 
+/// Every configured webhook sender.
+fn providers(config: &Config) -> BTreeMap<String, Provider> {
+    config
+        .providers
+        .iter()
+        .filter_map(|(name, c)| Provider::from_config(name, c).map(|p| (name.clone(), p)))
+        .collect()
+}
+
+/// Opens and migrates the store, then redacts verification secrets from
+/// rows stored before ingress did (see `ingress::redact`): whatever reads
+/// deliveries next — the API, the CLI, a mapper — sees none.
+pub async fn open_store(config: &Config) -> Result<Store, AppError> {
+    let store = Store::open(&config.database).await?;
+    crate::ingress::redact::redact_stored(&store, &providers(config)).await?;
+    Ok(store)
+}
+
 pub struct App {
     listener: TcpListener,
     state: ApiState,
@@ -157,11 +175,14 @@ pub struct App {
     worker: Option<Worker>,
     reloader: Arc<Reloader>,
     watch: Option<Watch>,
+    max_waiting: usize,
+    /// `/metrics` on its own listener, when `metrics_listen` is set.
+    metrics_listener: Option<TcpListener>,
 }
 
 impl App {
     pub async fn build(config: &Config) -> Result<App, AppError> {
-        let store = Store::open(&config.database).await?;
+        let store = open_store(config).await?;
         let applier = Applier {
             workflow: config.workflow(),
             branches: config.branches(),
@@ -181,6 +202,17 @@ impl App {
                     addr: config.listen.clone(),
                     source,
                 })?;
+        let metrics_listener = match &config.metrics_listen {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| AppError::Bind {
+                        addr: addr.clone(),
+                        source,
+                    })?,
+            ),
+            None => None,
+        };
         let applier = Arc::new(applier);
         let metrics = Arc::new(Metrics::default());
         let (reloader, watch) = start_mappers(config, metrics.clone(), true)?;
@@ -192,17 +224,15 @@ impl App {
             &reloader,
         )?;
         let mappers = (!reloader.sources().is_empty()).then(|| reloader.registry().clone());
-        let providers = config
-            .providers
-            .iter()
-            .filter_map(|(name, c)| Provider::from_config(name, c).map(|p| (name.clone(), p)))
-            .collect();
+        let providers = providers(config);
         Ok(App {
             listener,
             providers: Arc::new(providers),
             worker: worker.clone(),
             reloader,
             watch,
+            max_waiting: config.delivery.max_waiting,
+            metrics_listener,
             state: ApiState {
                 metrics,
                 store,
@@ -216,6 +246,13 @@ impl App {
 
     pub fn local_addr(&self) -> Option<SocketAddr> {
         self.listener.local_addr().ok()
+    }
+
+    /// Where `/metrics` is served when `metrics_listen` is set.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
     }
 
     pub fn store(&self) -> &Store {
@@ -239,12 +276,26 @@ impl App {
             providers: self.providers,
             worker: self.worker.clone(),
             mappers: self.state.mappers.clone(),
+            waiting: Arc::new(tokio::sync::Semaphore::new(self.max_waiting)),
         };
         let worker = self.worker.map(|w| tokio::spawn(w.run(shutdown.clone())));
         let watcher = self
             .watch
             .map(|w| tokio::spawn(w.run(self.reloader.clone(), shutdown.clone())));
-        let router = api::router(self.state).merge(route::router(ingress));
+        let metrics_router = api::metrics_router(self.state.clone());
+        let (router, metrics_server) = match self.metrics_listener {
+            Some(listener) => {
+                let stop = shutdown.clone();
+                let server = tokio::spawn(async move {
+                    axum::serve(listener, metrics_router)
+                        .with_graceful_shutdown(async move { stop.cancelled().await })
+                        .await
+                });
+                (api::router(self.state), Some(server))
+            }
+            None => (api::router(self.state).merge(metrics_router), None),
+        };
+        let router = router.merge(route::router(ingress));
         let serve_shutdown = shutdown.clone();
         let result = axum::serve(self.listener, router)
             .with_graceful_shutdown(async move { serve_shutdown.cancelled().await })
@@ -257,6 +308,13 @@ impl App {
         }
         if let Some(w) = watcher {
             let _ = w.await;
+        }
+        if let Some(m) = metrics_server {
+            match m.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::error!(error = %e, "metrics listener failed"),
+                Err(e) => tracing::error!(error = %e, "metrics listener task failed"),
+            }
         }
         // Every request handler is gone with the server, and with them the
         // writer's handles: it ends after committing what it holds.

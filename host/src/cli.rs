@@ -230,11 +230,11 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 fn deliveries(args: ConfigArgs, command: DeliveriesCommand) -> anyhow::Result<ExitCode> {
-    use crate::store::{DeliveryFilter, Store};
+    use crate::store::DeliveryFilter;
     let config = Config::load(&args.config)?;
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async {
-        let store = Store::open(&config.database).await?;
+        let store = crate::app::open_store(&config).await?;
         match command {
             DeliveriesCommand::List { provider, status, limit } => {
                 let page = store
@@ -263,7 +263,7 @@ fn deliveries(args: ConfigArgs, command: DeliveriesCommand) -> anyhow::Result<Ex
                 let worker = crate::app::worker(&config, store.clone())?
                     .context("no provider in the config has a mapper")?;
                 for id in ids {
-                    match worker.process_now(&id).await? {
+                    match worker.process_now(&id, crate::store::Reclaim::Any).await? {
                         Some(outcome) => println!("{}", outcome.to_json(&id)),
                         None => println!("{}", serde_json::json!({"delivery_id": id, "error": "not found, or being processed"})),
                     }
@@ -410,7 +410,7 @@ fn shadow(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     };
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     let rows = runtime.block_on(async {
-        let store = crate::store::Store::open(&config.database).await?;
+        let store = crate::app::open_store(&config).await?;
         let rows = replay(
             &store,
             &candidate,

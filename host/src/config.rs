@@ -43,6 +43,9 @@ pub struct Config {
     /// Address the HTTP server listens on.
     #[serde(default = "default_listen")]
     pub listen: String,
+    /// Serve `/metrics` on this address instead of `listen` (which then
+    /// has no `/metrics`).
+    pub metrics_listen: Option<String>,
     /// A SQLite file path (the embedded default) or a `postgres://` URL.
     #[serde(default = "default_database")]
     pub database: String,
@@ -116,6 +119,10 @@ pub struct DeliveryConfig {
     /// claims are taken over once this passes.
     #[serde(default = "default_lease_ms")]
     pub lease_ms: u64,
+    /// `?wait=true` requests processed at once; more get the plain 202
+    /// and their delivery is processed by the worker as usual.
+    #[serde(default = "default_max_waiting")]
+    pub max_waiting: usize,
 }
 
 impl Default for DeliveryConfig {
@@ -125,6 +132,7 @@ impl Default for DeliveryConfig {
             retry_base_ms: default_retry_base_ms(),
             retry_max_ms: default_retry_max_ms(),
             lease_ms: default_lease_ms(),
+            max_waiting: default_max_waiting(),
         }
     }
 }
@@ -141,6 +149,9 @@ fn default_retry_max_ms() -> u64 {
 fn default_lease_ms() -> u64 {
     60_000
 }
+fn default_max_waiting() -> usize {
+    32
+}
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -148,6 +159,11 @@ pub struct ProviderConfig {
     pub verify: VerifyConfig,
     /// Where the delivery id is; default: the preset's.
     pub dedupe: Option<DedupeConfig>,
+    /// Treat a body already received under another delivery id as a
+    /// duplicate (a replayed capture). Default: on for the presets whose
+    /// delivery-id header is not signed (bitbucket, github, gitlab, jira,
+    /// pagerduty), off for the rest.
+    pub replay_dedupe: Option<bool>,
     /// Largest body accepted, in bytes (413 above).
     #[serde(default = "default_body_limit")]
     pub body_limit: usize,
@@ -416,6 +432,10 @@ impl Config {
                 ));
             }
         }
+        for (name, p) in &self.providers {
+            p.validate(name)
+                .map_err(|(key, message)| invalid(&key, message))?;
+        }
         for (i, t) in self.api.tokens.iter().enumerate() {
             use secrecy::ExposeSecret;
             if t.token.expose_secret().len() < 16 {
@@ -445,6 +465,55 @@ impl Config {
 
     pub fn branches(&self) -> BranchConvention {
         BranchConvention::parse(self.branch_pattern()).unwrap_or_default()
+    }
+}
+
+/// Shortest webhook secret or token accepted: an empty `GL_SECRET=` or a
+/// guessable word must not verify anything.
+pub const MIN_SECRET_LEN: usize = 16;
+
+impl ProviderConfig {
+    /// The checks that keep a provider from being weaker than it looks;
+    /// the error is (key path, message).
+    fn validate(&self, name: &str) -> Result<(), (String, String)> {
+        use secrecy::ExposeSecret;
+        if self.verify.secret.expose_secret().chars().count() < MIN_SECRET_LEN {
+            return Err((
+                format!("providers.{name}.verify.secret"),
+                format!("must be at least {MIN_SECRET_LEN} characters (is the variable empty?)"),
+            ));
+        }
+        if let Some(api) = &self.api {
+            check_base_url(&api.base_url)
+                .map_err(|m| (format!("providers.{name}.api.base_url"), m))?;
+        }
+        Ok(())
+    }
+}
+
+/// A provider API's base URL must be `https`, except on loopback (a local
+/// test server): credentials never cross a network in the clear.
+fn check_base_url(url: &str) -> Result<(), String> {
+    let parsed = reqwest::Url::parse(url).map_err(|e| format!("`{url}` is not a URL: {e}"))?;
+    match parsed.scheme() {
+        "https" => Ok(()),
+        "http" => {
+            let host = parsed.host_str().unwrap_or_default();
+            let loopback = host == "localhost"
+                || host
+                    .trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|a| a.is_loopback());
+            if loopback {
+                Ok(())
+            } else {
+                Err(format!(
+                    "`{url}` must use https (plain http is allowed on loopback only)"
+                ))
+            }
+        }
+        other => Err(format!("`{url}`: scheme `{other}` is not http or https")),
     }
 }
 
@@ -551,10 +620,41 @@ mod tests {
                 "tickets:\n  workflow: []\n",
                 "sluice.yaml: tickets.workflow: needs at least one status",
             ),
+            (
+                "providers:\n  gitlab: {verify: {secret: \"\"}}\n",
+                "sluice.yaml: providers.gitlab.verify.secret: must be at least 16 characters",
+            ),
+            (
+                "providers:\n  github: {verify: {secret: short-secret}}\n",
+                "sluice.yaml: providers.github.verify.secret: must be at least 16 characters",
+            ),
+            (
+                "providers:\n  jira:\n    verify: {secret: jira-secret-0123456789}\n    api: {base_url: \"http://jira.example.com\"}\n",
+                "sluice.yaml: providers.jira.api.base_url: `http://jira.example.com` must use https",
+            ),
+            (
+                "providers:\n  jira:\n    verify: {secret: jira-secret-0123456789}\n    api: {base_url: \"ftp://127.0.0.1\"}\n",
+                "sluice.yaml: providers.jira.api.base_url: `ftp://127.0.0.1`: scheme `ftp`",
+            ),
         ];
         for (text, want) in cases {
             let got = parse(text).unwrap_err().to_string();
             assert!(got.starts_with(want), "got {got:?}, want {want:?}");
+        }
+    }
+
+    #[test]
+    fn provider_apis_on_loopback_may_use_plain_http() {
+        for base in [
+            "http://127.0.0.1:9000",
+            "http://[::1]:9000/api",
+            "http://localhost:1",
+            "https://api.example.com",
+        ] {
+            let text = format!(
+                "providers:\n  jira:\n    verify: {{secret: jira-secret-0123456789}}\n    api: {{base_url: \"{base}\"}}\n"
+            );
+            assert!(parse(&text).is_ok(), "{base} refused");
         }
     }
 

@@ -36,6 +36,7 @@ pub mod ingress;
 pub mod mapper;
 pub mod metrics;
 pub mod provider_api;
+pub mod redacted;
 pub mod reload;
 pub mod resolve;
 pub mod shadow;

@@ -18,7 +18,7 @@ use crate::mapper::{Delivery, LoadedMapper, ProviderApi};
 use crate::metrics::Metrics;
 use crate::provider_api::ProviderApis;
 use crate::reload::MapperRegistry;
-use crate::store::{DeliveryRow, Finish, Store, StoreError};
+use crate::store::{DeliveryRow, Finish, Reclaim, Store, StoreError};
 use crate::tickets::{Applier, ApplyInput};
 
 /// A provider's mapper and its `mapper_config`.
@@ -155,11 +155,16 @@ impl Worker {
         }
     }
 
-    /// Processes one delivery now (for `?wait=true` and replay), unless
-    /// another worker holds it; `None` then.
-    pub async fn process_now(&self, id: &str) -> Result<Option<Outcome>, StoreError> {
+    /// Processes one delivery now, unless another worker holds it (or, for
+    /// [`Reclaim::Pending`], it is not waiting any more); `None` then.
+    /// Replays take any state, `?wait=true` only a pending delivery.
+    pub async fn process_now(
+        &self,
+        id: &str,
+        which: Reclaim,
+    ) -> Result<Option<Outcome>, StoreError> {
         let lease_until = stamp(chrono::Utc::now() + self.lease());
-        match self.store.claim_delivery(id, &lease_until).await? {
+        match self.store.claim_delivery(id, &lease_until, which).await? {
             Some(row) => Ok(self.process_batch(vec![row]).await?.pop()),
             None => Ok(None),
         }

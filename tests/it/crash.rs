@@ -17,7 +17,7 @@ const DELIVERIES: usize = 1_000;
 const KILL_AFTER: usize = 100;
 
 fn signed(body: &[u8]) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(b"bb-secret").unwrap();
+    let mut mac = Hmac::<Sha256>::new_from_slice(b"bb-secret-0123456789").unwrap();
     mac.update(body);
     format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
 }
@@ -39,7 +39,7 @@ async fn kill_9_under_load_loses_and_duplicates_nothing() {
     std::fs::write(
         &config,
         format!(
-            "listen: 127.0.0.1:0\ndatabase: \"{}\"\ndelivery: {{retry_base_ms: 20, retry_max_ms: 200, lease_ms: 300}}\nproviders:\n  bitbucket:\n    verify: {{secret: bb-secret}}\n    mapper: \"{}\"\n    mapper_config: {}\n",
+            "listen: 127.0.0.1:0\ndatabase: \"{}\"\ndelivery: {{retry_base_ms: 20, retry_max_ms: 200, lease_ms: 300}}\nproviders:\n  bitbucket:\n    verify: {{secret: bb-secret-0123456789}}\n    mapper: \"{}\"\n    mapper_config: {}\n",
             db.display(),
             component("bitbucket-mapper").display(),
             created["config"]

@@ -66,6 +66,30 @@ pub async fn postgres() -> TestDb {
     }
 }
 
+impl TestDb {
+    /// Runs `sql` on its own connection: for setting up rows as an older
+    /// version of the host would have left them.
+    pub async fn execute(&self, sql: &str) {
+        sqlx::any::install_default_drivers();
+        let url = if self.postgres_db.is_some() {
+            self.url.clone()
+        } else {
+            format!("sqlite://{}", self.url)
+        };
+        let mut conn = sqlx::AnyConnection::connect(&url).await.unwrap();
+        conn.execute(AssertSqlSafe(sql.to_owned())).await.unwrap();
+        conn.close().await.unwrap();
+    }
+
+    /// Marks a delivery as stored before ingress redacted secrets.
+    pub async fn mark_unredacted(&self, id: &str) {
+        self.execute(&format!(
+            "UPDATE deliveries SET redacted = 0 WHERE id = '{id}'"
+        ))
+        .await;
+    }
+}
+
 impl Drop for TestDb {
     fn drop(&mut self) {
         let Some(name) = self.postgres_db.take() else {

@@ -18,15 +18,15 @@ const CONFIG: &str = r#"
 listen: 127.0.0.1:0
 database: "{db}"
 providers:
-  github: {verify: {secret: gh-secret}}
-  bitbucket: {verify: {secret: bb-secret}, body_limit: 1024}
-  slack: {verify: {secret: slack-secret}}
-  pagerduty: {verify: {secret: pd-secret}}
-  pachca: {verify: {secret: pachca-secret}}
-  servicenow: {verify: {secret: sn-secret}}
+  github: {verify: {secret: gh-secret-0123456789}}
+  bitbucket: {verify: {secret: bb-secret-0123456789}, body_limit: 1024}
+  slack: {verify: {secret: slack-secret-0123456789}}
+  pagerduty: {verify: {secret: pd-secret-0123456789}}
+  pachca: {verify: {secret: pachca-secret-0123456789}}
+  servicenow: {verify: {secret: sn-secret-0123456789}}
   tracker: {verify: {secret: tracker-token-0123}}
   calendar: {verify: {preset: google, secret: channel-token-0123}}
-  yt: {verify: {preset: tracker, secret: yt-token-0123, header: X-Tracker-Token}, dedupe: {body_field: /issue/key}}
+  yt: {verify: {preset: tracker, secret: yt-token-0123456789, header: X-Tracker-Token}, dedupe: {body_field: /issue/key}}
   asana: {verify: {secret: asana-handshake-token}}
 "#;
 
@@ -108,13 +108,14 @@ async fn every_scheme_accepts_good_and_refuses_bad_stale_and_missing(db: TestDb)
     let hooks = spawn(db).await;
     let now = chrono::Utc::now().timestamp();
     let body = br#"{"hello":"world"}"#.as_slice();
-    let gh = format!("sha256={}", hmac_hex("gh-secret", &[body]));
+    let gh = format!("sha256={}", hmac_hex("gh-secret-0123456789", &[body]));
     let pd = format!(
         "v1={},v1={}",
         hmac_hex("old-secret", &[body]),
-        hmac_hex("pd-secret", &[body])
+        hmac_hex("pd-secret-0123456789", &[body])
     );
-    let sn = base64::engine::general_purpose::STANDARD.encode(hmac_raw("sn-secret", &[body]));
+    let sn =
+        base64::engine::general_purpose::STANDARD.encode(hmac_raw("sn-secret-0123456789", &[body]));
     let slack_sig = |ts: i64, secret: &str| {
         format!(
             "v0={}",
@@ -123,7 +124,7 @@ async fn every_scheme_accepts_good_and_refuses_bad_stale_and_missing(db: TestDb)
     };
     let pachca_body =
         |ts: i64| format!(r#"{{"type":"message","event":"new","id":7,"webhook_timestamp":{ts}}}"#);
-    let pachca_sig = |b: &str| hmac_hex("pachca-secret", &[b.as_bytes()]);
+    let pachca_sig = |b: &str| hmac_hex("pachca-secret-0123456789", &[b.as_bytes()]);
     let fresh = pachca_body(now);
     let stale = pachca_body(now - 120);
 
@@ -171,7 +172,7 @@ async fn every_scheme_accepts_good_and_refuses_bad_stale_and_missing(db: TestDb)
             "/hooks/bitbucket",
             vec![(
                 "x-hub-signature",
-                format!("sha256={}", hmac_hex("bb-secret", &[body])),
+                format!("sha256={}", hmac_hex("bb-secret-0123456789", &[body])),
             )],
             body.to_vec(),
             StatusCode::ACCEPTED,
@@ -207,7 +208,10 @@ async fn every_scheme_accepts_good_and_refuses_bad_stale_and_missing(db: TestDb)
         (
             "servicenow hex is malformed",
             "/hooks/servicenow",
-            vec![("x-sluice-signature", hmac_hex("sn-secret", &[body]))],
+            vec![(
+                "x-sluice-signature",
+                hmac_hex("sn-secret-0123456789", &[body]),
+            )],
             body.to_vec(),
             StatusCode::UNAUTHORIZED,
             "",
@@ -217,7 +221,10 @@ async fn every_scheme_accepts_good_and_refuses_bad_stale_and_missing(db: TestDb)
             "/hooks/slack",
             vec![
                 ("x-slack-request-timestamp", now.to_string()),
-                ("x-slack-signature", slack_sig(now, "slack-secret")),
+                (
+                    "x-slack-signature",
+                    slack_sig(now, "slack-secret-0123456789"),
+                ),
             ],
             body.to_vec(),
             StatusCode::ACCEPTED,
@@ -228,7 +235,10 @@ async fn every_scheme_accepts_good_and_refuses_bad_stale_and_missing(db: TestDb)
             "/hooks/slack",
             vec![
                 ("x-slack-request-timestamp", (now - 600).to_string()),
-                ("x-slack-signature", slack_sig(now - 600, "slack-secret")),
+                (
+                    "x-slack-signature",
+                    slack_sig(now - 600, "slack-secret-0123456789"),
+                ),
             ],
             body.to_vec(),
             StatusCode::UNAUTHORIZED,
@@ -336,7 +346,7 @@ async fn a_stored_delivery_keeps_its_raw_bytes_and_headers(db: TestDb) {
     let hooks = spawn(db).await;
     // Not UTF-8, not JSON: judging it is the mapper's job, not the door's.
     let body: Vec<u8> = vec![0xff, 0xfe, b'{', 0x00, b'}'];
-    let sig = format!("sha256={}", hmac_hex("gh-secret", &[&body]));
+    let sig = format!("sha256={}", hmac_hex("gh-secret-0123456789", &[&body]));
     let (status, reply) = hooks
         .post(
             "/hooks/github?x=1",
@@ -377,7 +387,7 @@ async fn duplicates_are_acknowledged_once_and_stored_once(db: TestDb) {
     let headers = [
         (
             "x-hub-signature-256",
-            format!("sha256={}", hmac_hex("gh-secret", &[body])),
+            format!("sha256={}", hmac_hex("gh-secret-0123456789", &[body])),
         ),
         ("x-github-delivery", "dup-1".to_owned()),
     ];
@@ -392,7 +402,7 @@ async fn duplicates_are_acknowledged_once_and_stored_once(db: TestDb) {
     let pd = |b: &[u8]| {
         vec![(
             "x-pagerduty-signature",
-            format!("v1={}", hmac_hex("pd-secret", &[b])),
+            format!("v1={}", hmac_hex("pd-secret-0123456789", &[b])),
         )]
     };
     let (s1, _) = hooks
@@ -415,7 +425,7 @@ async fn duplicates_are_acknowledged_once_and_stored_once(db: TestDb) {
 async fn oversize_and_unknown_are_refused_with_nothing_stored(db: TestDb) {
     let hooks = spawn(db).await;
     let big = vec![b'x'; 2048];
-    let sig = format!("sha256={}", hmac_hex("bb-secret", &[&big]));
+    let sig = format!("sha256={}", hmac_hex("bb-secret-0123456789", &[&big]));
     let (status, reply) = hooks
         .post("/hooks/bitbucket", &[("x-hub-signature", sig)], big)
         .await;
@@ -441,7 +451,10 @@ async fn slack_url_verification_answers_the_challenge(db: TestDb) {
     let body = br#"{"token":"t","challenge":"3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P","type":"url_verification"}"#;
     let sig = format!(
         "v0={}",
-        hmac_hex("slack-secret", &[format!("v0:{now}:").as_bytes(), body])
+        hmac_hex(
+            "slack-secret-0123456789",
+            &[format!("v0:{now}:").as_bytes(), body]
+        )
     );
     let (status, reply) = hooks
         .post(
@@ -464,12 +477,12 @@ async fn slack_url_verification_answers_the_challenge(db: TestDb) {
 
 async fn configured_overrides_replace_the_preset(db: TestDb) {
     let hooks = spawn(db).await;
-    let token = [("x-tracker-token", "yt-token-0123".to_owned())];
+    let token = [("x-tracker-token", "yt-token-0123456789".to_owned())];
     // The preset's header no longer carries the token.
     let (status, _) = hooks
         .post(
             "/hooks/yt",
-            &[("x-sluice-token", "yt-token-0123".into())],
+            &[("x-sluice-token", "yt-token-0123456789".into())],
             br#"{"issue":{"key":"Q-1"}}"#.to_vec(),
         )
         .await;

@@ -13,6 +13,7 @@ mod mappers;
 mod provider_api;
 mod reload;
 mod runtime;
+mod security;
 mod serve;
 mod store;
 mod test_mapper;

@@ -96,7 +96,7 @@ async fn host(db: TestDb, api_base: &str, extra: &str) -> Host {
     let directory = fixture("pr_review_approved_completes.json")["config"].to_string();
     let yaml = format!(
         "listen: 127.0.0.1:0\ndatabase: \"{}\"\ndelivery: {{max_attempts: 2, retry_base_ms: 10, retry_max_ms: 20}}\n\
-         providers:\n  github:\n    verify: {{secret: gh-secret}}\n    mapper: \"{}\"\n    mapper_config: {directory}\n\
+         providers:\n  github:\n    verify: {{secret: gh-secret-0123456789}}\n    mapper: \"{}\"\n    mapper_config: {directory}\n\
          \x20   api:\n      base_url: \"{api_base}\"\n      auth: {{bearer: gh-api-token}}\n{extra}",
         db.url,
         component("github-mapper").display()
@@ -118,7 +118,7 @@ impl Host {
     async fn send(&self, name: &str) -> Value {
         let f = fixture(name);
         let body = f["delivery"]["body"].to_string().into_bytes();
-        let mut mac = Hmac::<Sha256>::new_from_slice(b"gh-secret").unwrap();
+        let mut mac = Hmac::<Sha256>::new_from_slice(b"gh-secret-0123456789").unwrap();
         mac.update(&body);
         let sig = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
         let resp = self

@@ -67,7 +67,7 @@ impl Deploy {
 
     fn yaml(&self, db: &str) -> String {
         format!(
-            "listen: 127.0.0.1:0\ndatabase: \"{db}\"\napi:\n  tokens:\n    - {{name: ops, token: {ADMIN}, scope: admin}}\ndelivery: {{max_attempts: 20, retry_base_ms: 20, retry_max_ms: 100}}\nmappers:\n  dir: mappers\n  cache_dir: cache\n  debounce_ms: 20\nproviders:\n  bitbucket:\n    verify: {{secret: bb-secret}}\n    mapper_config: {}\n",
+            "listen: 127.0.0.1:0\ndatabase: \"{db}\"\napi:\n  tokens:\n    - {{name: ops, token: {ADMIN}, scope: admin}}\ndelivery: {{max_attempts: 20, retry_base_ms: 20, retry_max_ms: 100}}\nmappers:\n  dir: mappers\n  cache_dir: cache\n  debounce_ms: 20\nproviders:\n  bitbucket:\n    verify: {{secret: bb-secret-0123456789}}\n    mapper_config: {}\n",
             directory()
         )
     }
@@ -159,7 +159,7 @@ fn pr_created(pr: u64) -> Vec<u8> {
 
 impl Server {
     async fn send(&self, body: Vec<u8>, query: &str) -> reqwest::Response {
-        let mut mac = Hmac::<Sha256>::new_from_slice(b"bb-secret").unwrap();
+        let mut mac = Hmac::<Sha256>::new_from_slice(b"bb-secret-0123456789").unwrap();
         mac.update(&body);
         let sig = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
         self.http
@@ -413,6 +413,7 @@ async fn removing_a_mapper_stops_its_route_with_503_and_loses_no_stored_delivery
             id: "stored-before-removal",
             provider: "bitbucket",
             dedupe_key: "stored-before-removal",
+            body_key: None,
             method: "POST",
             path: "/hooks/bitbucket",
             headers: &[("x-event-key".into(), "pullrequest:created".into())],

@@ -143,8 +143,8 @@ fn example_setup() -> (tempfile::TempDir, std::path::PathBuf) {
 const EXAMPLE_ENV: [(&str, &str); 4] = [
     ("SLUICE_ADMIN_TOKEN", TOKEN),
     ("SLUICE_READ_TOKEN", "read-token-0123456789abcdef"),
-    ("BITBUCKET_WEBHOOK_SECRET", "bitbucket-secret"),
-    ("GITHUB_WEBHOOK_SECRET", "github-secret"),
+    ("BITBUCKET_WEBHOOK_SECRET", "bitbucket-secret-0123456789"),
+    ("GITHUB_WEBHOOK_SECRET", "github-secret-0123456789"),
 ];
 
 /// Splits the single-quoted words `host sign` prints.
@@ -256,7 +256,7 @@ fn check_loads_every_mapper_and_names_a_bad_one() {
     let path = write_config(
         dir.path(),
         &format!(
-            "providers:\n  bitbucket:\n    verify: {{secret: s}}\n    mapper: \"{}\"\n  github:\n    verify: {{secret: s}}\n    mapper: missing.wasm\n",
+            "providers:\n  bitbucket:\n    verify: {{secret: s-0123456789abcdef}}\n    mapper: \"{}\"\n  github:\n    verify: {{secret: s-0123456789abcdef}}\n    mapper: missing.wasm\n",
             good.display()
         ),
     );

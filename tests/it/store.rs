@@ -648,6 +648,7 @@ async fn concurrent_deliveries_share_one_commit(db: TestDb) {
         id,
         provider: "github".into(),
         dedupe_key: key,
+        body_key: None,
         method: "POST".into(),
         path: "/hooks/github".into(),
         headers: vec![("x-github-event".into(), "push".into())],
@@ -659,6 +660,7 @@ async fn concurrent_deliveries_share_one_commit(db: TestDb) {
             id: "earlier",
             provider: "github",
             dedupe_key: "seen-before",
+            body_key: None,
             method: "POST",
             path: "/hooks/github",
             headers: &[],
@@ -676,6 +678,13 @@ async fn concurrent_deliveries_share_one_commit(db: TestDb) {
         .collect();
     entries.push(entry("again".into(), "seen-before".into()));
     entries.push(entry("k5-twice".into(), "k5".into()));
+    // A replayed body: another delivery id, the same body key.
+    let replayed = |id: &str, key: &str| InboxEntry {
+        body_key: Some("sha256:same-body".into()),
+        ..entry(id.into(), key.into())
+    };
+    entries.push(replayed("first-body", "kb1"));
+    entries.push(replayed("same-body-new-id", "kb2"));
     let results = futures::future::join_all(entries.into_iter().map(|e| writer.store(e))).await;
     let results: Vec<_> = results.into_iter().map(Result::unwrap).collect();
     for (i, r) in results.iter().take(100).enumerate() {
@@ -692,17 +701,25 @@ async fn concurrent_deliveries_share_one_commit(db: TestDb) {
         (results[101].id.as_str(), results[101].duplicate),
         ("d5", true)
     );
+    assert_eq!(
+        (results[102].id.as_str(), results[102].duplicate),
+        ("first-body", false)
+    );
+    assert_eq!(
+        (results[103].id.as_str(), results[103].duplicate),
+        ("first-body", true)
+    );
     drop(writer);
     task.await.unwrap();
 
-    assert_eq!(db.count_deliveries("github").await.unwrap(), 101);
+    assert_eq!(db.count_deliveries("github").await.unwrap(), 102);
     let text = metrics.render(0);
     assert!(
         text.lines().any(|l| l == "sluice_inbox_commits_total 1"),
         "{text}"
     );
     assert!(
-        text.lines().any(|l| l == "sluice_inbox_rows_total 102"),
+        text.lines().any(|l| l == "sluice_inbox_rows_total 104"),
         "{text}"
     );
 }

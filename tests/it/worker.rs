@@ -32,7 +32,7 @@ async fn spawn(db: TestDb, max_attempts: u32) -> Server {
 
 fn config_yaml(db: &TestDb, max_attempts: u32, mapper_config: &str) -> String {
     format!(
-        "listen: 127.0.0.1:0\ndatabase: \"{}\"\napi:\n  tokens:\n    - {{name: ops, token: {ADMIN}, scope: admin}}\ndelivery: {{max_attempts: {max_attempts}, retry_base_ms: 20, retry_max_ms: 100}}\nproviders:\n  bitbucket:\n    verify: {{secret: bb-secret}}\n    mapper: \"{}\"\n    mapper_config: {mapper_config}\n",
+        "listen: 127.0.0.1:0\ndatabase: \"{}\"\napi:\n  tokens:\n    - {{name: ops, token: {ADMIN}, scope: admin}}\ndelivery: {{max_attempts: {max_attempts}, retry_base_ms: 20, retry_max_ms: 100}}\nproviders:\n  bitbucket:\n    verify: {{secret: bb-secret-0123456789}}\n    mapper: \"{}\"\n    mapper_config: {mapper_config}\n",
         db.url,
         component("bitbucket-mapper").display()
     )
@@ -69,7 +69,7 @@ impl Server {
     }
 
     async fn send_body(&self, event: &str, body: Vec<u8>, query: &str) -> (StatusCode, Value) {
-        let mut mac = Hmac::<Sha256>::new_from_slice(b"bb-secret").unwrap();
+        let mut mac = Hmac::<Sha256>::new_from_slice(b"bb-secret-0123456789").unwrap();
         mac.update(&body);
         let sig = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
         let resp = self
@@ -395,7 +395,7 @@ async fn metrics_and_readiness_report_what_happened(db: TestDb) {
     ] {
         assert!(text.lines().any(|l| l == line), "missing {line}\n{text}");
     }
-    assert!(!text.contains("bb-secret"));
+    assert!(!text.contains("bb-secret-0123456789"));
 
     let resp = s
         .http

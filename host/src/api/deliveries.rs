@@ -168,7 +168,7 @@ async fn replay(state: &ApiState, id: &str) -> Result<Value, ApiError> {
             format!("provider `{}` has no mapper configured", d.provider),
         )
     })?;
-    match worker.process_now(id).await? {
+    match worker.process_now(id, crate::store::Reclaim::Any).await? {
         Some(outcome) => Ok(outcome.to_json(id)),
         None => Ok(
             json!({"delivery_id": id, "status": d.status, "error": "being processed; try again"}),

@@ -64,6 +64,14 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/openapi.json", get(openapi))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
+        .with_state(state)
+}
+
+/// `GET /metrics`: merged into the API's router, or served alone on the
+/// `metrics_listen` address so the scrape port can stay inside the
+/// cluster while the API and webhooks face the world.
+pub fn metrics_router(state: ApiState) -> Router {
+    Router::new()
         .route("/metrics", get(metrics))
         .with_state(state)
 }

@@ -49,8 +49,14 @@ impl DedupeKey {
                 .map(|v| format!("f:{v}")),
             DedupeKey::BodyHash => None,
         };
-        found.unwrap_or_else(|| format!("sha256:{}", hex::encode(Sha256::digest(body))))
+        found.unwrap_or_else(|| body_hash(body))
     }
+}
+
+/// The body-hash key: the fallback dedupe key, and the second key that
+/// makes a replayed body a duplicate.
+pub fn body_hash(body: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(body)))
 }
 
 #[cfg(test)]

@@ -61,6 +61,15 @@ impl Handshake {
         }
     }
 
+    /// The query parameter that carries the configured token.
+    pub fn token_query(&self) -> &str {
+        match &self.token.scheme {
+            Scheme::Token { query: Some(q), .. } => q,
+            // `new` always builds a query token.
+            _ => "token",
+        }
+    }
+
     /// The secret a request offers in a handshake, if it is one.
     pub fn offered<'r>(request: &Unverified<'r>) -> Option<&'r str> {
         request

@@ -9,6 +9,7 @@
 pub mod dedupe;
 pub mod handshake;
 pub mod presets;
+pub mod redact;
 pub mod route;
 pub mod verify;
 

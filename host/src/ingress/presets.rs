@@ -12,6 +12,10 @@ use super::verify::{Encoding, Scheme};
 pub struct Preset {
     pub scheme: Scheme,
     pub dedupe: DedupeKey,
+    /// The delivery id is a header the signature does not cover, so a
+    /// captured body and signature can be resent under a fresh id: the
+    /// body's hash is a second dedupe key (`replay_dedupe` turns it off).
+    pub body_replays: bool,
 }
 
 fn hmac_body(header: &str, encoding: Encoding, prefix: Option<&str>) -> Scheme {
@@ -40,10 +44,12 @@ pub fn preset(name: &str) -> Option<Preset> {
         "bitbucket" => Preset {
             scheme: hmac_body("X-Hub-Signature", Encoding::Hex, Some("sha256=")),
             dedupe: header("X-Request-UUID"),
+            body_replays: true,
         },
         "github" => Preset {
             scheme: hmac_body("X-Hub-Signature-256", Encoding::Hex, Some("sha256=")),
             dedupe: header("X-GitHub-Delivery"),
+            body_replays: true,
         },
         "gitlab" => Preset {
             scheme: Scheme::Token {
@@ -51,6 +57,7 @@ pub fn preset(name: &str) -> Option<Preset> {
                 query: None,
             },
             dedupe: header("X-Gitlab-Event-UUID"),
+            body_replays: true,
         },
         "slack" => Preset {
             scheme: Scheme::HmacTimestamped {
@@ -61,10 +68,12 @@ pub fn preset(name: &str) -> Option<Preset> {
                 tolerance: Duration::from_secs(300),
             },
             dedupe: DedupeKey::BodyField("/event_id".into()),
+            body_replays: false,
         },
         "asana" => Preset {
             scheme: hmac_body("X-Hook-Signature", Encoding::Hex, None),
             dedupe: DedupeKey::BodyHash,
+            body_replays: false,
         },
         "pachca" => Preset {
             scheme: Scheme::HmacBody {
@@ -75,6 +84,7 @@ pub fn preset(name: &str) -> Option<Preset> {
                 body_timestamp: Some(("webhook_timestamp".into(), Duration::from_secs(60))),
             },
             dedupe: DedupeKey::BodyHash,
+            body_replays: false,
         },
         "pagerduty" => Preset {
             scheme: Scheme::HmacBody {
@@ -85,14 +95,17 @@ pub fn preset(name: &str) -> Option<Preset> {
                 body_timestamp: None,
             },
             dedupe: header("X-Webhook-Id"),
+            body_replays: true,
         },
         "jira" => Preset {
             scheme: hmac_body("X-Hub-Signature", Encoding::Hex, Some("sha256=")),
             dedupe: header("X-Atlassian-Webhook-Identifier"),
+            body_replays: true,
         },
         "servicenow" | "apps_script" => Preset {
             scheme: hmac_body(OWN_SIGNATURE_HEADER, Encoding::Base64, None),
             dedupe: DedupeKey::BodyHash,
+            body_replays: false,
         },
         "tracker" => Preset {
             scheme: Scheme::Token {
@@ -100,6 +113,7 @@ pub fn preset(name: &str) -> Option<Preset> {
                 query: Some("token".into()),
             },
             dedupe: DedupeKey::BodyHash,
+            body_replays: false,
         },
         // Calendar and Drive push notifications: no body, our channel token.
         "google" => Preset {
@@ -111,6 +125,7 @@ pub fn preset(name: &str) -> Option<Preset> {
                 "X-Goog-Channel-ID".into(),
                 "X-Goog-Message-Number".into(),
             ]),
+            body_replays: false,
         },
         // Gmail through a Pub/Sub push subscription whose endpoint carries
         // `?token=`.
@@ -120,6 +135,7 @@ pub fn preset(name: &str) -> Option<Preset> {
                 query: Some("token".into()),
             },
             dedupe: DedupeKey::BodyField("/message/messageId".into()),
+            body_replays: false,
         },
         _ => return None,
     };

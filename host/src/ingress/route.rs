@@ -16,7 +16,7 @@ use axum::routing::post;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 
-use super::dedupe::DedupeKey;
+use super::dedupe::{DedupeKey, body_hash};
 use super::handshake::{Handshake, HandshakeError, SECRET_HEADER};
 use super::presets::preset;
 use super::verify::{Scheme, Unverified, Verifier};
@@ -24,7 +24,7 @@ use crate::api::ApiError;
 use crate::config::{DedupeConfig, ProviderConfig};
 use crate::metrics::Metrics;
 use crate::reload::{Availability, MapperRegistry};
-use crate::store::{InboxEntry, InboxWriter, Store, now};
+use crate::store::{InboxEntry, InboxWriter, Reclaim, Store, now};
 use crate::worker::{Worker, outcome_json};
 
 /// One configured webhook sender.
@@ -34,6 +34,8 @@ pub struct Provider {
     pub preset: String,
     pub verifier: Verifier,
     pub dedupe: DedupeKey,
+    /// The body's hash is a second dedupe key (replayed captures).
+    pub replay_dedupe: bool,
     pub body_limit: usize,
     /// Signing secrets come from handshakes (Asana), not the config.
     pub handshake: Option<Handshake>,
@@ -100,6 +102,7 @@ impl Provider {
                 secret: SecretString::from(c.verify.secret.expose_secret().to_owned()),
             },
             dedupe,
+            replay_dedupe: c.replay_dedupe.unwrap_or(p.body_replays),
             body_limit: c.body_limit,
         })
     }
@@ -116,6 +119,8 @@ pub struct IngressState {
     pub metrics: Arc<Metrics>,
     /// Which providers' mapper files are missing (503 until they are back).
     pub mappers: Option<MapperRegistry>,
+    /// Permits for `?wait=true` requests processing at once.
+    pub waiting: Arc<tokio::sync::Semaphore>,
 }
 
 pub fn router(state: IngressState) -> Router {
@@ -223,20 +228,25 @@ async fn receive(
         });
     }
     let dedupe_key = provider.dedupe.extract(verified.headers(), verified.body());
+    let body_key = provider.replay_dedupe.then(|| body_hash(verified.body()));
     let id = uuid::Uuid::new_v4().simple().to_string();
     let path = match uri.query() {
         Some(q) => format!("{}?{q}", uri.path()),
         None => uri.path().to_owned(),
     };
+    // The verification token has done its job: nothing downstream (the
+    // store, the API, the mapper) gets to see it.
+    let redaction = provider.redaction();
     let stored = state
         .inbox
         .store(InboxEntry {
             id,
             provider: name.clone(),
             dedupe_key,
+            body_key,
             method: method.as_str().to_owned(),
-            path,
-            headers: verified.headers().to_vec(),
+            path: redaction.path(&path),
+            headers: redaction.headers(verified.headers()),
             body: body.clone(),
             received_at: now(),
         })
@@ -249,11 +259,23 @@ async fn receive(
     };
     state.metrics.delivery(&name, counted);
     let wait = query.split('&').any(|p| p == "wait=true" || p == "wait=1");
-    if wait && let Some(worker) = &state.worker {
-        let outcome = match worker.process_now(&stored.id).await? {
+    // Waiting requests are bounded: over the limit a request gets the plain
+    // answer below, and the worker processes the delivery as any other.
+    if wait
+        && let Some(worker) = &state.worker
+        && let Ok(_permit) = state.waiting.clone().try_acquire_owned()
+    {
+        // A duplicate answers its stored outcome: only an operator's
+        // replay re-runs a delivery.
+        let processed = if stored.duplicate {
+            None
+        } else {
+            worker.process_now(&stored.id, Reclaim::Pending).await?
+        };
+        let outcome = match processed {
             Some(outcome) => outcome.to_json(&stored.id),
-            // A duplicate, or another worker has it: report what is stored.
-            None => settled(&state.store, &stored.id).await?,
+            // Another worker has it or had it: report what is stored.
+            None => settled(&state.store, &stored.id, stored.duplicate).await?,
         };
         return Ok((StatusCode::OK, Json(outcome)).into_response());
     }
@@ -276,7 +298,7 @@ async fn receive(
 
 /// The stored outcome of a delivery, once no worker is processing it (or
 /// after 10 s, as it stands then).
-async fn settled(store: &Store, id: &str) -> Result<Value, ApiError> {
+async fn settled(store: &Store, id: &str, duplicate: bool) -> Result<Value, ApiError> {
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
         let row = store
@@ -295,7 +317,7 @@ async fn settled(store: &Store, id: &str) -> Result<Value, ApiError> {
                 output.as_ref(),
                 row.last_error.as_deref(),
             );
-            v["duplicate"] = json!(true);
+            v["duplicate"] = json!(duplicate);
             return Ok(v);
         }
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;

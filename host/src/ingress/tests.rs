@@ -324,10 +324,62 @@ fn shared_tokens_in_headers_or_query() {
             query: "token=tracker-token-123",
             ..case("gmail: push endpoint token", "gmail", secret, vec![], "{}")
         },
+        // A base64 token holds `+`: it compares as written, not as a space.
+        Case {
+            query: "token=ab+cd/ef==",
+            ..case("gmail: `+` in a token", "gmail", "ab+cd/ef==", vec![], "{}")
+        },
+        Case {
+            query: "token=ab%2Bcd%2Fef%3D%3D",
+            ..case(
+                "gmail: `+` percent-encoded",
+                "gmail",
+                "ab+cd/ef==",
+                vec![],
+                "{}",
+            )
+        },
+        Case {
+            query: "token=ab%20cd",
+            want: Err(VerifyError::Mismatch("token".into())),
+            ..case(
+                "gmail: a space is not a `+`",
+                "gmail",
+                "ab+cd",
+                vec![],
+                "{}",
+            )
+        },
+        // A prefix or an extension of the secret is as wrong as a guess.
+        Case {
+            query: "token=tracker-token-12",
+            want: Err(VerifyError::Mismatch("X-Sluice-Token".into())),
+            ..case("tracker: prefix", "tracker", secret, vec![], "{}")
+        },
+        Case {
+            query: "token=tracker-token-1234",
+            want: Err(VerifyError::Mismatch("X-Sluice-Token".into())),
+            ..case("tracker: longer", "tracker", secret, vec![], "{}")
+        },
     ];
     for c in cases {
         run(c);
     }
+}
+
+#[test]
+fn debug_output_shows_no_token_or_body() {
+    let headers = vec![("x-gitlab-token".to_owned(), "glpat-s3cret".to_owned())];
+    let request = Unverified {
+        headers: &headers,
+        query: "token=q-s3cret",
+        body: b"{\"password\":\"hunter2\"}",
+    };
+    let shown = format!("{request:?}");
+    for secret in ["glpat-s3cret", "q-s3cret", "hunter2"] {
+        assert!(!shown.contains(secret), "{shown}");
+    }
+    assert!(shown.contains("x-gitlab-token"), "{shown}");
 }
 
 #[test]

@@ -18,7 +18,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
 use secrecy::{ExposeSecret, SecretString};
-use sha2::Sha256;
+use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use thiserror::Error;
 
@@ -77,14 +77,24 @@ pub enum VerifyError {
     Stale(String),
 }
 
-/// A request as received, not yet trusted.
-#[derive(Debug, Clone, Copy)]
+/// A request as received, not yet trusted. `Debug` shows header names and
+/// the body's size: the values hold the very tokens being checked.
+#[derive(Clone, Copy)]
 pub struct Unverified<'r> {
     /// Names lower-cased.
     pub headers: &'r [(String, String)],
     /// The raw query string, without `?`.
     pub query: &'r str,
     pub body: &'r [u8],
+}
+
+impl std::fmt::Debug for Unverified<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Unverified")
+            .field("headers", &crate::redacted::HeaderNames(self.headers))
+            .field("body", &crate::redacted::Bytes(self.body.len()))
+            .finish_non_exhaustive()
+    }
 }
 
 /// Proof that a request passed its provider's scheme.
@@ -146,7 +156,7 @@ impl Verifier {
                 let value = request
                     .header(header)
                     .ok_or_else(|| VerifyError::MissingHeader(header.clone()))?;
-                let expected = hmac(secret, &[request.body]);
+                let expected = keyed(secret, &[request.body]);
                 let candidates: Vec<&str> = if *multiple {
                     value.split(',').map(str::trim).collect()
                 } else {
@@ -161,7 +171,8 @@ impl Verifier {
                     };
                     any_decoded = true;
                     // Evaluate every candidate: no early exit on a match.
-                    matched |= bool::from(sig.ct_eq(&expected));
+                    // `verify_slice` compares in constant time.
+                    matched |= expected.clone().verify_slice(&sig).is_ok();
                 }
                 if !any_decoded {
                     return Err(VerifyError::Malformed(header.clone()));
@@ -206,8 +217,8 @@ impl Verifier {
                 let (before, after) = template.split_once("{body}").unwrap_or((template, ""));
                 let before = before.replace("{timestamp}", ts_text.trim());
                 let after = after.replace("{timestamp}", ts_text.trim());
-                let expected = hmac(secret, &[before.as_bytes(), request.body, after.as_bytes()]);
-                if !bool::from(sig.ct_eq(&expected)) {
+                let expected = keyed(secret, &[before.as_bytes(), request.body, after.as_bytes()]);
+                if expected.verify_slice(&sig).is_err() {
                     return Err(VerifyError::Mismatch(header.clone()));
                 }
             }
@@ -220,7 +231,10 @@ impl Verifier {
                         header: header.clone().unwrap_or_default(),
                         query: query.clone().unwrap_or_default(),
                     })?;
-                if !bool::from(presented.as_bytes().ct_eq(secret)) {
+                // Digests of both sides have one length, so the comparison
+                // says nothing about the secret's length either.
+                let presented = Sha256::digest(presented.as_bytes());
+                if !bool::from(presented.ct_eq(&Sha256::digest(secret))) {
                     let name = header.clone().or_else(|| query.clone()).unwrap_or_default();
                     return Err(VerifyError::Mismatch(name));
                 }
@@ -306,16 +320,20 @@ impl Verifier {
     }
 }
 
-fn hmac(secret: &[u8], parts: &[&[u8]]) -> Vec<u8> {
-    // HMAC accepts keys of any length; `new_from_slice` cannot fail for it.
-    let mut mac = match HmacSha256::new_from_slice(secret) {
-        Ok(m) => m,
-        Err(_) => return Vec::new(),
-    };
+/// The HMAC state over `parts`, ready to verify a signature against.
+fn keyed(secret: &[u8], parts: &[&[u8]]) -> HmacSha256 {
+    // HMAC accepts keys of any length: `new_from_slice` cannot fail for it,
+    // and `KeyInit::new` needs a fixed-size array.
+    let mut mac = HmacSha256::new_from_slice(secret)
+        .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
     for p in parts {
         mac.update(p);
     }
-    mac.finalize().into_bytes().to_vec()
+    mac
+}
+
+fn hmac(secret: &[u8], parts: &[&[u8]]) -> Vec<u8> {
+    keyed(secret, parts).finalize().into_bytes().to_vec()
 }
 
 fn strip<'a>(value: &'a str, prefix: Option<&str>) -> Option<&'a str> {
@@ -340,7 +358,10 @@ fn check_window(ts: i64, now: i64, tolerance: Duration, name: &str) -> Result<()
     Ok(())
 }
 
-fn percent_decode(s: &str) -> String {
+/// Percent-decodes a query component. `+` stays `+`: webhook URLs are
+/// written by hand or by the provider's UI, and a token holding `+`
+/// (base64) must compare as written, not with a space in its place.
+pub(crate) fn percent_decode(s: &str) -> String {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -359,7 +380,6 @@ fn percent_decode(s: &str) -> String {
                     None => out.push(b'%'),
                 }
             }
-            b'+' => out.push(b' '),
             b => out.push(b),
         }
         i += 1;

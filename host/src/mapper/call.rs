@@ -70,7 +70,7 @@ impl CallReport {
     fn emit(&self, provider: &str, hash: &str) {
         let mapper = hash.get(..12).unwrap_or(hash);
         for line in &self.logs {
-            let (source, text) = (line.source.as_str(), line.text.as_str());
+            let (source, text) = (line.source.as_str(), escape_controls(&line.text));
             match line.source {
                 LogSource::Trace => {
                     tracing::trace!(target: "guest", provider, mapper, source, "{text}")
@@ -90,6 +90,27 @@ impl CallReport {
             }
         }
     }
+}
+
+/// A guest's text with control characters escaped (`\n`, `\u{1b}`, …):
+/// a guest must not be able to end its log line and forge another, or
+/// drive an operator's terminal.
+pub(crate) fn escape_controls(text: &str) -> std::borrow::Cow<'_, str> {
+    let unsafe_char = |c: char| c.is_control() || matches!(c, '\u{2028}' | '\u{2029}');
+    if !text.chars().any(unsafe_char) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if unsafe_char(c) => out.push_str(&format!("\\u{{{:x}}}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 /// The mapper's answer (its own `map-error` included) or the host's verdict.
@@ -262,4 +283,26 @@ fn check_output(mapped: &Mapped, limits: &super::Limits) -> Result<(), MapperErr
         });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::escape_controls;
+
+    #[test]
+    fn guest_text_cannot_forge_log_lines() {
+        let cases = [
+            ("plain text, “quoted”", "plain text, “quoted”"),
+            (
+                "ok\n2026-11-30T00:00:00Z INFO forged",
+                "ok\\n2026-11-30T00:00:00Z INFO forged",
+            ),
+            ("a\r\tb", "a\\r\\tb"),
+            ("\u{1b}[31mred", "\\u{1b}[31mred"),
+            ("line\u{2028}sep", "line\\u{2028}sep"),
+        ];
+        for (text, want) in cases {
+            assert_eq!(escape_controls(text), want, "{text:?}");
+        }
+    }
 }

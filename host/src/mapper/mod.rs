@@ -28,8 +28,9 @@ pub use sandbox::{ApiFailure, ApiRequest, ApiResponse, NoProviderApi, ProviderAp
 /// The world every mapper component must implement.
 pub const WORLD: &str = "sluice:mapper/mapper@0.1.0";
 
-/// A verified webhook delivery, as handed to `map-to-ticket-event`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A verified webhook delivery, as handed to `map-to-ticket-event`. Its
+/// `Debug` shows header names and the body's size only.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Delivery {
     pub provider: String,
     pub method: String,
@@ -40,4 +41,15 @@ pub struct Delivery {
     pub body: Vec<u8>,
     /// RFC 3339, UTC.
     pub received_at: String,
+}
+
+impl std::fmt::Debug for Delivery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Delivery")
+            .field("provider", &self.provider)
+            .field("method", &self.method)
+            .field("headers", &crate::redacted::HeaderNames(&self.headers))
+            .field("body", &crate::redacted::Bytes(self.body.len()))
+            .finish_non_exhaustive()
+    }
 }

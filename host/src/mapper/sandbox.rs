@@ -22,7 +22,8 @@ use super::call::{LogLine, LogSource};
 use crate::resolve::BranchConvention;
 
 /// A request a mapper makes to its provider's API, relative to the base URL.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// `Debug` of it and of [`ApiResponse`] shows header names and sizes only.
+#[derive(Clone, PartialEq, Eq)]
 pub struct ApiRequest {
     pub method: String,
     pub path: String,
@@ -30,11 +31,32 @@ pub struct ApiRequest {
     pub body: Vec<u8>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct ApiResponse {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+}
+
+impl std::fmt::Debug for ApiRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiRequest")
+            .field("method", &self.method)
+            .field("path", &self.path)
+            .field("headers", &crate::redacted::HeaderNames(&self.headers))
+            .field("body", &crate::redacted::Bytes(self.body.len()))
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for ApiResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiResponse")
+            .field("status", &self.status)
+            .field("headers", &crate::redacted::HeaderNames(&self.headers))
+            .field("body", &crate::redacted::Bytes(self.body.len()))
+            .finish()
+    }
 }
 
 /// Why a `provider-api` call got no response; mirrors the WIT `api-error`.
@@ -265,7 +287,8 @@ impl GuestLog {
 
     fn push_line(&self, source: LogSource, text: String) {
         let mut s = self.state();
-        if Self::charge(&mut s, text.len()) {
+        // A line costs its newline too: a flood of empty lines is charged.
+        if Self::charge(&mut s, text.len() + 1) {
             s.lines.push(LogLine { source, text });
         }
     }

@@ -289,7 +289,7 @@ mod tests {
     #[test]
     fn sources_come_from_the_provider_or_the_mappers_folder() {
         let c = config(
-            "mappers: {dir: mappers}\nproviders:\n  bitbucket:\n    verify: {secret: s}\n  github:\n    verify: {secret: s}\n    mapper: /opt/gh.wasm\n    mapper_config: {a: 1}\n  slack:\n    verify: {secret: s}\n    mapper: slack.wasm\n    fixtures: tests/slack\n",
+            "mappers: {dir: mappers}\nproviders:\n  bitbucket:\n    verify: {secret: s-0123456789abcdef}\n  github:\n    verify: {secret: s-0123456789abcdef}\n    mapper: /opt/gh.wasm\n    mapper_config: {a: 1}\n  slack:\n    verify: {secret: s-0123456789abcdef}\n    mapper: slack.wasm\n    fixtures: tests/slack\n",
         );
         let got = sources(&c);
         let want = [
@@ -314,7 +314,7 @@ mod tests {
             assert_eq!(s.fixtures, Path::new(fixtures));
             assert_eq!(s.config, cfg);
         }
-        let none = config("providers:\n  bitbucket:\n    verify: {secret: s}\n");
+        let none = config("providers:\n  bitbucket:\n    verify: {secret: s-0123456789abcdef}\n");
         assert!(sources(&none).is_empty());
     }
 

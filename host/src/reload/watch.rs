@@ -209,7 +209,7 @@ mod tests {
     );
 
     fn reloader() -> Reloader {
-        let yaml = "mappers: {dir: /srv/m}\nproviders:\n  bitbucket:\n    verify: {secret: s}\n    mapper: /srv/m/bitbucket.wasm\n  github:\n    verify: {secret: s}\n    mapper: /srv/m/github.wasm\n    fixtures: /srv/gh-fixtures\n";
+        let yaml = "mappers: {dir: /srv/m}\nproviders:\n  bitbucket:\n    verify: {secret: s-0123456789abcdef}\n    mapper: /srv/m/bitbucket.wasm\n  github:\n    verify: {secret: s-0123456789abcdef}\n    mapper: /srv/m/github.wasm\n    fixtures: /srv/gh-fixtures\n";
         let mut config =
             crate::config::Config::parse(yaml, Path::new("/srv/sluice.yaml"), |_| None).unwrap();
         // No folder check: these tests only match paths.

@@ -21,12 +21,15 @@ const MAX_BATCH: usize = 512;
 /// Requests waiting for the writer before senders wait too (backpressure).
 const QUEUE: usize = 4096;
 
-/// A verified delivery to store, owned so it can wait in the queue.
-#[derive(Debug, Clone)]
+/// A verified delivery to store, owned so it can wait in the queue; its
+/// `Debug` is [`NewDelivery`]'s (no body, no header values).
+#[derive(Clone)]
 pub struct InboxEntry {
     pub id: String,
     pub provider: String,
     pub dedupe_key: String,
+    /// See [`NewDelivery::body_key`].
+    pub body_key: Option<String>,
     pub method: String,
     pub path: String,
     pub headers: Vec<(String, String)>,
@@ -40,12 +43,19 @@ impl InboxEntry {
             id: &self.id,
             provider: &self.provider,
             dedupe_key: &self.dedupe_key,
+            body_key: self.body_key.as_deref(),
             method: &self.method,
             path: &self.path,
             headers: &self.headers,
             body: &self.body,
             received_at: &self.received_at,
         }
+    }
+}
+
+impl std::fmt::Debug for InboxEntry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.as_new().fmt(f)
     }
 }
 

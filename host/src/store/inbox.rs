@@ -2,15 +2,22 @@
 
 use sqlx::{AssertSqlSafe, Row};
 
+use crate::redacted::{Bytes, HeaderNames};
+
 use super::query::{Filtered, params, value_rows};
 use super::{Store, StoreError};
 
-/// A verified delivery to store.
-#[derive(Debug, Clone)]
+/// A verified delivery to store. Its `Debug` shows sizes and header names,
+/// never a body or a header value.
+#[derive(Clone)]
 pub struct NewDelivery<'a> {
     pub id: &'a str,
     pub provider: &'a str,
     pub dedupe_key: &'a str,
+    /// The second key of providers whose delivery id is not signed: the
+    /// body's hash, so a captured body resent under a new id is a
+    /// duplicate too.
+    pub body_key: Option<&'a str>,
     pub method: &'a str,
     pub path: &'a str,
     pub headers: &'a [(String, String)],
@@ -27,8 +34,9 @@ pub struct Stored {
     pub duplicate: bool,
 }
 
-/// A stored delivery.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A stored delivery. Its `Debug` shows sizes and header names, never a
+/// body or a header value.
+#[derive(Clone, PartialEq, Eq)]
 pub struct DeliveryRow {
     pub id: String,
     pub provider: String,
@@ -45,6 +53,41 @@ pub struct DeliveryRow {
     pub event_type: Option<String>,
     /// The mapper's output and what it applied, JSON.
     pub output: Option<String>,
+}
+
+impl std::fmt::Debug for NewDelivery<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewDelivery")
+            .field("id", &self.id)
+            .field("provider", &self.provider)
+            .field("method", &self.method)
+            .field("headers", &HeaderNames(self.headers))
+            .field("body", &Bytes(self.body.len()))
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for DeliveryRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeliveryRow")
+            .field("id", &self.id)
+            .field("provider", &self.provider)
+            .field("method", &self.method)
+            .field("headers", &HeaderNames(&self.headers))
+            .field("body", &Bytes(self.body.len()))
+            .field("status", &self.status)
+            .field("attempts", &self.attempts)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Which deliveries [`Store::claim_delivery`] may take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reclaim {
+    /// Any not being processed: an operator's replay.
+    Any,
+    /// Only one still pending: a `?wait=true` request.
+    Pending,
 }
 
 /// Filters for [`Store::find_deliveries`].
@@ -82,6 +125,24 @@ fn headers_json(headers: &[(String, String)]) -> String {
     serde_json::to_string(headers).unwrap_or_else(|_| "[]".into())
 }
 
+/// The id of the delivery an insert collided with: the same dedupe key or,
+/// for a replayed body, the same body key — the earliest if both.
+async fn first_of<'e, E>(db: E, d: &NewDelivery<'_>) -> Result<String, StoreError>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Any>,
+{
+    let row = sqlx::query(
+        "SELECT id FROM deliveries WHERE provider = $1 AND (dedupe_key = $2 OR body_key = $3) \
+         ORDER BY received_at, id LIMIT 1",
+    )
+    .bind(d.provider)
+    .bind(d.dedupe_key)
+    .bind(d.body_key)
+    .fetch_one(db)
+    .await?;
+    Ok(row.try_get("id")?)
+}
+
 fn delivery_row(r: &sqlx::any::AnyRow) -> Result<DeliveryRow, StoreError> {
     let headers: String = r.try_get("headers")?;
     Ok(DeliveryRow {
@@ -112,8 +173,9 @@ impl Store {
         let headers = headers_json(d.headers);
         let done = sqlx::query(
             "INSERT INTO deliveries (id, provider, dedupe_key, method, path, headers, body, received_at, \
-             status, attempts, next_attempt_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', 0, $8) \
-             ON CONFLICT (provider, dedupe_key) DO NOTHING",
+             status, attempts, next_attempt_at, body_key, redacted) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', 0, $8, $9, 1) \
+             ON CONFLICT DO NOTHING",
         )
         .bind(d.id)
         .bind(d.provider)
@@ -123,6 +185,7 @@ impl Store {
         .bind(headers)
         .bind(d.body)
         .bind(d.received_at)
+        .bind(d.body_key)
         .execute(&self.write)
         .await?;
         if done.rows_affected() > 0 {
@@ -131,13 +194,8 @@ impl Store {
                 duplicate: false,
             });
         }
-        let row = sqlx::query("SELECT id FROM deliveries WHERE provider = $1 AND dedupe_key = $2")
-            .bind(d.provider)
-            .bind(d.dedupe_key)
-            .fetch_one(&self.write)
-            .await?;
         Ok(Stored {
-            id: row.try_get("id")?,
+            id: first_of(&self.write, d).await?,
             duplicate: true,
         })
     }
@@ -155,9 +213,9 @@ impl Store {
             // Audited: only numbered placeholders are spliced in.
             let sql = format!(
                 "INSERT INTO deliveries (id, provider, dedupe_key, method, path, headers, body, \
-                 received_at, status, attempts, next_attempt_at) VALUES {} \
-                 ON CONFLICT (provider, dedupe_key) DO NOTHING RETURNING id",
-                value_rows(chunk.len(), 11)
+                 received_at, status, attempts, next_attempt_at, body_key, redacted) VALUES {} \
+                 ON CONFLICT DO NOTHING RETURNING id",
+                value_rows(chunk.len(), 13)
             );
             let mut q = sqlx::query(AssertSqlSafe(sql));
             for d in chunk {
@@ -173,7 +231,10 @@ impl Store {
                     .bind("pending")
                     .bind(0_i64)
                     // Due at once.
-                    .bind(d.received_at);
+                    .bind(d.received_at)
+                    .bind(d.body_key)
+                    // Ingress stores deliveries already redacted.
+                    .bind(1_i64);
             }
             for row in q.fetch_all(&mut *tx).await? {
                 inserted.insert(row.try_get::<String, _>("id")?);
@@ -188,19 +249,68 @@ impl Store {
                 });
                 continue;
             }
-            let row =
-                sqlx::query("SELECT id FROM deliveries WHERE provider = $1 AND dedupe_key = $2")
-                    .bind(d.provider)
-                    .bind(d.dedupe_key)
-                    .fetch_one(&mut *tx)
-                    .await?;
             out.push(Stored {
-                id: row.try_get("id")?,
+                id: first_of(&mut *tx, d).await?,
                 duplicate: true,
             });
         }
         tx.commit().await?;
         Ok(out)
+    }
+
+    /// Providers that have rows stored before ingress redacted secrets.
+    pub async fn unredacted_providers(&self) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query("SELECT DISTINCT provider FROM deliveries WHERE redacted = 0")
+            .fetch_all(&self.write)
+            .await?;
+        rows.iter()
+            .map(|r| r.try_get("provider").map_err(StoreError::from))
+            .collect()
+    }
+
+    /// Rewrites the path and headers of `provider`'s unredacted rows with
+    /// `redact(path, headers)` and marks them redacted, a chunk per
+    /// transaction. Returns how many rows it rewrote.
+    pub async fn redact_deliveries(
+        &self,
+        provider: &str,
+        redact: impl Fn(&str, &[(String, String)]) -> (String, Vec<(String, String)>),
+    ) -> Result<u64, StoreError> {
+        let mut done = 0;
+        loop {
+            let mut tx = self.write.begin().await?;
+            let rows = sqlx::query(
+                "SELECT id, path, headers FROM deliveries WHERE provider = $1 AND redacted = 0 \
+                 ORDER BY id LIMIT 500",
+            )
+            .bind(provider)
+            .fetch_all(&mut *tx)
+            .await?;
+            if rows.is_empty() {
+                return Ok(done);
+            }
+            for r in &rows {
+                let id: String = r.try_get("id")?;
+                let path: String = r.try_get("path")?;
+                let headers: String = r.try_get("headers")?;
+                let headers: Vec<(String, String)> =
+                    serde_json::from_str(&headers).map_err(|e| StoreError::Corrupt {
+                        column: "deliveries.headers",
+                        reason: e.to_string(),
+                    })?;
+                let (path, headers) = redact(&path, &headers);
+                sqlx::query(
+                    "UPDATE deliveries SET path = $1, headers = $2, redacted = 1 WHERE id = $3",
+                )
+                .bind(path)
+                .bind(headers_json(&headers))
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+            done += rows.len() as u64;
+        }
     }
 
     pub async fn delivery(&self, id: &str) -> Result<Option<DeliveryRow>, StoreError> {
@@ -254,16 +364,24 @@ impl Store {
         Ok(out)
     }
 
-    /// Claims one delivery by id, whatever its state, unless it is being
-    /// processed right now (an expired lease counts as not).
+    /// Claims one delivery by id unless it is being processed right now:
+    /// in any other state for a replay ([`Reclaim::Any`]), only while it
+    /// waits for its first processing for `?wait=true` ([`Reclaim::Pending`]:
+    /// a request never re-runs a delivery someone else has finished).
     pub async fn claim_delivery(
         &self,
         id: &str,
         lease_until: &str,
+        which: Reclaim,
     ) -> Result<Option<DeliveryRow>, StoreError> {
+        let states = match which {
+            Reclaim::Any => "status <> 'processing'",
+            Reclaim::Pending => "status = 'pending'",
+        };
+        // Audited: only constants are spliced in.
         let sql = format!(
             "UPDATE deliveries SET status = 'processing', attempts = attempts + 1, next_attempt_at = $2 \
-             WHERE id = $1 AND status <> 'processing' RETURNING {DELIVERY_COLUMNS}"
+             WHERE id = $1 AND {states} RETURNING {DELIVERY_COLUMNS}"
         );
         let row = sqlx::query(AssertSqlSafe(sql))
             .bind(id)

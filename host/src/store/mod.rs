@@ -25,7 +25,7 @@ use sqlx::{AnyPool, Executor};
 use thiserror::Error;
 
 pub use group::{InboxEntry, InboxWriter};
-pub use inbox::{DeliveryFilter, DeliveryRow, Finish, NewDelivery, Stored};
+pub use inbox::{DeliveryFilter, DeliveryRow, Finish, NewDelivery, Reclaim, Stored};
 pub use rows::{
     Comment, HistoryRow, Link, NewHistory, OutboxRow, Page, PrLink, Signoff, TicketFilter,
     TicketRow,
@@ -186,18 +186,38 @@ fn normalise(url: &str) -> (Backend, String) {
     }
 }
 
-/// The URL without its password, for errors and logs.
+/// The URL without its password — in the user info or in a `password` /
+/// `sslpassword` query parameter — for errors and logs.
 pub fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let base = match (base.find("://"), base.rfind('@')) {
         (Some(scheme), Some(at)) if at > scheme => {
-            let userinfo = &url[scheme + 3..at];
+            let userinfo = &base[scheme + 3..at];
             match userinfo.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
-                None => url.to_owned(),
+                Some((user, _)) => format!("{}{user}:***{}", &base[..scheme + 3], &base[at..]),
+                None => base.to_owned(),
             }
         }
-        _ => url.to_owned(),
-    }
+        _ => base.to_owned(),
+    };
+    let Some(query) = query else {
+        return base;
+    };
+    let query: Vec<String> = query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((k, _))
+                if k.eq_ignore_ascii_case("password") || k.eq_ignore_ascii_case("sslpassword") =>
+            {
+                format!("{k}=***")
+            }
+            _ => pair.to_owned(),
+        })
+        .collect();
+    format!("{base}?{}", query.join("&"))
 }
 
 /// Now, in the stored time format.
@@ -226,5 +246,13 @@ mod tests {
             "postgres://sluice:***@db:5432/x"
         );
         assert_eq!(redact("postgres://db/x"), "postgres://db/x");
+        assert_eq!(
+            redact("postgres://u@db/x?sslmode=require&password=s3cret&sslpassword=k3y"),
+            "postgres://u@db/x?sslmode=require&password=***&sslpassword=***"
+        );
+        assert_eq!(
+            redact("postgres://u:a@b@db/x?password=p"),
+            "postgres://u:***@db/x?password=***"
+        );
     }
 }

@@ -6,8 +6,8 @@ use std::hint::black_box;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use mapper_kit::{
-    Action, ApiError, ApiRequest, Delivery, Guest, LogLevel, MapError, MapResult, OutboundRequest,
-    TicketChange, comment, mapped, ticket_ref,
+    Action, ApiError, ApiRequest, CreateTicket, Delivery, Guest, LogLevel, MapError, MapResult,
+    OutboundRequest, Priority, TicketChange, comment, mapped, ticket_ref,
 };
 
 struct Hostile;
@@ -116,6 +116,27 @@ impl Guest for Hostile {
                     kind: mapper_kit::MapErrorKind::Internal,
                     message: "refused".into(),
                 })
+            }
+            "echo_request" => {
+                // What a careless mapper might do with its input: log every
+                // header and put the path and headers into a ticket.
+                let mut seen = format!("path={}", delivery.path);
+                for h in &delivery.headers {
+                    mapper_kit::log(LogLevel::Info, &format!("header {}: {}", h.name, h.value));
+                    seen.push_str(&format!("\n{}: {}", h.name, h.value));
+                }
+                mapped(
+                    "echo",
+                    vec![Action::Create(CreateTicket {
+                        subject: "what the mapper saw".into(),
+                        description: seen,
+                        priority: Priority::Low,
+                        ticket_type: "TASK".into(),
+                        requested_by: None,
+                        external_id: None,
+                        labels: Vec::new(),
+                    })],
+                )
             }
             other => Err(mapper_kit::bad_config(format!("unknown mode `{other}`"))),
         }
