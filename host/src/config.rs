@@ -203,6 +203,9 @@ pub struct ProviderApiConfig {
     /// How long a successful GET answer is reused; 0 turns caching off.
     #[serde(default = "default_api_cache_ttl_secs")]
     pub cache_ttl_secs: u64,
+    /// Bytes of cached GET answers kept at most (bodies, headers, keys).
+    #[serde(default = "default_api_cache_max_bytes")]
+    pub cache_max_bytes: u64,
 }
 
 /// Credentials for a provider's API: exactly one of the fields.
@@ -240,6 +243,9 @@ fn default_api_max_response_bytes() -> usize {
 }
 fn default_api_cache_ttl_secs() -> u64 {
     30
+}
+fn default_api_cache_max_bytes() -> u64 {
+    16 << 20
 }
 
 fn empty_object() -> serde_json::Value {

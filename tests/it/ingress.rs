@@ -611,6 +611,23 @@ async fn asana_handshake_needs_the_token_and_its_secret_signs_later_deliveries(d
         .await
         .unwrap();
     assert_eq!(resp.status(), StatusCode::ACCEPTED);
+
+    // The replica holds secrets now; a third webhook's handshake answered
+    // by the first host still signs deliveries the replica receives.
+    let resp = handshake("?token=asana-handshake-token", "s3")
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let fourth = br#"{"events":[{"action":"removed"}]}"#;
+    let resp = hooks
+        .http
+        .post(format!("{}/hooks/asana", replica.0))
+        .header("x-hook-signature", hmac_hex("s3", &[fourth]))
+        .body(fourth.as_slice())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::ACCEPTED);
     replica.1.stop().await;
     hooks.stop().await;
 }

@@ -98,7 +98,8 @@ impl Handshake {
     }
 
     /// Verifies a delivery against every known secret, re-reading them
-    /// from the store once if none matches.
+    /// from the store once if none matches — also when some are known: a
+    /// second webhook's handshake may have been answered by another replica.
     pub async fn verify<'r>(
         &self,
         store: &Store,
@@ -106,8 +107,8 @@ impl Handshake {
         request: Unverified<'r>,
         now: i64,
     ) -> Result<Verified<'r>, HandshakeError> {
-        if let Some(v) = self.try_known(request, now) {
-            return v;
+        if let Some(Ok(v)) = self.try_known(request, now) {
+            return Ok(v);
         }
         let stored = store.handshake_secrets(provider).await?;
         *self.write() = stored.into_iter().map(SecretString::from).collect();

@@ -121,10 +121,7 @@ impl Sandbox {
         Sandbox {
             wasi,
             table: ResourceTable::new(),
-            limiter: CallLimiter {
-                memory_bytes,
-                memory_refused: false,
-            },
+            limiter: CallLimiter::new(memory_bytes),
             log,
             api,
             api_budget,
@@ -211,20 +208,41 @@ impl host_api::Host for Sandbox {
 }
 
 /// Caps linear memory and table growth, remembering a refusal so the host
-/// can tell an out-of-memory abort from any other trap.
+/// can tell an out-of-memory abort from any other trap. The memory cap is
+/// for the whole call: a component holds one linear memory per core
+/// instance that defines one (componentize-py and jco output have several),
+/// and each of them growing to the cap would multiply it.
 pub(super) struct CallLimiter {
     memory_bytes: usize,
+    /// Bytes of every memory of the store together.
+    memory_used: usize,
     pub(super) memory_refused: bool,
+}
+
+impl CallLimiter {
+    pub(super) fn new(memory_bytes: usize) -> Self {
+        CallLimiter {
+            memory_bytes,
+            memory_used: 0,
+            memory_refused: false,
+        }
+    }
 }
 
 impl ResourceLimiter for CallLimiter {
     fn memory_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        let allowed = desired <= self.memory_bytes;
+        // Called for a memory's initial size too (`current` 0), so the sum
+        // covers every memory from its creation.
+        let total = (self.memory_used + desired).saturating_sub(current);
+        let allowed = total <= self.memory_bytes;
+        if allowed {
+            self.memory_used = total;
+        }
         self.memory_refused |= !allowed;
         Ok(allowed)
     }
@@ -416,5 +434,29 @@ impl tokio::io::AsyncWrite for GuestPipe {
 
     fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Poll::Ready(Ok(()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_memory_cap_covers_every_memory_of_a_call() {
+        let mib = 1 << 20;
+        let mut limiter = CallLimiter::new(10 * mib);
+        // Two memories created at 4 MiB each: 8 MiB in all.
+        assert!(limiter.memory_growing(0, 4 * mib, None).unwrap());
+        assert!(limiter.memory_growing(0, 4 * mib, None).unwrap());
+        // The first growing to 6 MiB would make 10: allowed, exactly.
+        assert!(limiter.memory_growing(4 * mib, 6 * mib, None).unwrap());
+        // The second growing by one page more is over the cap, though it
+        // alone would be far under it.
+        assert!(
+            !limiter
+                .memory_growing(4 * mib, 4 * mib + 65_536, None)
+                .unwrap()
+        );
+        assert!(limiter.memory_refused);
     }
 }
