@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use crate::api::{self, ApiState, Tokens};
 use crate::config::Config;
 use crate::ingress::route::{self, IngressState, Provider};
-use crate::mapper::MapperError;
+use crate::mapper::{CacheError, MapperError};
 use crate::metrics::Metrics;
 use crate::provider_api::{ProviderApiError, ProviderApis};
 use crate::reload::watch::Watch;
@@ -53,6 +53,8 @@ pub enum AppError {
     },
     #[error("mapper reload")]
     Reload(#[source] ReloadError),
+    #[error("artifact cache off")]
+    CacheOff(#[source] Arc<CacheError>),
 }
 
 /// Loads every configured provider's mapper through the reload pipeline
@@ -92,6 +94,15 @@ pub fn check_mappers(reloader: &Reloader) -> Result<usize, AppError> {
         }
     }
     Ok(serving)
+}
+
+/// The artifact cache is on, or the error saying why not (its key file is
+/// exposed, or cannot be made): for `host check`, as `serve` only logs it
+/// and compiles every mapper.
+pub fn check_cache(reloader: &Reloader) -> Result<(), AppError> {
+    reloader
+        .cache_off()
+        .map_or(Ok(()), |e| Err(AppError::CacheOff(e)))
 }
 
 /// The reloader for `config`, every mapper loaded once; with `watch`, the

@@ -204,6 +204,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             crate::provider_api::ProviderApis::from_config(&config)?;
             let mappers = crate::app::load_mappers(&config)?;
             let loaded = crate::app::check_mappers(&mappers)?;
+            crate::app::check_cache(&mappers)?;
             println!(
                 "{}: ok ({} providers, {} mappers loaded)",
                 args.config.display(),
@@ -376,7 +377,6 @@ fn shell_quote(s: &str) -> String {
 }
 
 fn shadow(args: ReplayArgs) -> anyhow::Result<ExitCode> {
-    use crate::mapper::ArtifactCache;
     use crate::shadow::{ShadowOptions, replay, summary};
     let config = Config::load(&args.config.config)?;
     let provider = config.providers.get(&args.provider).with_context(|| {
@@ -392,12 +392,8 @@ fn shadow(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         max_instances: 4,
         ..EngineSettings::default()
     })?;
-    let cache = config
-        .mappers
-        .cache_dir
-        .clone()
-        .or_else(ArtifactCache::default_dir)
-        .map(ArtifactCache::new);
+    // A key problem is logged by `artifact_cache`; the candidate compiles.
+    let cache = crate::reload::artifact_cache(&config)?.ok().flatten();
     let bytes = std::fs::read(&args.shadow)
         .with_context(|| format!("{}: cannot read", args.shadow.display()))?;
     let candidate = engine

@@ -74,8 +74,15 @@ pub struct MappersConfig {
     pub dir: Option<PathBuf>,
     /// Where precompiled artifacts are kept; default
     /// `$XDG_CACHE_HOME/sluice/artifacts` (or `~/.cache/sluice/artifacts`).
-    /// Relative to the config file.
+    /// Relative to the config file. Refused when it is a symbolic link,
+    /// others than its owner may write it, or another user owns it.
     pub cache_dir: Option<PathBuf>,
+    /// The secret that vouches for cached artifacts: 32 random bytes,
+    /// made (mode 0600) on first use. Kept outside `cache_dir` so that
+    /// whoever can write the cache cannot choose it. Default
+    /// `$XDG_DATA_HOME/sluice/artifact.key` (or
+    /// `~/.local/share/sluice/artifact.key`). Relative to the config file.
+    pub cache_key_file: Option<PathBuf>,
     /// Watch mapper files and swap in new versions while serving.
     #[serde(default = "yes")]
     pub watch: bool,
@@ -90,6 +97,7 @@ impl Default for MappersConfig {
         MappersConfig {
             dir: None,
             cache_dir: None,
+            cache_key_file: None,
             watch: true,
             debounce_ms: default_debounce_ms(),
         }
@@ -380,6 +388,7 @@ impl Config {
         }
         absolute(&mut config.mappers.dir);
         absolute(&mut config.mappers.cache_dir);
+        absolute(&mut config.mappers.cache_key_file);
         Ok(config)
     }
 

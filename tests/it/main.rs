@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod api;
+mod cache;
 mod crash;
 mod db;
 mod helpers;

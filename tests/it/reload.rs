@@ -67,7 +67,7 @@ impl Deploy {
 
     fn yaml(&self, db: &str) -> String {
         format!(
-            "listen: 127.0.0.1:0\ndatabase: \"{db}\"\napi:\n  tokens:\n    - {{name: ops, token: {ADMIN}, scope: admin}}\ndelivery: {{max_attempts: 20, retry_base_ms: 20, retry_max_ms: 100}}\nmappers:\n  dir: mappers\n  cache_dir: cache\n  debounce_ms: 20\nproviders:\n  bitbucket:\n    verify: {{secret: bb-secret-0123456789}}\n    mapper_config: {}\n",
+            "listen: 127.0.0.1:0\ndatabase: \"{db}\"\napi:\n  tokens:\n    - {{name: ops, token: {ADMIN}, scope: admin}}\ndelivery: {{max_attempts: 20, retry_base_ms: 20, retry_max_ms: 100}}\nmappers:\n  dir: mappers\n  cache_dir: cache\n  cache_key_file: artifact.key\n  debounce_ms: 20\nproviders:\n  bitbucket:\n    verify: {{secret: bb-secret-0123456789}}\n    mapper_config: {}\n",
             directory()
         )
     }

@@ -8,7 +8,8 @@
 //! Per-call limits ([`Limits`]) bound memory, time, output, log volume and
 //! `provider-api` calls; breaking one fails that call with a [`MapperError`]
 //! and never the host. Compiled components are kept as precompiled
-//! artifacts in an [`ArtifactCache`], so a restart does not compile again.
+//! artifacts in an [`ArtifactCache`], so a restart does not compile again;
+//! an artifact loads only under this host's [`ArtifactKey`].
 
 mod bindings;
 mod cache;
@@ -18,7 +19,7 @@ mod error;
 mod limits;
 mod sandbox;
 
-pub use cache::ArtifactCache;
+pub use cache::{ArtifactCache, ArtifactKey, CacheError, Exposure};
 pub use call::{CallOutcome, CallReport, LogLine, LogSource, MapResult};
 pub use engine::{EngineSettings, LoadOrigin, LoadedMapper, MapperEngine, content_hash};
 pub use error::MapperError;

@@ -25,7 +25,9 @@ pub use canary::{CanaryReport, CaseFailure};
 pub use registry::{Availability, MapperRegistry, ProviderState, Refusal, Version};
 
 use crate::config::Config;
-use crate::mapper::{ArtifactCache, EngineSettings, MapperEngine, MapperError};
+use crate::mapper::{
+    ArtifactCache, ArtifactKey, CacheError, EngineSettings, MapperEngine, MapperError,
+};
 use crate::metrics::Metrics;
 use crate::worker::ProviderMapper;
 
@@ -35,6 +37,9 @@ pub enum ReloadError {
     Engine(#[source] MapperError),
     #[error("mappers.dir {path}: not a folder")]
     NoFolder { path: PathBuf },
+    /// The artifact cache folder is not this host's alone.
+    #[error(transparent)]
+    Cache(CacheError),
     #[error("cannot start the mapper file watcher")]
     Watcher(#[source] notify::Error),
     #[error("cannot watch {path} for mapper changes")]
@@ -89,6 +94,36 @@ fn fixtures_beside(wasm: &Path) -> PathBuf {
     wasm.with_file_name(format!("{stem}.fixtures"))
 }
 
+/// `config`'s artifact cache: `mappers.cache_dir`, else the default folder;
+/// `Ok(Ok(None))` when there is neither. A folder someone else could write
+/// is an error: the host does not start over it. A key that cannot be had
+/// (`Ok(Err)`) only turns the cache off — logged here — since the cache
+/// only saves time; `host check` reports it.
+pub fn artifact_cache(
+    config: &Config,
+) -> Result<Result<Option<ArtifactCache>, CacheError>, ReloadError> {
+    let Some(dir) = config
+        .mappers
+        .cache_dir
+        .clone()
+        .or_else(ArtifactCache::default_dir)
+    else {
+        return Ok(Ok(None));
+    };
+    ArtifactCache::check_folder(&dir).map_err(ReloadError::Cache)?;
+    let key = config
+        .mappers
+        .cache_key_file
+        .clone()
+        .or_else(ArtifactKey::default_file)
+        .ok_or(CacheError::NoKeyFile)
+        .and_then(|path| ArtifactKey::load_or_create(&path));
+    if let Err(e) = &key {
+        tracing::warn!(error = %e, "artifact cache off: every mapper is compiled");
+    }
+    Ok(key.map(|key| Some(ArtifactCache::new(dir, key))))
+}
+
 /// What one [`Reloader::reload`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReloadOutcome {
@@ -106,6 +141,8 @@ pub enum ReloadOutcome {
 pub struct Reloader {
     engine: Option<MapperEngine>,
     cache: Option<ArtifactCache>,
+    /// Why there is no cache although there is a folder for one.
+    cache_off: Option<Arc<CacheError>>,
     registry: MapperRegistry,
     metrics: Arc<Metrics>,
     sources: Vec<MapperSource>,
@@ -134,15 +171,20 @@ impl Reloader {
                 .map_err(ReloadError::Engine)?,
             )
         };
-        let cache = config
-            .mappers
-            .cache_dir
-            .clone()
-            .or_else(ArtifactCache::default_dir)
-            .map(ArtifactCache::new);
+        // Without a mapper there is nothing to cache, nor a folder to check.
+        let cache = if sources.is_empty() {
+            Ok(None)
+        } else {
+            artifact_cache(config)?
+        };
+        let (cache, cache_off) = match cache {
+            Ok(cache) => (cache, None),
+            Err(e) => (None, Some(Arc::new(e))),
+        };
         Ok(Reloader {
             engine,
             cache,
+            cache_off,
             registry: MapperRegistry::new(&sources),
             metrics,
             sources,
@@ -157,6 +199,11 @@ impl Reloader {
 
     pub fn sources(&self) -> &[MapperSource] {
         &self.sources
+    }
+
+    /// Why the artifact cache is off, when a key problem turned it off.
+    pub fn cache_off(&self) -> Option<Arc<CacheError>> {
+        self.cache_off.clone()
     }
 
     /// Loads every provider's mapper; the start-up path, the same one a
