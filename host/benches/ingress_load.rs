@@ -173,12 +173,12 @@ async fn processed(addr: &str, store: &host::store::Store) {
     let acked = started.elapsed();
     // Done when no Bitbucket delivery waits (the GitHub ones of the first
     // phase have no mapper and wait forever).
-    let waiting = |status: &'static str| {
+    let waiting = |status: host::store::DeliveryStatus| {
         let store = store.clone();
         async move {
             let filter = host::store::DeliveryFilter {
                 provider: Some("bitbucket".into()),
-                status: Some(status.into()),
+                status: Some(status),
                 limit: 1,
                 ..Default::default()
             };
@@ -190,7 +190,8 @@ async fn processed(addr: &str, store: &host::store::Store) {
                 .is_empty()
         }
     };
-    while waiting("pending").await || waiting("processing").await {
+    use host::store::DeliveryStatus::{Pending, Processing, Retrying};
+    while waiting(Pending).await || waiting(Processing).await || waiting(Retrying).await {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let done = started.elapsed();

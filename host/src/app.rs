@@ -10,7 +10,9 @@ use std::time::Duration;
 use secrecy::SecretString;
 use thiserror::Error;
 use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::api::{self, ApiState, Tokens};
 use crate::config::Config;
@@ -289,44 +291,67 @@ impl App {
             mappers: self.state.mappers.clone(),
             waiting: Arc::new(tokio::sync::Semaphore::new(self.max_waiting)),
         };
-        let worker = self.worker.map(|w| tokio::spawn(w.run(shutdown.clone())));
-        let watcher = self
-            .watch
-            .map(|w| tokio::spawn(w.run(self.reloader.clone(), shutdown.clone())));
+        // Every background task runs on one tracker, so shutdown waits for
+        // all of them and a task that failed or panicked is logged, not
+        // dropped with its handle.
+        let tracker = TaskTracker::new();
+        let mut tasks: Vec<(&'static str, JoinHandle<Result<(), String>>)> = Vec::new();
+        if let Some(w) = self.worker {
+            let stop = shutdown.clone();
+            tasks.push((
+                "delivery worker",
+                tracker.spawn(async move {
+                    w.run(stop).await;
+                    Ok(())
+                }),
+            ));
+        }
+        if let Some(w) = self.watch {
+            let (reloader, stop) = (self.reloader.clone(), shutdown.clone());
+            tasks.push((
+                "mapper watcher",
+                tracker.spawn(async move {
+                    w.run(reloader, stop).await;
+                    Ok(())
+                }),
+            ));
+        }
         let metrics_router = api::metrics_router(self.state.clone());
-        let (router, metrics_server) = match self.metrics_listener {
+        let router = match self.metrics_listener {
             Some(listener) => {
                 let stop = shutdown.clone();
-                let server = tokio::spawn(async move {
-                    axum::serve(listener, metrics_router)
-                        .with_graceful_shutdown(async move { stop.cancelled().await })
-                        .await
-                });
-                (api::router(self.state), Some(server))
+                tasks.push((
+                    "metrics listener",
+                    tracker.spawn(async move {
+                        axum::serve(listener, metrics_router)
+                            .with_graceful_shutdown(async move { stop.cancelled().await })
+                            .await
+                            .map_err(|e| e.to_string())
+                    }),
+                ));
+                api::router(self.state)
             }
-            None => (api::router(self.state).merge(metrics_router), None),
+            None => api::router(self.state).merge(metrics_router),
         };
+        tracker.close();
         let router = router.merge(route::router(ingress));
         let serve_shutdown = shutdown.clone();
         let result = axum::serve(self.listener, router)
             .with_graceful_shutdown(async move { serve_shutdown.cancelled().await })
             .await
             .map_err(AppError::Serve);
-        // The server stopped (or failed): stop and drain the worker too.
+        // The server stopped (or failed): stop every task, and wait for them.
         shutdown.cancel();
-        if let Some(w) = worker {
-            let _ = w.await;
-        }
-        if let Some(w) = watcher {
-            let _ = w.await;
-        }
-        if let Some(m) = metrics_server {
-            match m.await {
+        for (name, task) in tasks {
+            match task.await {
                 Ok(Ok(())) => {}
-                Ok(Err(e)) => tracing::error!(error = %e, "metrics listener failed"),
-                Err(e) => tracing::error!(error = %e, "metrics listener task failed"),
+                Ok(Err(e)) => tracing::error!(task = name, error = %e, "task failed"),
+                Err(e) => {
+                    tracing::error!(task = name, error = %e, "task panicked or was cancelled")
+                }
             }
         }
+        tracker.wait().await;
         // Every request handler is gone with the server, and with them the
         // writer's handles: it ends after committing what it holds.
         let _ = inbox_task.await;

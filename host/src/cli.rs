@@ -92,7 +92,7 @@ pub enum DeliveriesCommand {
         #[arg(long)]
         provider: Option<String>,
         #[arg(long)]
-        status: Option<String>,
+        status: Option<crate::store::DeliveryStatus>,
         #[arg(long, default_value_t = 50)]
         limit: u32,
     },
@@ -105,7 +105,7 @@ pub enum DeliveriesCommand {
         #[arg(long)]
         provider: Option<String>,
         #[arg(long)]
-        status: Option<String>,
+        status: Option<crate::store::DeliveryStatus>,
         #[arg(long, default_value_t = 100)]
         limit: u32,
     },

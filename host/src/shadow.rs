@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use crate::fixture::MatchMode;
 use crate::fixture::compare::diff;
 use crate::mapper::{Delivery, LoadedMapper, NoProviderApi};
-use crate::store::{DeliveryFilter, DeliveryRow, Store, StoreError};
+use crate::store::{DeliveryFilter, DeliveryRow, DeliveryStatus, Store, StoreError};
 
 /// Which deliveries to replay.
 #[derive(Debug, Clone)]
@@ -135,8 +135,10 @@ fn live_json(row: &DeliveryRow) -> Option<Value> {
             "event_type": o["event_type"],
             "actions": o["actions"],
         })),
-        _ => match (&row.last_error, row.status.as_str()) {
-            (Some(e), "failed" | "dead") => Some(json!({"error": row.status, "message": e})),
+        _ => match (&row.last_error, row.status) {
+            (Some(e), DeliveryStatus::Failed | DeliveryStatus::Dead) => {
+                Some(json!({"error": row.status, "message": e}))
+            }
             _ => None,
         },
     }
@@ -186,7 +188,7 @@ fn compare(row: &DeliveryRow, candidate: Value) -> ShadowRow {
     ShadowRow {
         delivery_id: row.id.clone(),
         received_at: row.received_at.clone(),
-        status: row.status.clone(),
+        status: row.status.to_string(),
         live_mapper: row.mapper_hash.clone(),
         verdict,
         differences,

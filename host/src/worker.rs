@@ -13,12 +13,12 @@ use serde_json::{Value, json};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::action::Mapped;
+use crate::action::{MapError, MapErrorKind, Mapped};
 use crate::mapper::{Delivery, LoadedMapper, ProviderApi};
 use crate::metrics::Metrics;
 use crate::provider_api::ProviderApis;
 use crate::reload::MapperRegistry;
-use crate::store::{DeliveryRow, Finish, Reclaim, Store, StoreError};
+use crate::store::{DeliveryRow, DeliveryStatus, Finish, IgnoreReason, Reclaim, Store, StoreError};
 use crate::tickets::{Applier, ApplyInput};
 
 /// A provider's mapper and its `mapper_config`.
@@ -73,7 +73,9 @@ fn rand_fraction() -> f64 {
 /// How processing a delivery ended; also the `?wait=true` answer.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Outcome {
-    pub status: &'static str,
+    pub status: DeliveryStatus,
+    /// Why, for [`DeliveryStatus::Ignored`].
+    pub reason: Option<IgnoreReason>,
     pub event_type: Option<String>,
     /// `{"event_type", "actions": [...canonical...], "applied": [...]}`.
     pub output: Option<Value>,
@@ -122,26 +124,32 @@ impl Worker {
         self.wake.notify_one();
     }
 
-    /// Processes due deliveries until `shutdown`; wakes on [`Worker::wake`]
-    /// and, for retries that came due, every retry base delay (10 ms to 1 s).
+    /// Processes due deliveries until `shutdown`; wakes on [`Worker::wake`],
+    /// when a mapper version starts serving, and, for retries that came
+    /// due, every retry base delay (10 ms to 1 s).
     pub async fn run(self, shutdown: CancellationToken) {
         loop {
-            if let Err(e) = self.drain().await {
+            if let Err(e) = self.drain(&shutdown).await {
                 tracing::error!(error = %e, "delivery worker: store error");
             }
             tokio::select! {
                 _ = shutdown.cancelled() => break,
                 _ = self.wake.notified() => {}
+                _ = self.mappers.served() => {}
                 _ = tokio::time::sleep(self.policy.base.clamp(Duration::from_millis(10), Duration::from_secs(1))) => {}
             }
         }
     }
 
-    /// Processes every delivery that is due now; returns how many.
-    pub async fn drain(&self) -> Result<usize, StoreError> {
-        let providers = self.mappers.providers();
+    /// Processes every delivery that is due now, batch by batch, until none
+    /// is left or `shutdown` is cancelled (the batch in hand is finished:
+    /// shutdown never waits for the backlog); returns how many.
+    pub async fn drain(&self, shutdown: &CancellationToken) -> Result<usize, StoreError> {
         let mut done = 0;
-        loop {
+        while !shutdown.is_cancelled() {
+            // Asked again every batch: a provider whose mapper went away
+            // mid-drain stops being claimed, so its rows wait untouched.
+            let providers = self.mappers.providers();
             let now = chrono::Utc::now();
             let claimed = self
                 .store
@@ -153,6 +161,7 @@ impl Worker {
             done += claimed.len();
             self.process_batch(claimed).await?;
         }
+        Ok(done)
     }
 
     /// Processes one delivery now, unless another worker holds it (or, for
@@ -205,11 +214,12 @@ impl Worker {
         for (row, (_, m)) in rows.iter().zip(mapped.iter()) {
             let (outcome, at) = match m {
                 // No version serves (its file was removed, or no release
-                // passed its canary yet): the delivery waits, and is
-                // claimed again once a version serves.
+                // passed its canary yet): the delivery waits, its attempt
+                // not counted, and is claimed again once a version serves.
                 Mapping::NoMapper => (
                     Outcome {
-                        status: "pending",
+                        status: DeliveryStatus::Pending,
+                        reason: None,
                         event_type: None,
                         output: None,
                         error: Some(format!(
@@ -218,6 +228,12 @@ impl Worker {
                         )),
                     },
                     Some(stamp(chrono::Utc::now())),
+                ),
+                // An event the mapper does not map is ordinary traffic, not
+                // a failure to look at.
+                Mapping::Refused(e) if e.kind == MapErrorKind::UnsupportedEvent => (
+                    ignored(None, IgnoreReason::UnsupportedEvent, Some(e.to_string())),
+                    None,
                 ),
                 Mapping::Refused(e) => (
                     failed(None, format!("mapper refused the delivery: {e}")),
@@ -230,10 +246,8 @@ impl Worker {
                 Mapping::ApiTrouble(e) => self.retry(row, None, None, e.clone()),
                 Mapping::Mapped(mapped) if mapped.actions.is_empty() => (
                     Outcome {
-                        status: "ignored",
-                        event_type: Some(mapped.event_type.clone()),
                         output: Some(mapped.to_json()),
-                        error: None,
+                        ..ignored(Some(mapped), IgnoreReason::Filtered, None)
                     },
                     None,
                 ),
@@ -245,7 +259,8 @@ impl Worker {
                                 serde_json::to_value(&out.actions).unwrap_or(Value::Null);
                             (
                                 Outcome {
-                                    status: "applied",
+                                    status: DeliveryStatus::Applied,
+                                    reason: None,
                                     event_type: Some(mapped.event_type.clone()),
                                     output: Some(output),
                                     error: None,
@@ -256,6 +271,16 @@ impl Worker {
                         Some(Err(e)) if e.is_retryable() => {
                             self.retry(row, Some(&mapped.event_type), Some(output), e.to_string())
                         }
+                        // A reference no ticket can ever answer (a branch
+                        // outside the convention, an id of a provider that
+                        // links nothing): nothing to do, now or later.
+                        Some(Err(e)) if e.names_no_ticket() => (
+                            Outcome {
+                                output: Some(output),
+                                ..ignored(Some(mapped), IgnoreReason::NoTicket, Some(e.to_string()))
+                            },
+                            None,
+                        ),
                         Some(Err(e)) => (
                             Outcome {
                                 output: Some(output),
@@ -269,8 +294,9 @@ impl Worker {
                 }
             };
             let counted = match outcome.status {
-                "pending" => "retried",
-                other => other,
+                DeliveryStatus::Retrying => "retried",
+                DeliveryStatus::Pending => "waiting",
+                other => other.as_str(),
             };
             self.metrics.delivery(&row.provider, counted);
             outcomes.push(outcome);
@@ -285,11 +311,15 @@ impl Worker {
             .iter()
             .zip(&mapped)
             .zip(outcomes.iter().zip(&outputs).zip(&retry_at))
-            .map(|((row, (hash, _)), ((o, output), at))| {
+            .map(|((row, (hash, m)), ((o, output), at))| {
                 (
                     row.id.as_str(),
                     Finish {
                         status: o.status,
+                        reason: o.reason,
+                        // A delivery that waits for a mapper has not been
+                        // tried: its claim does not count as an attempt.
+                        refund_attempt: matches!(m, Mapping::NoMapper),
                         last_error: o.error.as_deref(),
                         mapper_hash: hash.as_deref(),
                         event_type: o.event_type.as_deref(),
@@ -357,7 +387,8 @@ impl Worker {
         if attempts >= self.policy.max_attempts {
             tracing::warn!(provider = %row.provider, delivery = %row.id, error = %error, "delivery dead-lettered");
             let outcome = Outcome {
-                status: "dead",
+                status: DeliveryStatus::Dead,
+                reason: None,
                 event_type: event_type.map(str::to_owned),
                 output,
                 error: Some(format!("gave up after {attempts} attempts: {error}")),
@@ -366,7 +397,8 @@ impl Worker {
         }
         let delay = chrono::TimeDelta::from_std(self.policy.delay(attempts)).unwrap_or_default();
         let outcome = Outcome {
-            status: "pending",
+            status: DeliveryStatus::Retrying,
+            reason: None,
             event_type: event_type.map(str::to_owned),
             output,
             error: Some(error),
@@ -397,7 +429,7 @@ const BATCH: u32 = 64;
 enum Mapping {
     NoMapper,
     /// The mapper's own verdict (`map-error`): malformed, unsupported, …
-    Refused(String),
+    Refused(MapError),
     /// The runtime's: trap, timeout, limit.
     Failed(String),
     /// Either of the above after the provider's API failed transiently
@@ -423,16 +455,27 @@ fn map_one(
     let mapping = match outcome.result {
         Ok(Ok(mapped)) => Mapping::Mapped(mapped),
         Ok(Err(e)) if transient => Mapping::ApiTrouble(format!("mapper refused the delivery: {e}")),
-        Ok(Err(map_error)) => Mapping::Refused(map_error.to_string()),
+        Ok(Err(map_error)) => Mapping::Refused(map_error),
         Err(e) if transient => Mapping::ApiTrouble(format!("mapper failed: {e}")),
         Err(e) => Mapping::Failed(e.to_string()),
     };
     (Some(hash), mapping)
 }
 
+fn ignored(mapped: Option<&Mapped>, reason: IgnoreReason, detail: Option<String>) -> Outcome {
+    Outcome {
+        status: DeliveryStatus::Ignored,
+        reason: Some(reason),
+        event_type: mapped.map(|m| m.event_type.clone()),
+        output: None,
+        error: detail,
+    }
+}
+
 fn failed(mapped: Option<&Mapped>, error: String) -> Outcome {
     Outcome {
-        status: "failed",
+        status: DeliveryStatus::Failed,
+        reason: None,
         event_type: mapped.map(|m| m.event_type.clone()),
         output: None,
         error: Some(error),
@@ -449,6 +492,7 @@ impl Outcome {
         outcome_json(
             delivery_id,
             self.status,
+            self.reason,
             self.event_type.as_deref(),
             self.output.as_ref(),
             self.error.as_deref(),
@@ -461,12 +505,16 @@ impl Outcome {
 /// one read back from the store.
 pub fn outcome_json(
     delivery_id: &str,
-    status: &str,
+    status: DeliveryStatus,
+    reason: Option<IgnoreReason>,
     event_type: Option<&str>,
     output: Option<&Value>,
     error: Option<&str>,
 ) -> Value {
     let mut v = json!({"delivery_id": delivery_id, "status": status});
+    if let Some(r) = reason {
+        v["reason"] = json!(r);
+    }
     if let Some(e) = event_type {
         v["event_type"] = json!(e);
     }

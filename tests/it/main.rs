@@ -16,6 +16,7 @@ mod reload;
 mod runtime;
 mod security;
 mod serve;
+mod status;
 mod store;
 mod test_mapper;
 mod worker;

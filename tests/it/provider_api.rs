@@ -215,7 +215,7 @@ async fn an_unreachable_api_is_retried_then_dead_lettered() {
     let h = host(crate::db::sqlite().await, &closed, "").await;
     let out = h.send("pr_review_approved_completes.json").await;
     // The first attempt's answer: retried later, not failed.
-    assert_eq!(out["status"], "pending", "{out}");
+    assert_eq!(out["status"], "retrying", "{out}");
     assert!(
         out["error"].as_str().unwrap().contains("unavailable"),
         "{out}"
@@ -257,7 +257,7 @@ async fn a_slow_api_times_out_at_the_configured_limit() {
     let (api, _) = stand_in(reviews(), Duration::from_secs(3)).await;
     let h = host(crate::db::sqlite().await, &api, "      timeout_ms: 200\n").await;
     let out = h.send("pr_review_approved_completes.json").await;
-    assert_eq!(out["status"], "pending", "{out}");
+    assert_eq!(out["status"], "retrying", "{out}");
     assert!(
         out["error"].as_str().unwrap().contains("timed out"),
         "{out}"

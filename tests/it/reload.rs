@@ -440,6 +440,9 @@ async fn removing_a_mapper_stops_its_route_with_503_and_loses_no_stored_delivery
         row.last_error.as_deref().unwrap().contains("waits"),
         "{row:?}"
     );
+    // Waiting for a mapper is no attempt: nothing counts towards the dead
+    // letter while the provider has no version serving.
+    assert_eq!(row.attempts, 0, "{row:?}");
 
     // The mapper comes back: the waiting delivery is mapped, and the
     // sender's redelivery is accepted.
@@ -450,6 +453,7 @@ async fn removing_a_mapper_stops_its_route_with_503_and_loses_no_stored_delivery
     let rows = s
         .until_all(&[stored.id.clone(), redelivered], "applied")
         .await;
+    assert_eq!(rows[0].attempts, 1, "{:?}", rows[0]);
     assert!(
         rows.iter()
             .all(|r| r.mapper_hash.as_deref() == Some(hash(&good).as_str()))

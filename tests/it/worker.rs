@@ -193,7 +193,7 @@ async fn a_delivery_before_its_ticket_is_retried_until_it_applies(db: TestDb) {
     let s = spawn(db, 50).await;
     // The approval arrives before the PR's create.
     let (_, early) = s.send("pr_approved_partial.json", "?wait=true").await;
-    assert_eq!(early["status"], "pending", "{early}");
+    assert_eq!(early["status"], "retrying", "{early}");
     assert!(
         early["error"].as_str().unwrap().contains("no ticket found"),
         "{early}"

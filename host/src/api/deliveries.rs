@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use super::ApiState;
 use super::auth::{Admin, Reader};
 use super::error::ApiError;
-use crate::store::{DeliveryFilter, DeliveryRow};
+use crate::store::{DeliveryFilter, DeliveryRow, DeliveryStatus};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -26,32 +26,21 @@ pub struct DeliveryQuery {
     cursor: Option<String>,
 }
 
-const STATUSES: [&str; 6] = [
-    "pending",
-    "processing",
-    "applied",
-    "ignored",
-    "failed",
-    "dead",
-];
-
 fn filter(q: Result<Query<DeliveryQuery>, QueryRejection>) -> Result<DeliveryFilter, ApiError> {
     let Query(q) = q.map_err(|e| ApiError::invalid("query", e.body_text()))?;
-    if let Some(s) = &q.status
-        && !STATUSES.contains(&s.as_str())
-    {
-        return Err(ApiError::invalid(
-            "status",
-            format!("must be one of {}", STATUSES.join(", ")),
-        ));
-    }
+    let status = q
+        .status
+        .as_deref()
+        .map(str::parse::<DeliveryStatus>)
+        .transpose()
+        .map_err(|e| ApiError::invalid("status", e))?;
     let limit = q.limit.unwrap_or(50);
     if !(1..=500).contains(&limit) {
         return Err(ApiError::invalid("limit", "must be between 1 and 500"));
     }
     Ok(DeliveryFilter {
         provider: q.provider,
-        status: q.status,
+        status,
         received_after: q.received_after,
         received_before: q.received_before,
         limit,
@@ -68,6 +57,7 @@ pub fn summary(d: &DeliveryRow) -> Value {
         "path": d.path,
         "received_at": d.received_at,
         "status": d.status,
+        "reason": d.reason,
         "attempts": d.attempts,
         "event_type": d.event_type,
         "mapper_hash": d.mapper_hash,

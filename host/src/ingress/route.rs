@@ -24,7 +24,7 @@ use crate::api::ApiError;
 use crate::config::{DedupeConfig, ProviderConfig};
 use crate::metrics::Metrics;
 use crate::reload::{Availability, MapperRegistry};
-use crate::store::{InboxEntry, InboxWriter, Reclaim, Store, now};
+use crate::store::{DeliveryStatus, InboxEntry, InboxWriter, Reclaim, Store, now};
 use crate::worker::{Worker, outcome_json};
 
 /// One configured webhook sender.
@@ -305,14 +305,15 @@ async fn settled(store: &Store, id: &str, duplicate: bool) -> Result<Value, ApiE
             .delivery(id)
             .await?
             .ok_or_else(|| ApiError::NotFound(format!("no delivery `{id}`")))?;
-        if row.status != "processing" || tokio::time::Instant::now() >= deadline {
+        if row.status != DeliveryStatus::Processing || tokio::time::Instant::now() >= deadline {
             let output: Option<Value> = row
                 .output
                 .as_deref()
                 .and_then(|o| serde_json::from_str(o).ok());
             let mut v = outcome_json(
                 &row.id,
-                &row.status,
+                row.status,
+                row.reason,
                 row.event_type.as_deref(),
                 output.as_ref(),
                 row.last_error.as_deref(),

@@ -21,6 +21,9 @@ use crate::worker::ProviderMapper;
 #[derive(Clone, Default)]
 pub struct MapperRegistry {
     inner: Arc<RwLock<BTreeMap<String, Entry>>>,
+    /// Notified when a version starts serving, so the worker picks up the
+    /// deliveries that waited for it at once rather than on its next tick.
+    served: Arc<tokio::sync::Notify>,
 }
 
 /// A version that passed its checks and serves.
@@ -93,6 +96,7 @@ impl MapperRegistry {
             .collect();
         MapperRegistry {
             inner: Arc::new(RwLock::new(entries)),
+            served: Arc::default(),
         }
     }
 
@@ -152,11 +156,18 @@ impl MapperRegistry {
     }
 
     /// Makes `version` the one serving `provider`, atomically for readers.
+    /// Resolves once a version starts serving (one waiter: the worker; a
+    /// swap while nobody waits is remembered for the next wait).
+    pub async fn served(&self) {
+        self.served.notified().await;
+    }
+
     pub(super) fn swap(&self, provider: &str, version: Version) {
         if let Some(e) = self.write().get_mut(provider) {
             e.current = Some(version);
             e.absent_since = None;
         }
+        self.served.notify_one();
     }
 
     pub(super) fn refuse(&self, provider: &str, refusal: Refusal) {

@@ -5,6 +5,7 @@ use sqlx::{AssertSqlSafe, Row};
 use crate::redacted::{Bytes, HeaderNames};
 
 use super::query::{Filtered, params, value_rows};
+use super::status::{DeliveryStatus, IgnoreReason};
 use super::{Store, StoreError};
 
 /// A verified delivery to store. Its `Debug` shows sizes and header names,
@@ -46,7 +47,9 @@ pub struct DeliveryRow {
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
     pub received_at: String,
-    pub status: String,
+    pub status: DeliveryStatus,
+    /// Why it was ignored, for [`DeliveryStatus::Ignored`].
+    pub reason: Option<IgnoreReason>,
     pub attempts: i64,
     pub last_error: Option<String>,
     pub mapper_hash: Option<String>,
@@ -94,7 +97,7 @@ pub enum Reclaim {
 #[derive(Debug, Clone, Default)]
 pub struct DeliveryFilter {
     pub provider: Option<String>,
-    pub status: Option<String>,
+    pub status: Option<DeliveryStatus>,
     pub received_after: Option<String>,
     pub received_before: Option<String>,
     pub limit: u32,
@@ -104,9 +107,13 @@ pub struct DeliveryFilter {
 /// How a processed delivery ended (or when to try it again).
 #[derive(Debug, Clone)]
 pub struct Finish<'a> {
-    /// `applied`, `ignored`, `pending` (retry at `next_attempt_at`),
-    /// `failed` (replayable) or `dead` (retries exhausted).
-    pub status: &'a str,
+    /// Any status but `processing`; `pending` and `retrying` are due at
+    /// `next_attempt_at`.
+    pub status: DeliveryStatus,
+    pub reason: Option<IgnoreReason>,
+    /// The claim was no attempt (no mapper version served): take back the
+    /// attempt it counted.
+    pub refund_attempt: bool,
     pub last_error: Option<&'a str>,
     pub mapper_hash: Option<&'a str>,
     pub event_type: Option<&'a str>,
@@ -115,7 +122,7 @@ pub struct Finish<'a> {
 }
 
 const DELIVERY_COLUMNS: &str = "id, provider, dedupe_key, method, path, headers, body, received_at, \
-     status, attempts, last_error, mapper_hash, event_type, output";
+     status, reason, attempts, last_error, mapper_hash, event_type, output";
 
 /// Rows per multi-row INSERT: 8 parameters each stays far below SQLite's
 /// and PostgreSQL's parameter limits.
@@ -157,7 +164,17 @@ fn delivery_row(r: &sqlx::any::AnyRow) -> Result<DeliveryRow, StoreError> {
         })?,
         body: r.try_get("body")?,
         received_at: r.try_get("received_at")?,
-        status: r.try_get("status")?,
+        status: {
+            let s: String = r.try_get("status")?;
+            DeliveryStatus::parse(&s).ok_or_else(|| StoreError::Corrupt {
+                column: "deliveries.status",
+                reason: format!("unknown status `{s}`"),
+            })?
+        },
+        reason: r
+            .try_get::<Option<String>, _>("reason")?
+            .as_deref()
+            .and_then(IgnoreReason::parse),
         attempts: r.try_get("attempts")?,
         last_error: r.try_get("last_error")?,
         mapper_hash: r.try_get("mapper_hash")?,
@@ -174,7 +191,7 @@ impl Store {
         let done = sqlx::query(
             "INSERT INTO deliveries (id, provider, dedupe_key, method, path, headers, body, received_at, \
              status, attempts, next_attempt_at, body_key, redacted) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', 0, $8, $9, 1) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $10, 0, $8, $9, 1) \
              ON CONFLICT DO NOTHING",
         )
         .bind(d.id)
@@ -186,6 +203,7 @@ impl Store {
         .bind(d.body)
         .bind(d.received_at)
         .bind(d.body_key)
+        .bind(DeliveryStatus::Pending.as_str())
         .execute(&self.write)
         .await?;
         if done.rows_affected() > 0 {
@@ -228,7 +246,7 @@ impl Store {
                     .bind(headers_json(d.headers))
                     .bind(d.body)
                     .bind(d.received_at)
-                    .bind("pending")
+                    .bind(DeliveryStatus::Pending.as_str())
                     .bind(0_i64)
                     // Due at once.
                     .bind(d.received_at)
@@ -342,11 +360,13 @@ impl Store {
         };
         // Audited: only placeholders and constants are spliced in.
         let sql = format!(
-            "UPDATE deliveries SET status = 'processing', attempts = attempts + 1, next_attempt_at = $2 \
-             WHERE id IN (SELECT id FROM deliveries WHERE status IN ('pending', 'processing') \
+            "UPDATE deliveries SET status = {processing}, attempts = attempts + 1, next_attempt_at = $2 \
+             WHERE id IN (SELECT id FROM deliveries WHERE status IN ({claimable}) \
              AND next_attempt_at <= $1 AND provider IN ({}) ORDER BY received_at, id LIMIT $3{skip}) \
              RETURNING {DELIVERY_COLUMNS}",
-            params(4, providers.len())
+            params(4, providers.len()),
+            processing = DeliveryStatus::Processing.sql(),
+            claimable = DeliveryStatus::sql_list(&DeliveryStatus::CLAIMABLE),
         );
         let mut q = sqlx::query(AssertSqlSafe(sql))
             .bind(now)
@@ -374,13 +394,14 @@ impl Store {
         lease_until: &str,
         which: Reclaim,
     ) -> Result<Option<DeliveryRow>, StoreError> {
+        let processing = DeliveryStatus::Processing.sql();
         let states = match which {
-            Reclaim::Any => "status <> 'processing'",
-            Reclaim::Pending => "status = 'pending'",
+            Reclaim::Any => format!("status <> {processing}"),
+            Reclaim::Pending => format!("status = {}", DeliveryStatus::Pending.sql()),
         };
         // Audited: only constants are spliced in.
         let sql = format!(
-            "UPDATE deliveries SET status = 'processing', attempts = attempts + 1, next_attempt_at = $2 \
+            "UPDATE deliveries SET status = {processing}, attempts = attempts + 1, next_attempt_at = $2 \
              WHERE id = $1 AND {states} RETURNING {DELIVERY_COLUMNS}"
         );
         let row = sqlx::query(AssertSqlSafe(sql))
@@ -404,19 +425,23 @@ impl Store {
             let sql = format!(
                 "UPDATE deliveries SET status = v.column2, last_error = v.column3, \
                  mapper_hash = v.column4, event_type = v.column5, output = v.column6, \
-                 next_attempt_at = v.column7 FROM (VALUES {}) AS v WHERE deliveries.id = v.column1",
-                value_rows(chunk.len(), 7)
+                 next_attempt_at = v.column7, reason = v.column8, \
+                 attempts = deliveries.attempts - v.column9 \
+                 FROM (VALUES {}) AS v WHERE deliveries.id = v.column1",
+                value_rows(chunk.len(), 9)
             );
             let mut q = sqlx::query(AssertSqlSafe(sql));
             for (id, f) in chunk {
                 q = q
                     .bind(*id)
-                    .bind(f.status)
+                    .bind(f.status.as_str())
                     .bind(f.last_error)
                     .bind(f.mapper_hash)
                     .bind(f.event_type)
                     .bind(f.output)
-                    .bind(f.next_attempt_at);
+                    .bind(f.next_attempt_at)
+                    .bind(f.reason.map(IgnoreReason::as_str))
+                    .bind(i64::from(f.refund_attempt));
             }
             q.execute(&mut *tx).await?;
         }
@@ -433,8 +458,8 @@ impl Store {
         if let Some(p) = &filter.provider {
             q.and(" AND provider = {}", p.clone());
         }
-        if let Some(s) = &filter.status {
-            q.and(" AND status = {}", s.clone());
+        if let Some(s) = filter.status {
+            q.and(" AND status = {}", s.as_str().to_owned());
         }
         if let Some(t) = &filter.received_after {
             q.and(" AND received_at > {}", t.clone());
@@ -470,9 +495,10 @@ impl Store {
 
     /// Deliveries waiting or being processed.
     pub async fn inbox_depth(&self) -> Result<i64, StoreError> {
-        let row = sqlx::query(
-            "SELECT COUNT(*) AS n FROM deliveries WHERE status IN ('pending', 'processing')",
-        )
+        let row = sqlx::query(AssertSqlSafe(format!(
+            "SELECT COUNT(*) AS n FROM deliveries WHERE status IN ({})",
+            DeliveryStatus::sql_list(&DeliveryStatus::CLAIMABLE)
+        )))
         .fetch_one(self.read_pool())
         .await?;
         Ok(row.try_get("n")?)

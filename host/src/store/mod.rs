@@ -15,6 +15,7 @@ mod group;
 mod inbox;
 mod query;
 mod rows;
+mod status;
 mod tx;
 
 use std::str::FromStr;
@@ -30,6 +31,7 @@ pub use rows::{
     Comment, HistoryRow, Link, NewHistory, OutboxRow, Page, PrLink, Signoff, TicketFilter,
     TicketRow,
 };
+pub use status::{DeliveryStatus, IgnoreReason};
 pub use tx::Tx;
 
 #[derive(Debug, Error)]

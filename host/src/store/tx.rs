@@ -113,6 +113,18 @@ impl Tx {
     }
 
     /// The ticket linked to a provider's record.
+    /// Whether `provider` has linked any record to a ticket.
+    pub async fn links_any(&mut self, provider: &str) -> Result<bool, StoreError> {
+        if self.links.keys().any(|(p, _)| p == provider) {
+            return Ok(true);
+        }
+        let row = sqlx::query("SELECT 1 AS one FROM links WHERE provider = $1 LIMIT 1")
+            .bind(provider)
+            .fetch_optional(&mut *self.tx)
+            .await?;
+        Ok(row.is_some())
+    }
+
     pub async fn linked_ticket(
         &mut self,
         provider: &str,

@@ -62,6 +62,10 @@ pub enum ApplyError {
         index: usize,
         action: &'static str,
         reference: String,
+        /// The ticket may still appear: a branch of the convention whose
+        /// ticket is not there yet, an external id of a provider that
+        /// links records (its `create` may be on the way).
+        may_appear: bool,
     },
     #[error("no ticket `{0}`")]
     NotFound(String),
@@ -74,10 +78,24 @@ impl ApplyError {
     /// still on the way), or the database was briefly unavailable.
     pub fn is_retryable(&self) -> bool {
         match self {
-            ApplyError::Unresolved { .. } => true,
+            ApplyError::Unresolved { may_appear, .. } => *may_appear,
             ApplyError::Store(e) => e.is_transient(),
             ApplyError::Invalid(_) | ApplyError::NotFound(_) => false,
         }
+    }
+}
+
+impl ApplyError {
+    /// The delivery names no ticket that exists or ever could: there is
+    /// nothing to apply, now or later.
+    pub fn names_no_ticket(&self) -> bool {
+        matches!(
+            self,
+            ApplyError::Unresolved {
+                may_appear: false,
+                ..
+            }
+        )
     }
 }
 
@@ -215,14 +233,15 @@ impl Applier {
                 }
                 _ => {
                     let reference = action.ticket().cloned().unwrap_or_default();
-                    let ticket = self
-                        .resolve(tx, &reference, &created, input.origin)
-                        .await?
-                        .ok_or_else(|| ApplyError::Unresolved {
+                    let Some(ticket) = self.resolve(tx, &reference, &created, input.origin).await?
+                    else {
+                        return Err(ApplyError::Unresolved {
                             index,
                             action: action.name(),
                             reference: describe(&reference),
-                        })?;
+                            may_appear: self.may_appear(tx, &reference, input.origin).await?,
+                        });
+                    };
                     self.change(tx, &input, action, ticket, &at).await?
                 }
             };
@@ -280,6 +299,31 @@ impl Applier {
             return tx.ticket_for_update(&guid).await;
         }
         Ok(None)
+    }
+
+    /// Whether an unresolved reference could still resolve later: its
+    /// branch follows the convention (the ticket it names may be created
+    /// yet), or it has an external id and its provider links records (the
+    /// `create` that links this one may be on the way). A guid that names
+    /// no ticket, a branch outside the convention, an id of a provider with
+    /// no links or an earlier action that created nothing never will.
+    async fn may_appear(
+        &self,
+        tx: &mut Tx,
+        r: &TicketRef,
+        origin: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        if r.branch
+            .as_deref()
+            .and_then(|b| self.branches.guid_of(b))
+            .is_some()
+        {
+            return Ok(true);
+        }
+        if r.external_id.is_some() {
+            return tx.links_any(origin.unwrap_or(API_ORIGIN)).await;
+        }
+        Ok(false)
     }
 
     /// Inserts a new ticket, or finds the one already linked to the same
