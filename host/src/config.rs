@@ -362,6 +362,7 @@ impl Config {
     }
 
     fn validate(&self, path: &Path) -> Result<(), ConfigError> {
+        use secrecy::ExposeSecret;
         let invalid = |key: &str, message: String| ConfigError::Invalid {
             path: path.to_owned(),
             key: key.into(),
@@ -393,6 +394,14 @@ impl Config {
                     ),
                 ));
             }
+            // An empty secret signs for anyone: HMAC with an empty key is
+            // public, and an empty token is presented by sending nothing.
+            if p.verify.secret.expose_secret().trim().is_empty() {
+                return Err(invalid(
+                    &format!("providers.{name}.verify.secret"),
+                    "is empty: anyone could sign deliveries with it".into(),
+                ));
+            }
             if let Some(d) = &p.dedupe {
                 let set = usize::from(d.header.is_some())
                     + usize::from(d.headers.is_some())
@@ -417,7 +426,6 @@ impl Config {
             }
         }
         for (i, t) in self.api.tokens.iter().enumerate() {
-            use secrecy::ExposeSecret;
             if t.token.expose_secret().len() < 16 {
                 return Err(invalid(
                     &format!("api.tokens[{i}].token"),
@@ -500,6 +508,7 @@ mod tests {
         Config::parse(text, Path::new("sluice.yaml"), |name| match name {
             "ADMIN_TOKEN" => Some("admin-token-0123456789".into()),
             "READ" => Some("read-token-0123456789".into()),
+            "SET_BUT_EMPTY" => Some(String::new()),
             _ => None,
         })
     }
@@ -550,6 +559,15 @@ mod tests {
             (
                 "tickets:\n  workflow: []\n",
                 "sluice.yaml: tickets.workflow: needs at least one status",
+            ),
+            // Anyone can sign with an empty secret, or present an empty token.
+            (
+                "providers:\n  github:\n    verify: {secret: \"${SET_BUT_EMPTY}\"}\n",
+                "sluice.yaml: providers.github.verify.secret: is empty",
+            ),
+            (
+                "providers:\n  tracker:\n    verify: {secret: \"  \"}\n",
+                "sluice.yaml: providers.tracker.verify.secret: is empty",
             ),
         ];
         for (text, want) in cases {
