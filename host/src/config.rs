@@ -393,6 +393,7 @@ impl Config {
     }
 
     fn validate(&self, path: &Path) -> Result<(), ConfigError> {
+        use secrecy::ExposeSecret;
         let invalid = |key: &str, message: String| ConfigError::Invalid {
             path: path.to_owned(),
             key: key.into(),
@@ -452,7 +453,6 @@ impl Config {
                 .map_err(|(key, message)| invalid(&key, message))?;
         }
         for (i, t) in self.api.tokens.iter().enumerate() {
-            use secrecy::ExposeSecret;
             if t.token.expose_secret().len() < 16 {
                 return Err(invalid(
                     &format!("api.tokens[{i}].token"),
@@ -492,7 +492,10 @@ impl ProviderConfig {
     /// the error is (key path, message).
     fn validate(&self, name: &str) -> Result<(), (String, String)> {
         use secrecy::ExposeSecret;
-        if self.verify.secret.expose_secret().chars().count() < MIN_SECRET_LEN {
+        // An empty secret signs for anyone (HMAC with an empty key is
+        // public; an empty token is presented by sending nothing), and a
+        // short one is guessed: blanks do not count towards the length.
+        if self.verify.secret.expose_secret().trim().chars().count() < MIN_SECRET_LEN {
             return Err((
                 format!("providers.{name}.verify.secret"),
                 format!("must be at least {MIN_SECRET_LEN} characters (is the variable empty?)"),
@@ -584,6 +587,7 @@ mod tests {
         Config::parse(text, Path::new("sluice.yaml"), |name| match name {
             "ADMIN_TOKEN" => Some("admin-token-0123456789".into()),
             "READ" => Some("read-token-0123456789".into()),
+            "SET_BUT_EMPTY" => Some(String::new()),
             _ => None,
         })
     }
@@ -650,6 +654,15 @@ mod tests {
             (
                 "providers:\n  jira:\n    verify: {secret: jira-secret-0123456789}\n    api: {base_url: \"ftp://127.0.0.1\"}\n",
                 "sluice.yaml: providers.jira.api.base_url: `ftp://127.0.0.1`: scheme `ftp`",
+            ),
+            // Anyone can sign with an empty secret, or present an empty token.
+            (
+                "providers:\n  github:\n    verify: {secret: \"${SET_BUT_EMPTY}\"}\n",
+                "sluice.yaml: providers.github.verify.secret: must be at least 16 characters",
+            ),
+            (
+                "providers:\n  tracker:\n    verify: {secret: \"  \"}\n",
+                "sluice.yaml: providers.tracker.verify.secret: must be at least 16 characters",
             ),
         ];
         for (text, want) in cases {

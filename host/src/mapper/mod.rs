@@ -19,6 +19,11 @@ mod error;
 mod limits;
 mod sandbox;
 
+/// The generated WIT types, whose conversions into [`crate::action`] live in
+/// `bindings`. Public only so the fuzz crate (`fuzz/`, target `wit_action`)
+/// can build guest values by hand; nothing else should name them.
+#[doc(hidden)]
+pub use bindings::wit;
 pub use cache::{ArtifactCache, ArtifactKey, CacheError, Exposure};
 pub use call::{CallOutcome, CallReport, LogLine, LogSource, MapResult};
 pub use engine::{EngineSettings, LoadOrigin, LoadedMapper, MapperEngine, content_hash};
