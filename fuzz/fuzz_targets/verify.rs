@@ -94,6 +94,7 @@ fuzz_target!(|data: &[u8]| {
             tolerance_secs: input.tolerance_secs,
         },
         dedupe: None,
+        replay_dedupe: None,
         body_limit: 1 << 20,
         mapper: None,
         fixtures: None,
