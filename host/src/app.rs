@@ -13,14 +13,15 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::{self, ApiState, Tokens};
-use crate::config::Config;
+use crate::config::{Config, ServerConfig};
 use crate::ingress::route::{self, IngressState, Provider};
 use crate::mapper::{CacheError, MapperError};
 use crate::metrics::Metrics;
 use crate::provider_api::{ProviderApiError, ProviderApis};
 use crate::reload::watch::Watch;
 use crate::reload::{Availability, ReloadError, Reloader};
-use crate::store::{InboxWriter, Store, StoreError};
+use crate::retention::Retention;
+use crate::store::{DbLimits, InboxWriter, Store, StoreError};
 use crate::tickets::Applier;
 use crate::worker::{RetryPolicy, Worker};
 
@@ -174,7 +175,11 @@ fn providers(config: &Config) -> BTreeMap<String, Provider> {
 /// rows stored before ingress did (see `ingress::redact`): whatever reads
 /// deliveries next — the API, the CLI, a mapper — sees none.
 pub async fn open_store(config: &Config) -> Result<Store, AppError> {
-    let store = Store::open(&config.database).await?;
+    let limits = DbLimits {
+        acquire_timeout: Duration::from_millis(config.database_acquire_timeout_ms),
+        statement_timeout: Duration::from_millis(config.database_statement_timeout_ms),
+    };
+    let store = Store::open_with(&config.database, limits).await?;
     crate::ingress::redact::redact_stored(&store, &providers(config)).await?;
     Ok(store)
 }
@@ -187,6 +192,8 @@ pub struct App {
     reloader: Arc<Reloader>,
     watch: Option<Watch>,
     max_waiting: usize,
+    server: ServerConfig,
+    retention: Option<Retention>,
     /// `/metrics` on its own listener, when `metrics_listen` is set.
     metrics_listener: Option<TcpListener>,
 }
@@ -243,6 +250,8 @@ impl App {
             reloader,
             watch,
             max_waiting: config.delivery.max_waiting,
+            server: config.server.clone(),
+            retention: Retention::from_config(&config.retention, store.clone()),
             metrics_listener,
             state: ApiState {
                 metrics,
@@ -290,6 +299,9 @@ impl App {
             waiting: Arc::new(tokio::sync::Semaphore::new(self.max_waiting)),
         };
         let worker = self.worker.map(|w| tokio::spawn(w.run(shutdown.clone())));
+        let retention = self
+            .retention
+            .map(|r| tokio::spawn(r.run(shutdown.clone())));
         let watcher = self
             .watch
             .map(|w| tokio::spawn(w.run(self.reloader.clone(), shutdown.clone())));
@@ -306,7 +318,7 @@ impl App {
             }
             None => (api::router(self.state).merge(metrics_router), None),
         };
-        let router = router.merge(route::router(ingress));
+        let router = api::bounded(router.merge(route::router(ingress)), &self.server);
         let serve_shutdown = shutdown.clone();
         let result = axum::serve(self.listener, router)
             .with_graceful_shutdown(async move { serve_shutdown.cancelled().await })
@@ -319,6 +331,9 @@ impl App {
         }
         if let Some(w) = watcher {
             let _ = w.await;
+        }
+        if let Some(r) = retention {
+            let _ = r.await;
         }
         if let Some(m) = metrics_server {
             match m.await {
