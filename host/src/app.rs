@@ -15,14 +15,15 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::api::{self, ApiState, Tokens};
-use crate::config::Config;
+use crate::config::{Config, ServerConfig};
 use crate::ingress::route::{self, IngressState, Provider};
 use crate::mapper::{CacheError, MapperError};
 use crate::metrics::Metrics;
 use crate::provider_api::{ProviderApiError, ProviderApis};
 use crate::reload::watch::Watch;
 use crate::reload::{Availability, ReloadError, Reloader};
-use crate::store::{InboxWriter, Store, StoreError};
+use crate::retention::Retention;
+use crate::store::{DbLimits, InboxWriter, Store, StoreError};
 use crate::tickets::Applier;
 use crate::worker::{RetryPolicy, Worker};
 
@@ -176,7 +177,11 @@ fn providers(config: &Config) -> BTreeMap<String, Provider> {
 /// rows stored before ingress did (see `ingress::redact`): whatever reads
 /// deliveries next — the API, the CLI, a mapper — sees none.
 pub async fn open_store(config: &Config) -> Result<Store, AppError> {
-    let store = Store::open(&config.database).await?;
+    let limits = DbLimits {
+        acquire_timeout: Duration::from_millis(config.database_acquire_timeout_ms),
+        statement_timeout: Duration::from_millis(config.database_statement_timeout_ms),
+    };
+    let store = Store::open_with(&config.database, limits).await?;
     crate::ingress::redact::redact_stored(&store, &providers(config)).await?;
     Ok(store)
 }
@@ -189,6 +194,8 @@ pub struct App {
     reloader: Arc<Reloader>,
     watch: Option<Watch>,
     max_waiting: usize,
+    server: ServerConfig,
+    retention: Option<Retention>,
     /// `/metrics` on its own listener, when `metrics_listen` is set.
     metrics_listener: Option<TcpListener>,
 }
@@ -245,6 +252,8 @@ impl App {
             reloader,
             watch,
             max_waiting: config.delivery.max_waiting,
+            server: config.server.clone(),
+            retention: Retention::from_config(&config.retention, store.clone()),
             metrics_listener,
             state: ApiState {
                 metrics,
@@ -316,6 +325,16 @@ impl App {
                 }),
             ));
         }
+        if let Some(r) = self.retention {
+            let stop = shutdown.clone();
+            tasks.push((
+                "retention",
+                tracker.spawn(async move {
+                    r.run(stop).await;
+                    Ok(())
+                }),
+            ));
+        }
         let metrics_router = api::metrics_router(self.state.clone());
         let router = match self.metrics_listener {
             Some(listener) => {
@@ -334,7 +353,7 @@ impl App {
             None => api::router(self.state).merge(metrics_router),
         };
         tracker.close();
-        let router = router.merge(route::router(ingress));
+        let router = api::bounded(router.merge(route::router(ingress)), &self.server);
         let serve_shutdown = shutdown.clone();
         let result = axum::serve(self.listener, router)
             .with_graceful_shutdown(async move { serve_shutdown.cancelled().await })

@@ -211,6 +211,16 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 config.providers.len(),
                 loaded
             );
+            let server = &config.server;
+            println!(
+                "server: requests time out after {} ms, bodies after {} ms, at most {} at once; database waits {} ms for a connection, statements {} ms (PostgreSQL)",
+                server.request_timeout_ms,
+                server.body_read_timeout_ms,
+                server.max_concurrent_requests,
+                config.database_acquire_timeout_ms,
+                config.database_statement_timeout_ms,
+            );
+            println!("{}", config.retention.describe());
             Ok(ExitCode::SUCCESS)
         }
         Command::Mappers(args) => {

@@ -49,6 +49,22 @@ pub struct Config {
     /// A SQLite file path (the embedded default) or a `postgres://` URL.
     #[serde(default = "default_database")]
     pub database: String,
+    /// Longest wait for a free database connection (both backends): a
+    /// database that stopped answering fails requests in this time
+    /// instead of holding them.
+    #[serde(default = "default_database_acquire_timeout_ms")]
+    pub database_acquire_timeout_ms: u64,
+    /// PostgreSQL's `statement_timeout` for every connection the host
+    /// opens (migrations excepted): a statement stuck on locks or a slow
+    /// plan is cancelled by the server.
+    #[serde(default = "default_database_statement_timeout_ms")]
+    pub database_statement_timeout_ms: u64,
+    /// Bounds on every HTTP request.
+    #[serde(default)]
+    pub server: ServerConfig,
+    /// How long stored deliveries keep their raw body.
+    #[serde(default)]
+    pub retention: RetentionConfig,
     #[serde(default)]
     pub tickets: TicketsConfig,
     #[serde(default)]
@@ -61,6 +77,107 @@ pub struct Config {
     /// Where mapper components come from and how they are reloaded.
     #[serde(default)]
     pub mappers: MappersConfig,
+}
+
+/// Bounds on the HTTP server, so that slow or too many clients cannot
+/// hold it: each request has a deadline, its body another, and requests
+/// over the cap are refused at once rather than queued.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// A request's whole life, body and handler (`?wait=true` and replays
+    /// included); over it: 503 with `Retry-After`.
+    #[serde(default = "default_request_timeout_ms")]
+    pub request_timeout_ms: u64,
+    /// From the request's headers to the last byte of its body; over it:
+    /// 408 (a client sending its body slowly, or not at all).
+    #[serde(default = "default_body_read_timeout_ms")]
+    pub body_read_timeout_ms: u64,
+    /// Requests handled at once; more get 503 with `Retry-After`.
+    #[serde(default = "default_max_concurrent_requests")]
+    pub max_concurrent_requests: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            request_timeout_ms: default_request_timeout_ms(),
+            body_read_timeout_ms: default_body_read_timeout_ms(),
+            max_concurrent_requests: default_max_concurrent_requests(),
+        }
+    }
+}
+
+fn default_request_timeout_ms() -> u64 {
+    30_000
+}
+fn default_body_read_timeout_ms() -> u64 {
+    10_000
+}
+fn default_max_concurrent_requests() -> usize {
+    512
+}
+fn default_database_acquire_timeout_ms() -> u64 {
+    5_000
+}
+fn default_database_statement_timeout_ms() -> u64 {
+    15_000
+}
+
+/// Raw delivery bodies are dropped (emptied, the row and its
+/// `body_dropped_at` kept) once they are older than `delivery_body_days`,
+/// by a background task working in bounded batches.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionConfig {
+    /// Days a delivery's body is kept; 0 keeps bodies forever.
+    #[serde(default = "default_delivery_body_days")]
+    pub delivery_body_days: u32,
+    /// Most bodies dropped in one run.
+    #[serde(default = "default_retention_batch")]
+    pub batch_size: u32,
+    /// Time between runs.
+    #[serde(default = "default_retention_interval_secs")]
+    pub interval_secs: u64,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        RetentionConfig {
+            delivery_body_days: default_delivery_body_days(),
+            batch_size: default_retention_batch(),
+            interval_secs: default_retention_interval_secs(),
+        }
+    }
+}
+
+impl RetentionConfig {
+    /// How long bodies are kept; `None` when forever.
+    pub fn keep(&self) -> Option<std::time::Duration> {
+        (self.delivery_body_days > 0)
+            .then(|| std::time::Duration::from_secs(u64::from(self.delivery_body_days) * 86_400))
+    }
+
+    /// One line for `host check`.
+    pub fn describe(&self) -> String {
+        match self.keep() {
+            Some(_) => format!(
+                "retention: delivery bodies kept {} days, then dropped (at most {} every {} s)",
+                self.delivery_body_days, self.batch_size, self.interval_secs
+            ),
+            None => "retention: delivery bodies kept forever".into(),
+        }
+    }
+}
+
+fn default_delivery_body_days() -> u32 {
+    30
+}
+fn default_retention_batch() -> u32 {
+    1_000
+}
+fn default_retention_interval_secs() -> u64 {
+    60
 }
 
 /// Mapper components: a watched folder, the artifact cache, hot reload.
@@ -452,6 +569,38 @@ impl Config {
             p.validate(name)
                 .map_err(|(key, message)| invalid(&key, message))?;
         }
+        let positive = [
+            ("server.request_timeout_ms", self.server.request_timeout_ms),
+            (
+                "server.body_read_timeout_ms",
+                self.server.body_read_timeout_ms,
+            ),
+            (
+                "server.max_concurrent_requests",
+                self.server.max_concurrent_requests as u64,
+            ),
+            (
+                "database_acquire_timeout_ms",
+                self.database_acquire_timeout_ms,
+            ),
+            (
+                "database_statement_timeout_ms",
+                self.database_statement_timeout_ms,
+            ),
+            ("retention.batch_size", u64::from(self.retention.batch_size)),
+            ("retention.interval_secs", self.retention.interval_secs),
+        ];
+        if let Some((key, _)) = positive.iter().find(|(_, v)| *v == 0) {
+            return Err(invalid(key, "must be greater than 0".into()));
+        }
+        // The request deadline covers the body: a longer body deadline
+        // would never fire, and slow senders would get 503 instead of 408.
+        if self.server.body_read_timeout_ms > self.server.request_timeout_ms {
+            return Err(invalid(
+                "server.body_read_timeout_ms",
+                "must not exceed `server.request_timeout_ms`".into(),
+            ));
+        }
         for (i, t) in self.api.tokens.iter().enumerate() {
             if t.token.expose_secret().len() < 16 {
                 return Err(invalid(
@@ -636,6 +785,22 @@ mod tests {
                 "sluice.yaml: tickets.branch_pattern: branch pattern `feat/x` must contain `{guid}`",
             ),
             (
+                "server: {max_concurrent_requests: 0}\n",
+                "sluice.yaml: server.max_concurrent_requests: must be greater than 0",
+            ),
+            (
+                "server: {request_timeout_ms: 1000, body_read_timeout_ms: 2000}\n",
+                "sluice.yaml: server.body_read_timeout_ms: must not exceed",
+            ),
+            (
+                "database_statement_timeout_ms: 0\n",
+                "sluice.yaml: database_statement_timeout_ms: must be greater than 0",
+            ),
+            (
+                "retention: {batch_size: 0}\n",
+                "sluice.yaml: retention.batch_size: must be greater than 0",
+            ),
+            (
                 "tickets:\n  workflow: []\n",
                 "sluice.yaml: tickets.workflow: needs at least one status",
             ),
@@ -692,6 +857,11 @@ mod tests {
         assert_eq!(c.database, "sluice.db");
         assert_eq!(c.listen, "127.0.0.1:8080");
         assert_eq!(c.workflow(), Workflow::default());
+        assert_eq!(c.server.max_concurrent_requests, 512);
+        assert_eq!(
+            c.retention.keep(),
+            Some(std::time::Duration::from_secs(30 * 86_400))
+        );
         assert!(parse("# token: ${UNSET} in a comment\n{}\n").is_ok());
     }
 }

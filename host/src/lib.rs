@@ -19,6 +19,7 @@
 //! - [`resolve`]: ticket resolution rules that need no storage (branches).
 //! - [`tickets`]: applying actions — validation, resolution, status and RACI
 //!   rules, history and outbox rows, one transaction per delivery.
+//! - [`retention`]: the background task that drops old delivery bodies.
 //! - [`store`]: SQLite and PostgreSQL through sqlx; the only module that
 //!   knows SQL.
 //! - [`fixture`]: `host test-mapper` — fixture files, comparison, reports;
@@ -39,6 +40,7 @@ pub mod provider_api;
 pub mod redacted;
 pub mod reload;
 pub mod resolve;
+pub mod retention;
 pub mod shadow;
 pub mod store;
 pub mod tickets;

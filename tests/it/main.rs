@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod api;
+mod bounds;
 mod cache;
 mod crash;
 mod db;
@@ -13,6 +14,7 @@ mod ingress;
 mod mappers;
 mod provider_api;
 mod reload;
+mod retention;
 mod runtime;
 mod security;
 mod serve;

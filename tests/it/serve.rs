@@ -197,10 +197,14 @@ async fn the_example_config_serves_the_built_in_mappers_and_sign_prints_a_workin
         "{}",
         String::from_utf8_lossy(&check.stderr)
     );
+    let stdout = String::from_utf8_lossy(&check.stdout);
+    assert!(stdout.contains("2 mappers loaded"), "{stdout}");
+    // The example's bounds and retention are the defaults, and shown.
     assert!(
-        String::from_utf8_lossy(&check.stdout).contains("2 mappers loaded"),
-        "{}",
-        String::from_utf8_lossy(&check.stdout)
+        stdout.contains(
+            "retention: delivery bodies kept 30 days, then dropped (at most 1000 every 60 s)"
+        ),
+        "{stdout}"
     );
 
     let mut host = crate::helpers::start_host(&config, &EXAMPLE_ENV);

@@ -111,7 +111,11 @@ pub async fn show(
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no delivery `{id}`")))?;
     let history = state.store.history_of_delivery(&id).await?;
-    Ok(Json(detail(&d, &history)))
+    let mut v = detail(&d, &history);
+    // Set when retention emptied the body: an empty `body` is then not
+    // what the sender sent.
+    v["body_dropped_at"] = json!(state.store.body_dropped_at(&id).await?);
+    Ok(Json(v))
 }
 
 pub async fn replay_one(

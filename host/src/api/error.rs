@@ -1,7 +1,8 @@
 //! `ApiError`: the one place that picks HTTP status codes. Every error body
 //! has one shape: `{"error": {"code": "...", "message": "...", "field": "..."}}`
 //! (`field` only when one input is at fault; `file` naming a missing mapper
-//! file with 503 `mapper_absent`, which also carries `Retry-After`). 5xx bodies are generic; the
+//! file with 503 `mapper_absent`, which also carries `Retry-After`, as do
+//! 503 `overloaded` and `timeout`). 5xx bodies are generic; the
 //! cause is logged once, here.
 
 use axum::Json;
@@ -35,11 +36,25 @@ pub enum ApiError {
         "the mapper for provider `{provider}` ({file}) is missing; deliveries are refused until it is back"
     )]
     MapperAbsent { provider: String, file: String },
+    /// `server.max_concurrent_requests` are in flight: refused at once,
+    /// not queued, so a flood cannot grow the host's memory or latency.
+    #[error("too many requests in flight; try again shortly")]
+    Overloaded,
+    /// The request outlived `server.request_timeout_ms`.
+    #[error("the request took too long; try again shortly")]
+    Timeout,
+    /// The body did not arrive within `server.body_read_timeout_ms`.
+    #[error("the request body was not received in time")]
+    BodyTimeout,
 }
 
 /// Seconds a sender is asked to wait before redelivering to a provider
 /// whose mapper file is missing.
 pub const MAPPER_ABSENT_RETRY_AFTER: &str = "60";
+
+/// Seconds a client is asked to wait after an overload or a timeout: both
+/// are passing, and a webhook sender's redelivery is what recovers them.
+pub const BUSY_RETRY_AFTER: &str = "1";
 
 impl From<ApplyError> for ApiError {
     fn from(e: ApplyError) -> Self {
@@ -89,6 +104,9 @@ impl IntoResponse for ApiError {
             }
             ApiError::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
             ApiError::MapperAbsent { .. } => (StatusCode::SERVICE_UNAVAILABLE, "mapper_absent"),
+            ApiError::Overloaded => (StatusCode::SERVICE_UNAVAILABLE, "overloaded"),
+            ApiError::Timeout => (StatusCode::SERVICE_UNAVAILABLE, "timeout"),
+            ApiError::BodyTimeout => (StatusCode::REQUEST_TIMEOUT, "body_timeout"),
         };
         let message = match &self {
             ApiError::Store(e) => {
@@ -110,11 +128,22 @@ impl IntoResponse for ApiError {
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
-        if let ApiError::MapperAbsent { .. } = &self {
-            response.headers_mut().insert(
-                header::RETRY_AFTER,
-                HeaderValue::from_static(MAPPER_ABSENT_RETRY_AFTER),
-            );
+        let retry_after = match &self {
+            ApiError::MapperAbsent { .. } => Some(MAPPER_ABSENT_RETRY_AFTER),
+            ApiError::Overloaded | ApiError::Timeout => Some(BUSY_RETRY_AFTER),
+            _ => None,
+        };
+        if let Some(secs) = retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static(secs));
+        }
+        // The client may still be sending the body: the connection is not
+        // worth keeping.
+        if matches!(self, ApiError::BodyTimeout) {
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         response
     }

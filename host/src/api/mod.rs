@@ -4,6 +4,7 @@
 //! `GET /v1/openapi.json` describes every route; it needs no token.
 
 mod auth;
+mod bounds;
 mod deliveries;
 mod error;
 mod mappers;
@@ -15,6 +16,7 @@ use axum::Router;
 use axum::routing::get;
 
 pub use auth::Tokens;
+pub use bounds::bounded;
 pub use deliveries::{detail as delivery_json, summary as delivery_summary_json};
 pub use error::ApiError;
 

@@ -14,6 +14,7 @@
 mod group;
 mod inbox;
 mod query;
+mod retention;
 mod rows;
 mod status;
 mod tx;
@@ -22,7 +23,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{AnyPool, Executor};
+use sqlx::{AnyPool, AssertSqlSafe, Executor};
 use thiserror::Error;
 
 pub use group::{InboxEntry, InboxWriter};
@@ -81,6 +82,28 @@ pub enum Backend {
     Postgres,
 }
 
+/// Time bounds on the database, so that one that stops answering fails
+/// requests quickly instead of holding them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DbLimits {
+    /// Longest wait for a pooled connection (including the check that an
+    /// idle one is still alive).
+    pub acquire_timeout: Duration,
+    /// PostgreSQL's `statement_timeout` on every pooled connection; the
+    /// migrations run without it (an index build on a large table may
+    /// take longer). SQLite has its busy timeout instead.
+    pub statement_timeout: Duration,
+}
+
+impl Default for DbLimits {
+    fn default() -> Self {
+        DbLimits {
+            acquire_timeout: Duration::from_secs(5),
+            statement_timeout: Duration::from_secs(15),
+        }
+    }
+}
+
 /// A handle on the database; cheap to clone.
 #[derive(Clone)]
 pub struct Store {
@@ -96,6 +119,11 @@ impl Store {
     /// Opens (creating a SQLite file if needed) and migrates. `url` is a
     /// `postgres://` URL, a `sqlite:` URL, or a plain file path for SQLite.
     pub async fn open(url: &str) -> Result<Store, StoreError> {
+        Self::open_with(url, DbLimits::default()).await
+    }
+
+    /// [`Store::open`] with the given time bounds.
+    pub async fn open_with(url: &str, limits: DbLimits) -> Result<Store, StoreError> {
         sqlx::any::install_default_drivers();
         let (backend, url) = normalise(url);
         let open_err = |source| StoreError::Open {
@@ -108,7 +136,7 @@ impl Store {
                 let pool = |max| {
                     AnyPoolOptions::new()
                         .max_connections(max)
-                        .acquire_timeout(Duration::from_secs(30))
+                        .acquire_timeout(limits.acquire_timeout)
                         .after_connect(|conn, _| {
                             Box::pin(async move {
                                 conn.execute(
@@ -134,9 +162,19 @@ impl Store {
                 }
             }
             Backend::Postgres => {
+                let statement_timeout = limits.statement_timeout.as_millis();
                 let pool = AnyPoolOptions::new()
                     .max_connections(16)
-                    .acquire_timeout(Duration::from_secs(30))
+                    .acquire_timeout(limits.acquire_timeout)
+                    .after_connect(move |conn, _| {
+                        Box::pin(async move {
+                            conn.execute(AssertSqlSafe(format!(
+                                "SET statement_timeout = {statement_timeout}"
+                            )))
+                            .await
+                            .map(drop)
+                        })
+                    })
                     .connect_with(options)
                     .await
                     .map_err(open_err)?;
@@ -147,16 +185,33 @@ impl Store {
                 }
             }
         };
-        store.migrate().await?;
+        store.migrate(limits).await?;
         Ok(store)
     }
 
-    async fn migrate(&self) -> Result<(), StoreError> {
+    /// Runs the migrations on one connection; on PostgreSQL without the
+    /// statement timeout, which is restored afterwards.
+    async fn migrate(&self, limits: DbLimits) -> Result<(), StoreError> {
+        let mut conn = self.write.acquire().await?;
         let migrator = match self.backend {
             Backend::Sqlite => &SQLITE_MIGRATIONS,
-            Backend::Postgres => &POSTGRES_MIGRATIONS,
+            Backend::Postgres => {
+                conn.execute("SET statement_timeout = 0").await?;
+                &POSTGRES_MIGRATIONS
+            }
         };
-        migrator.run(&self.write).await.map_err(StoreError::Migrate)
+        migrator
+            .run(&mut *conn)
+            .await
+            .map_err(StoreError::Migrate)?;
+        if self.backend == Backend::Postgres {
+            conn.execute(AssertSqlSafe(format!(
+                "SET statement_timeout = {}",
+                limits.statement_timeout.as_millis()
+            )))
+            .await?;
+        }
+        Ok(())
     }
 
     pub fn backend(&self) -> Backend {
@@ -224,7 +279,12 @@ pub fn redact(url: &str) -> String {
 
 /// Now, in the stored time format.
 pub fn now() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+    timestamp(chrono::Utc::now())
+}
+
+/// `t` in the stored time format (sortable as text).
+pub fn timestamp(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }
 
 #[cfg(test)]
