@@ -105,6 +105,9 @@ conformance!(
     updates_and_notes_are_recorded_in_history,
     find_filters_and_pages_over_http,
     detail_reports_fully_signed_per_activity,
+    malformed_cursors_and_nul_bytes_are_never_a_server_error,
+    linked_filters_take_a_provider_or_an_external_id_alone,
+    replaying_without_a_mapper_is_a_conflict,
 );
 
 async fn tokens_guard_every_route_but_the_description(db: TestDb) {
@@ -268,12 +271,6 @@ async fn errors_have_one_shape_and_name_the_field(db: TestDb) {
             Some("limit"),
         ),
         (
-            app.get("/v1/tickets?provider=jira").await,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid",
-            Some("external_id"),
-        ),
-        (
             app.get("/v1/tickets?updated_after=yesterday").await,
             StatusCode::UNPROCESSABLE_ENTITY,
             "invalid",
@@ -284,6 +281,26 @@ async fn errors_have_one_shape_and_name_the_field(db: TestDb) {
             StatusCode::NOT_FOUND,
             "not_found",
             None,
+        ),
+        (
+            app.patch(
+                &format!("/v1/tickets/{guid}"),
+                json!({"subject": "y", "changed_by": "\u{7}bell"}),
+            )
+            .await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid",
+            Some("changed_by"),
+        ),
+        (
+            app.post(
+                "/v1/tickets",
+                json!({"subject": "x", "requested_by": "ops"}),
+            )
+            .await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid",
+            Some("requested_by"),
         ),
     ];
     for ((status, body), want_status, code, field) in cases {
@@ -468,6 +485,127 @@ async fn detail_reports_fully_signed_per_activity(db: TestDb) {
         json!({"Development": true, "Outcome Monitoring": false})
     );
     assert_eq!(d["signoffs"].as_array().unwrap().len(), 3);
+    app.stop().await;
+}
+
+async fn malformed_cursors_and_nul_bytes_are_never_a_server_error(db: TestDb) {
+    let app = spawn_app(db).await;
+    let guid = app.create("Cursor").await;
+    // A cursor without the `{at}/{id}` shape of a `next`: the caller's
+    // mistake, on every paginated route.
+    for (method, path) in [
+        (reqwest::Method::GET, "/v1/tickets?cursor=nope"),
+        (reqwest::Method::GET, "/v1/tickets?cursor="),
+        (reqwest::Method::GET, "/v1/deliveries?cursor=nope"),
+        (reqwest::Method::GET, "/v1/deliveries?cursor=/id"),
+        (
+            reqwest::Method::POST,
+            "/v1/deliveries/replay?status=failed&cursor=nope",
+        ),
+    ] {
+        let (status, body) = app.call(method, path, Some(ADMIN), None).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{path}: {body}");
+        assert_eq!(body["error"]["field"], "cursor", "{path}: {body}");
+    }
+    // No stored text holds a NUL (PostgreSQL text cannot): a filter with
+    // one matches nothing, a path with one names nothing.
+    for path in [
+        "/v1/tickets?status=%00",
+        "/v1/tickets?q=a%00",
+        "/v1/tickets?cursor=2026-01-01T00:00:00Z%2F%00",
+        "/v1/deliveries?provider=%00",
+        "/v1/deliveries?cursor=%00%2Fid",
+    ] {
+        let (status, body) = app.get(path).await;
+        assert_eq!(
+            (status, body),
+            (StatusCode::OK, json!({"items": [], "next": null})),
+            "{path}"
+        );
+    }
+    for (method, path) in [
+        (reqwest::Method::GET, "/v1/tickets/first?assignee=%00"),
+        (reqwest::Method::GET, "/v1/tickets/a%00"),
+        (reqwest::Method::GET, "/v1/tickets/a%00/history"),
+        (reqwest::Method::GET, "/v1/tickets/%FF"),
+        (reqwest::Method::GET, "/v1/deliveries/a%00"),
+        (reqwest::Method::POST, "/v1/deliveries/a%00/replay"),
+    ] {
+        let (status, body) = app.call(method, path, Some(ADMIN), None).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{path}: {body}");
+        assert_eq!(body["error"]["code"], "not_found", "{path}: {body}");
+    }
+    let (status, body) = app.patch("/v1/tickets/a%00", json!({"subject": "x"})).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    let (status, body) = app
+        .post("/v1/tickets/a%00/notes", json!({"comment": "x"}))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    let (status, _) = app.get(&format!("/v1/tickets/{guid}")).await;
+    assert_eq!(status, StatusCode::OK);
+    app.stop().await;
+}
+
+async fn linked_filters_take_a_provider_or_an_external_id_alone(db: TestDb) {
+    let app = spawn_app(db).await;
+    let (_, linked) = app
+        .post(
+            "/v1/tickets",
+            json!({"subject": "Linked", "external_id": "HELP-7"}),
+        )
+        .await;
+    app.create("Not linked").await;
+    for path in [
+        "/v1/tickets?provider=api",
+        "/v1/tickets?external_id=HELP-7",
+        "/v1/tickets?provider=api&external_id=HELP-7",
+    ] {
+        let (status, page) = app.get(path).await;
+        assert_eq!(status, StatusCode::OK, "{path}: {page}");
+        let guids: Vec<_> = page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["guid"].clone())
+            .collect();
+        assert_eq!(guids, [linked["guid"].clone()], "{path}");
+    }
+    let (status, first) = app.get("/v1/tickets/first?external_id=HELP-7").await;
+    assert_eq!((status, &first["guid"]), (StatusCode::OK, &linked["guid"]));
+    let (_, none) = app.get("/v1/tickets?provider=jira").await;
+    assert_eq!(none["items"], json!([]));
+    app.stop().await;
+}
+
+async fn replaying_without_a_mapper_is_a_conflict(db: TestDb) {
+    let app = spawn_app(db).await;
+    app.db
+        .insert_delivery(&host::store::NewDelivery {
+            id: "d-1",
+            provider: "tracker",
+            dedupe_key: "d-1",
+            body_key: None,
+            method: "POST",
+            path: "/hooks/tracker",
+            headers: &[],
+            body: b"{}",
+            received_at: &host::store::now(),
+        })
+        .await
+        .unwrap();
+    for path in [
+        "/v1/deliveries/d-1/replay",
+        "/v1/deliveries/replay?status=pending",
+    ] {
+        let (status, body) = app
+            .call(reqwest::Method::POST, path, Some(ADMIN), None)
+            .await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (StatusCode::CONFLICT, Some("conflict")),
+            "{path}: {body}"
+        );
+    }
     app.stop().await;
 }
 

@@ -481,7 +481,8 @@ async fn find_filters_and_pages(db: TestDb) {
         [&guids[3]]
     );
     let linked = find(TicketFilter {
-        linked: Some(("bitbucket".into(), "F-5".into())),
+        provider: Some("bitbucket".into()),
+        external_id: Some("F-5".into()),
         ..TicketFilter::default()
     })
     .await;

@@ -5,7 +5,7 @@
 
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use base64::Engine as _;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 use super::ApiState;
 use super::auth::{Admin, Reader};
 use super::error::ApiError;
+use super::params::Key;
 use crate::store::{DeliveryFilter, DeliveryRow, DeliveryStatus};
 
 #[derive(Debug, Deserialize)]
@@ -27,7 +28,7 @@ pub struct DeliveryQuery {
 }
 
 fn filter(q: Result<Query<DeliveryQuery>, QueryRejection>) -> Result<DeliveryFilter, ApiError> {
-    let Query(q) = q.map_err(|e| ApiError::invalid("query", e.body_text()))?;
+    let q = super::params::query(q)?;
     let status = q
         .status
         .as_deref()
@@ -44,7 +45,7 @@ fn filter(q: Result<Query<DeliveryQuery>, QueryRejection>) -> Result<DeliveryFil
         received_after: q.received_after,
         received_before: q.received_before,
         limit,
-        cursor: q.cursor,
+        cursor: super::params::cursor(q.cursor)?,
     })
 }
 
@@ -103,7 +104,7 @@ pub async fn list(
 pub async fn show(
     _: Reader,
     State(state): State<ApiState>,
-    Path(id): Path<String>,
+    Key(id): Key,
 ) -> Result<Json<Value>, ApiError> {
     let d = state
         .store
@@ -121,7 +122,7 @@ pub async fn show(
 pub async fn replay_one(
     _: Admin,
     State(state): State<ApiState>,
-    Path(id): Path<String>,
+    Key(id): Key,
 ) -> Result<Json<Value>, ApiError> {
     Ok(Json(replay(&state, &id).await?))
 }
@@ -157,10 +158,10 @@ async fn replay(state: &ApiState, id: &str) -> Result<Value, ApiError> {
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no delivery `{id}`")))?;
     let worker = state.worker.as_ref().ok_or_else(|| {
-        ApiError::invalid(
-            "provider",
-            format!("provider `{}` has no mapper configured", d.provider),
-        )
+        ApiError::Conflict(format!(
+            "provider `{}` has no mapper configured; nothing can map this delivery",
+            d.provider
+        ))
     })?;
     match worker.process_now(id, crate::store::Reclaim::Any).await? {
         Some(outcome) => Ok(outcome.to_json(id)),

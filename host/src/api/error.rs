@@ -24,6 +24,10 @@ pub enum ApiError {
     NotFound(String),
     #[error("{message}")]
     Invalid { field: String, message: String },
+    /// Well-formed, but the host's current state (its configuration) does
+    /// not allow it.
+    #[error("{0}")]
+    Conflict(String),
     #[error("webhook refused: {0}")]
     BadSignature(String),
     #[error("body is over the limit of {limit} bytes")]
@@ -97,6 +101,7 @@ impl IntoResponse for ApiError {
             ApiError::Forbidden => (StatusCode::FORBIDDEN, "forbidden"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::Invalid { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "invalid"),
+            ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             ApiError::BadSignature(_) => (StatusCode::UNAUTHORIZED, "bad_signature"),
             ApiError::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
             ApiError::Store(e) if e.is_transient() => {

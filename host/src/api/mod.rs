@@ -1,13 +1,16 @@
 //! The ticket API (axum): the seed's TicketSystemService verbs over HTTP,
 //! behind bearer tokens. With `ingress`, the only code that knows axum.
 //!
-//! `GET /v1/openapi.json` describes every route; it needs no token.
+//! `GET /v1/openapi.json` describes every route; it needs no token. It is
+//! `openapi.json` with the configured workflow filled in, and
+//! `scripts/api-check` holds the server to it (schemathesis).
 
 mod auth;
 mod bounds;
 mod deliveries;
 mod error;
 mod mappers;
+mod params;
 mod tickets;
 
 use std::sync::Arc;
@@ -36,10 +39,30 @@ pub struct ApiState {
     pub mappers: Option<crate::reload::MapperRegistry>,
 }
 
-/// The OpenAPI 3.1 description of this API.
+/// The OpenAPI 3.1 description of this API, before [`openapi_document`]
+/// fills in the configuration.
 pub const OPENAPI: &str = include_str!("openapi.json");
 
+/// The description as served: `OPENAPI` with the statuses an update may
+/// set, which are the configured workflow's (or null: unchanged).
+pub fn openapi_document(workflow: &crate::tickets::Workflow) -> String {
+    const STATUS: &str = "/paths/~1v1~1tickets~1{guid}/patch/requestBody/content/application~1json/schema/properties/status";
+    let Ok(mut doc) = serde_json::from_str::<serde_json::Value>(OPENAPI) else {
+        // `OPENAPI` is a constant the unit test below parses.
+        return OPENAPI.to_owned();
+    };
+    if let Some(status) = doc.pointer_mut(STATUS) {
+        let mut statuses = serde_json::json!(workflow.statuses());
+        if let Some(list) = statuses.as_array_mut() {
+            list.push(serde_json::Value::Null);
+        }
+        status["enum"] = statuses;
+    }
+    doc.to_string()
+}
+
 pub fn router(state: ApiState) -> Router {
+    let openapi: Arc<str> = openapi_document(&state.applier.workflow).into();
     Router::new()
         .route("/v1/tickets", get(tickets::find).post(tickets::create))
         .route("/v1/tickets/first", get(tickets::find_first))
@@ -63,7 +86,18 @@ pub fn router(state: ApiState) -> Router {
             axum::routing::post(deliveries::replay_one),
         )
         .route("/v1/mappers", get(mappers::list))
-        .route("/v1/openapi.json", get(openapi))
+        .route(
+            "/v1/openapi.json",
+            get(move || {
+                let doc = openapi.clone();
+                async move {
+                    (
+                        [(axum::http::header::CONTENT_TYPE, "application/json")],
+                        doc.to_string(),
+                    )
+                }
+            }),
+        )
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .with_state(state)
@@ -76,13 +110,6 @@ pub fn metrics_router(state: ApiState) -> Router {
     Router::new()
         .route("/metrics", get(metrics))
         .with_state(state)
-}
-
-async fn openapi() -> ([(axum::http::HeaderName, &'static str); 1], &'static str) {
-    (
-        [(axum::http::header::CONTENT_TYPE, "application/json")],
-        OPENAPI,
-    )
 }
 
 /// Ready when the database answers; reports the loaded mappers.
@@ -120,4 +147,18 @@ async fn metrics(
         )],
         state.metrics.render(depth),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_served_description_lists_the_configured_workflow() {
+        let workflow =
+            crate::tickets::Workflow::new(vec!["OPEN".into(), "DONE".into()]).expect("not empty");
+        let doc: serde_json::Value =
+            serde_json::from_str(&super::openapi_document(&workflow)).expect("JSON");
+        let status = &doc["paths"]["/v1/tickets/{guid}"]["patch"]["requestBody"]["content"]["application/json"]
+            ["schema"]["properties"]["status"];
+        assert_eq!(status["enum"], serde_json::json!(["OPEN", "DONE", null]));
+    }
 }

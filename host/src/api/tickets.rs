@@ -2,7 +2,7 @@
 
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use serde::Deserialize;
@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use super::ApiState;
 use super::auth::{Admin, Reader};
 use super::error::ApiError;
+use super::params::{Key, body, query};
 use crate::action::{Action, Priority, TicketRef};
 use crate::store::{HistoryRow, TicketFilter, TicketRow};
 use crate::tickets::{ApplyInput, ApplyOutcome, TicketUpdate, raci};
@@ -21,8 +22,10 @@ use crate::tickets::{ApplyInput, ApplyOutcome, TicketUpdate, raci};
 pub struct FindQuery {
     status: Option<String>,
     assignee: Option<String>,
-    /// With `external_id`: tickets linked to that provider's record.
+    /// Tickets linked to a record of this provider (with `external_id`: to
+    /// that record).
     provider: Option<String>,
+    /// Tickets linked to a record with this id.
     external_id: Option<String>,
     /// Case-insensitive text in subject or description.
     q: Option<String>,
@@ -84,33 +87,7 @@ fn task() -> String {
     "TASK".into()
 }
 
-fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
-    q.map(|Query(q)| q)
-        .map_err(|e| ApiError::invalid("query", e.body_text()))
-}
-
-fn body<T>(b: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
-    b.map(|Json(b)| b)
-        .map_err(|e| ApiError::invalid("body", e.body_text()))
-}
-
 fn filter(q: FindQuery, default_limit: u32) -> Result<TicketFilter, ApiError> {
-    let linked = match (q.provider, q.external_id) {
-        (Some(p), Some(e)) => Some((p, e)),
-        (None, None) => None,
-        (Some(_), None) => {
-            return Err(ApiError::invalid(
-                "external_id",
-                "`provider` needs `external_id`",
-            ));
-        }
-        (None, Some(_)) => {
-            return Err(ApiError::invalid(
-                "provider",
-                "`external_id` needs `provider`",
-            ));
-        }
-    };
     for (field, value) in [
         ("updated_after", &q.updated_after),
         ("updated_before", &q.updated_before),
@@ -128,14 +105,6 @@ fn filter(q: FindQuery, default_limit: u32) -> Result<TicketFilter, ApiError> {
     if !(1..=500).contains(&limit) {
         return Err(ApiError::invalid("limit", "must be between 1 and 500"));
     }
-    if let Some(c) = &q.cursor
-        && !c.contains('/')
-    {
-        return Err(ApiError::invalid(
-            "cursor",
-            "is not a cursor this API returned",
-        ));
-    }
     // Stored times are UTC with microseconds; normalise so text order holds.
     let norm = |v: Option<String>| {
         v.and_then(|v| chrono::DateTime::parse_from_rfc3339(&v).ok())
@@ -147,12 +116,13 @@ fn filter(q: FindQuery, default_limit: u32) -> Result<TicketFilter, ApiError> {
     Ok(TicketFilter {
         status: q.status,
         assignee: q.assignee,
-        linked,
+        provider: q.provider,
+        external_id: q.external_id,
         text: q.q,
         updated_after: norm(q.updated_after),
         updated_before: norm(q.updated_before),
         limit,
-        cursor: q.cursor,
+        cursor: super::params::cursor(q.cursor)?,
     })
 }
 
@@ -269,7 +239,7 @@ pub async fn find_first(
 pub async fn get(
     _: Reader,
     State(state): State<ApiState>,
-    Path(guid): Path<String>,
+    Key(guid): Key,
 ) -> Result<Json<Value>, ApiError> {
     Ok(Json(detail(&state, &guid).await?))
 }
@@ -287,10 +257,11 @@ pub async fn create(
         description: b.description,
         priority,
         ticket_type: b.ticket_type,
+        // The token's name stands in only when it is an address; a given
+        // value is validated like any other.
         requested_by: b
             .requested_by
-            .or(Some(admin.name))
-            .filter(|r| r.contains('@')),
+            .or_else(|| Some(admin.name).filter(|n| n.contains('@'))),
         external_id: b.external_id,
         labels: b.labels,
     };
@@ -317,7 +288,7 @@ pub async fn create(
 pub async fn update(
     admin: Admin,
     State(state): State<ApiState>,
-    Path(guid): Path<String>,
+    Key(guid): Key,
     b: Result<Json<UpdateBody>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let b = body(b)?;
@@ -350,7 +321,7 @@ pub async fn update(
 pub async fn add_note(
     admin: Admin,
     State(state): State<ApiState>,
-    Path(guid): Path<String>,
+    Key(guid): Key,
     b: Result<Json<NoteBody>, JsonRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
     let b = body(b)?;
@@ -373,7 +344,7 @@ pub async fn add_note(
 pub async fn history(
     _: Reader,
     State(state): State<ApiState>,
-    Path(guid): Path<String>,
+    Key(guid): Key,
     q: Result<Query<HistoryQuery>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let q = query(q)?;

@@ -28,6 +28,7 @@ use thiserror::Error;
 
 pub use group::{InboxEntry, InboxWriter};
 pub use inbox::{DeliveryFilter, DeliveryRow, Finish, NewDelivery, Reclaim, Stored};
+pub use query::cursor_position;
 pub use rows::{
     Comment, HistoryRow, Link, NewHistory, OutboxRow, Page, PrLink, Signoff, TicketFilter,
     TicketRow,

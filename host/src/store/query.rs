@@ -24,9 +24,21 @@ pub(super) fn value_rows(rows: usize, cols: usize) -> String {
         .join(", ")
 }
 
+/// The position a page cursor names, `(at, id)`, when `cursor` has the
+/// shape every `next` has: `{at}/{id}` with `at` not empty. The API checks
+/// a caller's cursor with this before it reaches a query, so a malformed
+/// one is the caller's mistake (422), never a database error.
+pub fn cursor_position(cursor: &str) -> Option<(&str, &str)> {
+    cursor.split_once('/').filter(|(at, _)| !at.is_empty())
+}
+
 pub(super) struct Filtered {
     sql: String,
     args: Vec<String>,
+    /// A value holds a NUL, which no stored text does (validation refuses
+    /// it, and PostgreSQL text cannot hold it): nothing matches, and the
+    /// query is not sent — PostgreSQL would refuse the parameter.
+    matches_nothing: bool,
 }
 
 impl Filtered {
@@ -34,11 +46,18 @@ impl Filtered {
         Filtered {
             sql: format!("{select} WHERE 1 = 1"),
             args: Vec::new(),
+            matches_nothing: false,
         }
+    }
+
+    /// Appends `constant`, which binds nothing.
+    pub(super) fn sql(&mut self, constant: &'static str) {
+        self.sql.push_str(constant);
     }
 
     /// Appends `clause`, its `{}` bound to `value`.
     pub(super) fn and(&mut self, clause: &str, value: String) {
+        self.matches_nothing |= value.contains('\0');
         self.args.push(value);
         let placeholder = format!("${}", self.args.len());
         self.sql.push_str(&clause.replace("{}", &placeholder));
@@ -56,13 +75,19 @@ impl Filtered {
         key: impl Fn(&T) -> String,
     ) -> Result<Page<T>, StoreError> {
         if let Some(cursor) = cursor {
-            let (c_at, c_id) = cursor.split_once('/').ok_or_else(|| StoreError::Corrupt {
+            let (c_at, c_id) = cursor_position(cursor).ok_or_else(|| StoreError::Corrupt {
                 column: "cursor",
                 reason: format!("`{cursor}` is not a cursor this host issued"),
             })?;
             self.and(&format!(" AND ({at} < {{}}"), c_at.to_owned());
             self.and(&format!(" OR ({at} = {{}}"), c_at.to_owned());
             self.and(&format!(" AND {id} < {{}}))"), c_id.to_owned());
+        }
+        if self.matches_nothing {
+            return Ok(Page {
+                items: Vec::new(),
+                next: None,
+            });
         }
         let limit = limit.clamp(1, 500);
         self.sql.push_str(&format!(
@@ -92,5 +117,23 @@ mod tests {
     fn placeholders_number_rows_then_columns() {
         assert_eq!(super::params(4, 3), "$4, $5, $6");
         assert_eq!(super::value_rows(2, 3), "($1, $2, $3), ($4, $5, $6)");
+    }
+
+    #[test]
+    fn a_cursor_is_a_time_a_slash_and_an_id() {
+        let cases = [
+            (
+                "2026-11-30T10:58:09.174071Z/abc",
+                Some(("2026-11-30T10:58:09.174071Z", "abc")),
+            ),
+            ("t/a/b", Some(("t", "a/b"))),
+            ("t/", Some(("t", ""))),
+            ("", None),
+            ("no-slash", None),
+            ("/id", None),
+        ];
+        for (cursor, want) in cases {
+            assert_eq!(super::cursor_position(cursor), want, "{cursor:?}");
+        }
     }
 }

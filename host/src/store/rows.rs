@@ -149,8 +149,10 @@ pub struct OutboxRow {
 pub struct TicketFilter {
     pub status: Option<String>,
     pub assignee: Option<String>,
-    /// (provider, external id) of a linked record.
-    pub linked: Option<(String, String)>,
+    /// Linked to a record of this provider.
+    pub provider: Option<String>,
+    /// Linked to a record with this id (of `provider`, when given).
+    pub external_id: Option<String>,
     /// Case-insensitive substring of subject or description.
     pub text: Option<String>,
     pub updated_after: Option<String>,
@@ -310,12 +312,15 @@ impl Store {
         if let Some(a) = &filter.assignee {
             q.and(" AND t.assignee = {}", a.clone());
         }
-        if let Some((provider, external_id)) = &filter.linked {
-            q.and(
-                " AND EXISTS (SELECT 1 FROM links l WHERE l.ticket_guid = t.guid AND l.provider = {}",
-                provider.clone(),
-            );
-            q.and(" AND l.external_id = {})", external_id.clone());
+        if filter.provider.is_some() || filter.external_id.is_some() {
+            q.sql(" AND EXISTS (SELECT 1 FROM links l WHERE l.ticket_guid = t.guid");
+            if let Some(provider) = &filter.provider {
+                q.and(" AND l.provider = {}", provider.clone());
+            }
+            if let Some(external_id) = &filter.external_id {
+                q.and(" AND l.external_id = {}", external_id.clone());
+            }
+            q.sql(")");
         }
         if let Some(text) = &filter.text {
             let pattern = format!("%{}%", escape_like(&text.to_lowercase()));

@@ -92,14 +92,16 @@ impl Applier {
             guid: Some("update".into()),
             ..TicketRef::default()
         };
-        let mut probe = Vec::new();
-        if let Some(s) = &u.status {
-            probe.push(Action::StatusChange {
-                ticket: r.clone(),
-                status: s.clone(),
-                changed_by: actor.into(),
-            });
-        }
+        // A status change probes the actor too: the history records it
+        // whichever fields change.
+        let mut probe = vec![Action::StatusChange {
+            ticket: r.clone(),
+            status: u
+                .status
+                .clone()
+                .unwrap_or_else(|| self.workflow.initial().to_owned()),
+            changed_by: actor.into(),
+        }];
         if let Some(a) = &u.assignee {
             probe.push(Action::Assign {
                 ticket: r.clone(),
