@@ -150,16 +150,15 @@ impl Worker {
             // Asked again every batch: a provider whose mapper went away
             // mid-drain stops being claimed, so its rows wait untouched.
             let providers = self.mappers.providers();
-            let now = chrono::Utc::now();
             let claimed = self
                 .store
-                .claim_deliveries(&providers, BATCH, &stamp(now), &stamp(now + self.lease()))
+                .claim_deliveries(&providers, BATCH, self.policy.lease)
                 .await?;
             if claimed.is_empty() {
                 return Ok(done);
             }
             done += claimed.len();
-            self.process_batch(claimed).await?;
+            self.process_leased(claimed).await?;
         }
         Ok(done)
     }
@@ -172,15 +171,39 @@ impl Worker {
         id: &str,
         which: Reclaim,
     ) -> Result<Option<Outcome>, StoreError> {
-        let lease_until = stamp(chrono::Utc::now() + self.lease());
-        match self.store.claim_delivery(id, &lease_until, which).await? {
-            Some(row) => Ok(self.process_batch(vec![row]).await?.pop()),
+        match self
+            .store
+            .claim_delivery(id, self.policy.lease, which)
+            .await?
+        {
+            Some(row) => Ok(self.process_leased(vec![row]).await?.pop()),
             None => Ok(None),
         }
     }
 
-    fn lease(&self) -> chrono::TimeDelta {
-        chrono::TimeDelta::from_std(self.policy.lease).unwrap_or(chrono::TimeDelta::seconds(60))
+    /// Processes claimed rows while renewing their lease every third of
+    /// it, so a slow batch (a slow provider API, a large backlog on one
+    /// ticket) is not taken over by another worker mid-way; the renewal
+    /// stops as soon as the batch is done.
+    async fn process_leased(&self, rows: Vec<DeliveryRow>) -> Result<Vec<Outcome>, StoreError> {
+        let tokens: std::collections::BTreeSet<String> =
+            rows.iter().filter_map(|r| r.claim_token.clone()).collect();
+        let work = self.process_batch(rows);
+        tokio::pin!(work);
+        let every = (self.policy.lease / 3).max(Duration::from_millis(10));
+        let mut renew = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        loop {
+            tokio::select! {
+                out = &mut work => return out,
+                _ = renew.tick() => {
+                    for token in &tokens {
+                        if let Err(e) = self.store.renew_claim(token, self.policy.lease).await {
+                            tracing::warn!(error = %e, "delivery worker: cannot renew a lease");
+                        }
+                    }
+                }
+            }
+        }
     }
 
     /// Maps claimed deliveries in parallel, applies their actions in order
@@ -320,6 +343,7 @@ impl Worker {
                         // A delivery that waits for a mapper has not been
                         // tried: its claim does not count as an attempt.
                         refund_attempt: matches!(m, Mapping::NoMapper),
+                        claim_token: row.claim_token.as_deref(),
                         last_error: o.error.as_deref(),
                         mapper_hash: hash.as_deref(),
                         event_type: o.event_type.as_deref(),
@@ -329,7 +353,16 @@ impl Worker {
                 )
             })
             .collect();
-        self.store.finish_deliveries(&finished).await?;
+        let written = self.store.finish_deliveries(&finished).await?;
+        if written < finished.len() as u64 {
+            // Their lease ran out and another worker claimed them: its
+            // outcome, not this one, is recorded (the `applied` record keeps
+            // the actions from applying twice).
+            tracing::warn!(
+                lost = finished.len() as u64 - written,
+                "delivery worker: claims lost to another worker; their outcomes were not recorded"
+            );
+        }
         drop(finished);
         Ok(outcomes)
     }

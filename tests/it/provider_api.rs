@@ -85,6 +85,19 @@ fn reviews() -> Answer {
     })
 }
 
+/// A host serving GitHub with its API at `api_base`; `delivery` is the
+/// `delivery:` block's body, `extra` more `api:` keys.
+fn config(database: &str, api_base: &str, delivery: &str, extra: &str) -> Config {
+    let directory = fixture("pr_review_approved_completes.json")["config"].to_string();
+    let yaml = format!(
+        "listen: 127.0.0.1:0\ndatabase: \"{database}\"\ndelivery: {{{delivery}}}\n\
+         providers:\n  github:\n    verify: {{secret: gh-secret-0123456789}}\n    mapper: \"{}\"\n    mapper_config: {directory}\n\
+         \x20   api:\n      base_url: \"{api_base}\"\n      auth: {{bearer: gh-api-token}}\n{extra}",
+        component("github-mapper").display()
+    );
+    Config::parse(&yaml, Path::new("/config.yaml"), |_| None).unwrap()
+}
+
 struct Host {
     base: String,
     http: reqwest::Client,
@@ -93,15 +106,12 @@ struct Host {
 }
 
 async fn host(db: TestDb, api_base: &str, extra: &str) -> Host {
-    let directory = fixture("pr_review_approved_completes.json")["config"].to_string();
-    let yaml = format!(
-        "listen: 127.0.0.1:0\ndatabase: \"{}\"\ndelivery: {{max_attempts: 2, retry_base_ms: 10, retry_max_ms: 20}}\n\
-         providers:\n  github:\n    verify: {{secret: gh-secret-0123456789}}\n    mapper: \"{}\"\n    mapper_config: {directory}\n\
-         \x20   api:\n      base_url: \"{api_base}\"\n      auth: {{bearer: gh-api-token}}\n{extra}",
-        db.url,
-        component("github-mapper").display()
+    let config = config(
+        &db.url,
+        api_base,
+        "max_attempts: 2, retry_base_ms: 10, retry_max_ms: 20",
+        extra,
     );
-    let config = Config::parse(&yaml, Path::new("/config.yaml"), |_| None).unwrap();
     let app = App::build(&config).await.unwrap();
     let (base, running) = crate::helpers::Running::start(app);
     Host {
@@ -262,5 +272,48 @@ async fn a_slow_api_times_out_at_the_configured_limit() {
         out["error"].as_str().unwrap().contains("timed out"),
         "{out}"
     );
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_is_renewed_while_a_slow_api_holds_the_delivery() {
+    // A 150 ms lease and an API that takes 1.2 s: without renewal, a second
+    // replica would take the delivery over mid-call and process it again.
+    let (api, seen) = stand_in(reviews(), Duration::from_millis(1200)).await;
+    let delivery = "max_attempts: 5, retry_base_ms: 10, retry_max_ms: 20, lease_ms: 150";
+    let extra = "      timeout_ms: 5000\n      cache_ttl_secs: 0\n";
+    let db = crate::db::postgres().await;
+    let replica = {
+        let config = config(&db.url, &api, delivery, extra);
+        crate::helpers::Running::start(App::build(&config).await.unwrap())
+    };
+    let h = {
+        let config = config(&db.url, &api, delivery, extra);
+        let (base, running) = crate::helpers::Running::start(App::build(&config).await.unwrap());
+        Host {
+            base,
+            http: reqwest::Client::new(),
+            running,
+            db,
+        }
+    };
+    let opened = h.send("pr_opened_other_branch.json").await;
+    assert_eq!(opened["status"], "applied", "{opened}");
+    let out = h.send("pr_review_approved_completes.json").await;
+    assert_eq!(out["status"], "applied", "{out}");
+    let row =
+        h.db.delivery(out["delivery_id"].as_str().unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+    assert_eq!(row.attempts, 1, "taken over by the replica: {row:?}");
+    let calls = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|s| s.path.ends_with("/reviews"))
+        .count();
+    assert_eq!(calls, 1, "the reviews were read by both replicas");
+    replica.1.stop().await;
     h.stop().await;
 }

@@ -23,6 +23,7 @@ conformance!(
     concurrent_deliveries_on_one_ticket_lose_nothing,
     a_batch_commits_together_and_a_bad_delivery_only_costs_its_speed,
     a_transaction_reads_its_own_ticket_changes_and_writes_them_at_commit,
+    claims_are_fenced_and_only_the_holder_renews_or_finishes,
 );
 
 fn by_guid(g: &str) -> TicketRef {
@@ -768,4 +769,96 @@ async fn a_transaction_reads_its_own_ticket_changes_and_writes_them_at_commit(db
     tx.commit().await.unwrap();
     let stored = db.ticket(&guid).await.unwrap().unwrap();
     assert_eq!((stored.status.as_str(), stored.assignee), ("QA", None));
+}
+
+async fn claims_are_fenced_and_only_the_holder_renews_or_finishes(db: TestDb) {
+    use host::store::{DeliveryStatus, Finish, NewDelivery};
+    use std::time::Duration;
+
+    db.insert_delivery(&NewDelivery {
+        id: "d1",
+        provider: "github",
+        dedupe_key: "d1",
+        body_key: None,
+        method: "POST",
+        path: "/hooks/github",
+        headers: &[],
+        body: b"{}",
+        received_at: &host::store::now(),
+    })
+    .await
+    .unwrap();
+    let providers = ["github".to_owned()];
+    // A first worker claims it with a lease that has already run out...
+    let first = db
+        .claim_deliveries(&providers, 10, Duration::ZERO)
+        .await
+        .unwrap();
+    assert_eq!(first.len(), 1);
+    let first_token = first[0].claim_token.clone().unwrap();
+    // ...so a second worker takes it over, under another token.
+    let second = db
+        .claim_deliveries(&providers, 10, Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(second.len(), 1);
+    let second_token = second[0].claim_token.clone().unwrap();
+    assert_ne!(first_token, second_token);
+    assert_eq!(second[0].attempts, 2);
+    // The second worker's lease runs: nobody else can claim it now.
+    assert!(
+        db.claim_deliveries(&providers, 10, Duration::from_secs(60))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // The first worker can neither renew nor finish what it lost.
+    assert_eq!(
+        db.renew_claim(&first_token, Duration::from_secs(60))
+            .await
+            .unwrap(),
+        0
+    );
+    fn finish(token: &str, status: DeliveryStatus) -> (&'static str, Finish<'_>) {
+        (
+            "d1",
+            Finish {
+                status,
+                reason: None,
+                refund_attempt: false,
+                claim_token: Some(token),
+                last_error: None,
+                mapper_hash: None,
+                event_type: None,
+                output: None,
+                next_attempt_at: None,
+            },
+        )
+    }
+    let written = db
+        .finish_deliveries(&[finish(&first_token, DeliveryStatus::Failed)])
+        .await
+        .unwrap();
+    assert_eq!(written, 0);
+    assert_eq!(
+        db.delivery("d1").await.unwrap().unwrap().status,
+        "processing"
+    );
+
+    // The holder renews and finishes.
+    assert_eq!(
+        db.renew_claim(&second_token, Duration::from_secs(60))
+            .await
+            .unwrap(),
+        1
+    );
+    let written = db
+        .finish_deliveries(&[finish(&second_token, DeliveryStatus::Applied)])
+        .await
+        .unwrap();
+    assert_eq!(written, 1);
+    let row = db.delivery("d1").await.unwrap().unwrap();
+    assert_eq!(row.status, "applied");
+    assert_eq!(row.claim_token, None);
 }

@@ -56,6 +56,9 @@ pub struct DeliveryRow {
     pub event_type: Option<String>,
     /// The mapper's output and what it applied, JSON.
     pub output: Option<String>,
+    /// The token of the claim that holds it (set while `processing`):
+    /// renewing its lease and finishing it need this token.
+    pub claim_token: Option<String>,
 }
 
 impl std::fmt::Debug for NewDelivery<'_> {
@@ -82,6 +85,19 @@ impl std::fmt::Debug for DeliveryRow {
             .field("attempts", &self.attempts)
             .finish_non_exhaustive()
     }
+}
+
+/// A stored-time clock in SQL; see [`Store::clock`].
+struct Clock {
+    now: String,
+    until: String,
+    /// Always true; mentions the parameters the expressions above do not,
+    /// so every bound parameter is used on both backends.
+    unused: String,
+}
+
+fn new_claim_token() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
 }
 
 /// Which deliveries [`Store::claim_delivery`] may take.
@@ -114,6 +130,9 @@ pub struct Finish<'a> {
     /// The claim was no attempt (no mapper version served): take back the
     /// attempt it counted.
     pub refund_attempt: bool,
+    /// The claim this outcome belongs to; a row claimed since by another
+    /// worker is not written.
+    pub claim_token: Option<&'a str>,
     pub last_error: Option<&'a str>,
     pub mapper_hash: Option<&'a str>,
     pub event_type: Option<&'a str>,
@@ -122,7 +141,7 @@ pub struct Finish<'a> {
 }
 
 const DELIVERY_COLUMNS: &str = "id, provider, dedupe_key, method, path, headers, body, received_at, \
-     status, reason, attempts, last_error, mapper_hash, event_type, output";
+     status, reason, attempts, last_error, mapper_hash, event_type, output, claim_token";
 
 /// Rows per multi-row INSERT: 8 parameters each stays far below SQLite's
 /// and PostgreSQL's parameter limits.
@@ -180,6 +199,7 @@ fn delivery_row(r: &sqlx::any::AnyRow) -> Result<DeliveryRow, StoreError> {
         mapper_hash: r.try_get("mapper_hash")?,
         event_type: r.try_get("event_type")?,
         output: r.try_get("output")?,
+        claim_token: r.try_get("claim_token")?,
     })
 }
 
@@ -340,16 +360,18 @@ impl Store {
         row.as_ref().map(delivery_row).transpose()
     }
 
-    /// Claims up to `limit` deliveries of `providers` that are due (pending,
-    /// or processing with an expired lease after a crash), oldest first:
-    /// marks them processing until `lease_until` and counts the attempt.
-    /// On PostgreSQL concurrent hosts skip each other's rows.
+    /// Claims up to `limit` deliveries of `providers` that are due (pending
+    /// or retrying and due, or processing with an expired lease after a
+    /// crash), oldest first: marks them processing under a fresh claim
+    /// token for `lease`, and counts the attempt. Times come from the
+    /// database's clock on PostgreSQL (replicas' clocks may disagree) and
+    /// from this host's on SQLite (one host per file). On PostgreSQL
+    /// concurrent hosts skip each other's rows.
     pub async fn claim_deliveries(
         &self,
         providers: &[String],
         limit: u32,
-        now: &str,
-        lease_until: &str,
+        lease: std::time::Duration,
     ) -> Result<Vec<DeliveryRow>, StoreError> {
         if providers.is_empty() {
             return Ok(Vec::new());
@@ -358,20 +380,27 @@ impl Store {
             super::Backend::Postgres => " FOR UPDATE SKIP LOCKED",
             super::Backend::Sqlite => "",
         };
-        // Audited: only placeholders and constants are spliced in.
+        let Clock { now, until, unused } = self.clock(1, 2, 5);
+        // Audited: only placeholders, the clock's SQL and constants are
+        // spliced in.
         let sql = format!(
-            "UPDATE deliveries SET status = {processing}, attempts = attempts + 1, next_attempt_at = $2 \
+            "UPDATE deliveries SET status = {processing}, attempts = attempts + 1, \
+             next_attempt_at = {until}, claim_token = $4 \
              WHERE id IN (SELECT id FROM deliveries WHERE status IN ({claimable}) \
-             AND next_attempt_at <= $1 AND provider IN ({}) ORDER BY received_at, id LIMIT $3{skip}) \
+             AND next_attempt_at <= {now} AND provider IN ({}) AND {unused} \
+             ORDER BY received_at, id LIMIT $3{skip}) \
              RETURNING {DELIVERY_COLUMNS}",
-            params(4, providers.len()),
+            params(6, providers.len()),
             processing = DeliveryStatus::Processing.sql(),
             claimable = DeliveryStatus::sql_list(&DeliveryStatus::CLAIMABLE),
         );
+        let (now_arg, until_arg, millis) = Self::clock_args(lease);
         let mut q = sqlx::query(AssertSqlSafe(sql))
-            .bind(now)
-            .bind(lease_until)
-            .bind(i64::from(limit));
+            .bind(now_arg)
+            .bind(until_arg)
+            .bind(i64::from(limit))
+            .bind(new_claim_token())
+            .bind(millis);
         for p in providers {
             q = q.bind(p);
         }
@@ -384,6 +413,71 @@ impl Store {
         Ok(out)
     }
 
+    /// Extends the lease of the deliveries `claim_token` still holds;
+    /// returns how many it holds. A claim another worker took over after
+    /// the lease ran out is not extended.
+    pub async fn renew_claim(
+        &self,
+        claim_token: &str,
+        lease: std::time::Duration,
+    ) -> Result<u64, StoreError> {
+        let Clock { now, until, unused } = self.clock(1, 2, 4);
+        // Audited: only the clock's SQL and constants are spliced in.
+        let sql = format!(
+            "UPDATE deliveries SET next_attempt_at = {until} \
+             WHERE claim_token = $3 AND status = {processing} AND ({now} IS NOT NULL OR TRUE) AND {unused}",
+            processing = DeliveryStatus::Processing.sql(),
+        );
+        let (now_arg, until_arg, millis) = Self::clock_args(lease);
+        let done = sqlx::query(AssertSqlSafe(sql))
+            .bind(now_arg)
+            .bind(until_arg)
+            .bind(claim_token)
+            .bind(millis)
+            .execute(&self.write)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// "now" and "now + lease" as stored times, in SQL, from the
+    /// parameters `$now` and `$until` (this host's clock, text) and
+    /// `$millis` (the lease): PostgreSQL takes its own clock, so replicas
+    /// whose clocks disagree still agree on leases; SQLite (one host per
+    /// file) takes this host's.
+    fn clock(&self, now: usize, until: usize, millis: usize) -> Clock {
+        match self.backend {
+            super::Backend::Postgres => {
+                const FORMAT: &str = "'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'";
+                Clock {
+                    now: format!("to_char(clock_timestamp() AT TIME ZONE 'UTC', {FORMAT})"),
+                    until: format!(
+                        "to_char((clock_timestamp() + ${millis} * interval '1 millisecond') \
+                         AT TIME ZONE 'UTC', {FORMAT})"
+                    ),
+                    unused: format!("${now} = ${now} AND ${until} = ${until}"),
+                }
+            }
+            super::Backend::Sqlite => Clock {
+                now: format!("${now}"),
+                until: format!("${until}"),
+                unused: format!("${millis} = ${millis}"),
+            },
+        }
+    }
+
+    /// The values of [`Store::clock`]'s parameters: now, now + lease (this
+    /// host's clock) and the lease in milliseconds.
+    fn clock_args(lease: std::time::Duration) -> (String, String, i64) {
+        let now = chrono::Utc::now();
+        let delta = chrono::TimeDelta::from_std(lease).unwrap_or(chrono::TimeDelta::MAX);
+        let until = now.checked_add_signed(delta).unwrap_or(now);
+        (
+            super::timestamp(now),
+            super::timestamp(until),
+            i64::try_from(lease.as_millis()).unwrap_or(i64::MAX),
+        )
+    }
+
     /// Claims one delivery by id unless it is being processed right now:
     /// in any other state for a replay ([`Reclaim::Any`]), only while it
     /// waits for its first processing for `?wait=true` ([`Reclaim::Pending`]:
@@ -391,7 +485,7 @@ impl Store {
     pub async fn claim_delivery(
         &self,
         id: &str,
-        lease_until: &str,
+        lease: std::time::Duration,
         which: Reclaim,
     ) -> Result<Option<DeliveryRow>, StoreError> {
         let processing = DeliveryStatus::Processing.sql();
@@ -399,14 +493,20 @@ impl Store {
             Reclaim::Any => format!("status <> {processing}"),
             Reclaim::Pending => format!("status = {}", DeliveryStatus::Pending.sql()),
         };
-        // Audited: only constants are spliced in.
+        let Clock { now, until, unused } = self.clock(4, 2, 5);
+        // Audited: only the clock's SQL and constants are spliced in.
         let sql = format!(
-            "UPDATE deliveries SET status = {processing}, attempts = attempts + 1, next_attempt_at = $2 \
-             WHERE id = $1 AND {states} RETURNING {DELIVERY_COLUMNS}"
+            "UPDATE deliveries SET status = {processing}, attempts = attempts + 1, \
+             next_attempt_at = {until}, claim_token = $3 \
+             WHERE id = $1 AND {states} AND ({now} IS NOT NULL OR TRUE) AND {unused} RETURNING {DELIVERY_COLUMNS}"
         );
+        let (now_arg, until_arg, millis) = Self::clock_args(lease);
         let row = sqlx::query(AssertSqlSafe(sql))
             .bind(id)
-            .bind(lease_until)
+            .bind(until_arg)
+            .bind(new_claim_token())
+            .bind(now_arg)
+            .bind(millis)
             .fetch_optional(&self.write)
             .await?;
         row.as_ref().map(delivery_row).transpose()
@@ -414,10 +514,14 @@ impl Store {
 
     /// Records how several deliveries ended: one UPDATE joined to a VALUES
     /// list per chunk, in one transaction.
+    /// Only rows whose claim token still matches are written: a claim that
+    /// lost its lease to another worker records nothing. Returns how many
+    /// were written.
     pub async fn finish_deliveries(
         &self,
         finished: &[(&str, Finish<'_>)],
-    ) -> Result<(), StoreError> {
+    ) -> Result<u64, StoreError> {
+        let mut fenced = 0;
         let mut tx = self.write.begin().await?;
         for chunk in finished.chunks(INSERT_CHUNK) {
             // Audited: only numbered placeholders are spliced in. VALUES
@@ -426,9 +530,10 @@ impl Store {
                 "UPDATE deliveries SET status = v.column2, last_error = v.column3, \
                  mapper_hash = v.column4, event_type = v.column5, output = v.column6, \
                  next_attempt_at = v.column7, reason = v.column8, \
-                 attempts = deliveries.attempts - v.column9 \
-                 FROM (VALUES {}) AS v WHERE deliveries.id = v.column1",
-                value_rows(chunk.len(), 9)
+                 attempts = deliveries.attempts - v.column9, claim_token = NULL \
+                 FROM (VALUES {}) AS v WHERE deliveries.id = v.column1 \
+                 AND deliveries.claim_token = v.column10",
+                value_rows(chunk.len(), 10)
             );
             let mut q = sqlx::query(AssertSqlSafe(sql));
             for (id, f) in chunk {
@@ -441,12 +546,13 @@ impl Store {
                     .bind(f.output)
                     .bind(f.next_attempt_at)
                     .bind(f.reason.map(IgnoreReason::as_str))
-                    .bind(i64::from(f.refund_attempt));
+                    .bind(i64::from(f.refund_attempt))
+                    .bind(f.claim_token);
             }
-            q.execute(&mut *tx).await?;
+            fenced += q.execute(&mut *tx).await?.rows_affected();
         }
         tx.commit().await?;
-        Ok(())
+        Ok(fenced)
     }
 
     /// Deliveries matching `filter`, newest first, one page.
