@@ -17,9 +17,9 @@ use crate::action::{MapError, MapErrorKind, Mapped};
 use crate::mapper::{Delivery, LoadedMapper, ProviderApi};
 use crate::metrics::Metrics;
 use crate::provider_api::ProviderApis;
-use crate::reload::MapperRegistry;
+use crate::reload::{MapperRegistry, chain};
 use crate::store::{DeliveryRow, DeliveryStatus, Finish, IgnoreReason, Reclaim, Store, StoreError};
-use crate::tickets::{Applier, ApplyInput};
+use crate::tickets::{Applier, ApplyError, ApplyInput};
 
 /// A provider's mapper and its `mapper_config`.
 #[derive(Clone)]
@@ -129,8 +129,15 @@ impl Worker {
     /// due, every retry base delay (10 ms to 1 s).
     pub async fn run(self, shutdown: CancellationToken) {
         loop {
-            if let Err(e) = self.drain(&shutdown).await {
-                tracing::error!(error = %e, "delivery worker: store error");
+            // A claim or a finish that failed leaves every delivery
+            // claimable (a claim that did not commit claimed nothing; a
+            // claimed one's lease expires): the next round takes them.
+            match self.drain(&shutdown).await {
+                Err(e) if e.is_transient() => {
+                    tracing::warn!(error = %e, "delivery worker: store unavailable; trying again");
+                }
+                Err(e) => tracing::error!(error = %e, "delivery worker: store error"),
+                Ok(_) => {}
             }
             tokio::select! {
                 _ = shutdown.cancelled() => break,
@@ -234,7 +241,11 @@ impl Worker {
 
         let mut outcomes = Vec::with_capacity(rows.len());
         let mut retry_at = Vec::with_capacity(rows.len());
+        let mut refunds = Vec::with_capacity(rows.len());
         for (row, (_, m)) in rows.iter().zip(mapped.iter()) {
+            // A delivery that waits for a mapper, or for the store, has not
+            // been tried: its claim does not count as an attempt.
+            let mut refund = matches!(m, Mapping::NoMapper);
             let (outcome, at) = match m {
                 // No version serves (its file was removed, or no release
                 // passed its canary yet): the delivery waits, its attempt
@@ -291,6 +302,10 @@ impl Worker {
                                 None,
                             )
                         }
+                        Some(Err(ApplyError::Store(e))) if e.is_transient() => {
+                            refund = true;
+                            self.store_fault(row, &mapped.event_type, output, &e)
+                        }
                         Some(Err(e)) if e.is_retryable() => {
                             self.retry(row, Some(&mapped.event_type), Some(output), e.to_string())
                         }
@@ -324,6 +339,7 @@ impl Worker {
             self.metrics.delivery(&row.provider, counted);
             outcomes.push(outcome);
             retry_at.push(at);
+            refunds.push(refund);
         }
 
         let outputs: Vec<Option<String>> = outcomes
@@ -334,15 +350,14 @@ impl Worker {
             .iter()
             .zip(&mapped)
             .zip(outcomes.iter().zip(&outputs).zip(&retry_at))
-            .map(|((row, (hash, m)), ((o, output), at))| {
+            .zip(&refunds)
+            .map(|(((row, (hash, _)), ((o, output), at)), refund)| {
                 (
                     row.id.as_str(),
                     Finish {
                         status: o.status,
                         reason: o.reason,
-                        // A delivery that waits for a mapper has not been
-                        // tried: its claim does not count as an attempt.
-                        refund_attempt: matches!(m, Mapping::NoMapper),
+                        refund_attempt: *refund,
                         claim_token: row.claim_token.as_deref(),
                         last_error: o.error.as_deref(),
                         mapper_hash: hash.as_deref(),
@@ -353,7 +368,7 @@ impl Worker {
                 )
             })
             .collect();
-        let written = self.store.finish_deliveries(&finished).await?;
+        let written = self.finish(&finished).await?;
         if written < finished.len() as u64 {
             // Their lease ran out and another worker claimed them: its
             // outcome, not this one, is recorded (the `applied` record keeps
@@ -365,6 +380,52 @@ impl Worker {
         }
         drop(finished);
         Ok(outcomes)
+    }
+
+    /// Records the outcomes, trying a transient store fault again a few
+    /// times (a dropped connection is usually replaced at once). If it
+    /// still fails the deliveries stay `processing` until their lease
+    /// expires and are claimed again: those applied already are found in
+    /// the `applied` table and change nothing the second time.
+    async fn finish(&self, finished: &[(&str, Finish<'_>)]) -> Result<u64, StoreError> {
+        let mut tries = 1;
+        loop {
+            match self.store.finish_deliveries(finished).await {
+                Err(e) if e.is_transient() && tries < FINISH_TRIES => {
+                    tracing::warn!(error = %e, tries, "recording outcomes failed; trying again");
+                    let pause = self.policy.delay(tries).min(Duration::from_secs(1));
+                    tokio::time::sleep(pause).await;
+                    tries += 1;
+                }
+                done => return done,
+            }
+        }
+    }
+
+    /// Tries again after a transient store fault (a lost connection, a
+    /// full disk, a lock): the database's trouble, not the delivery's, so
+    /// it never fails or dead-letters the delivery, and its attempt is
+    /// refunded. The delay is the one of its current attempt: it does not
+    /// grow while the store is down, so the backlog moves soon after the
+    /// store is back.
+    fn store_fault(
+        &self,
+        row: &DeliveryRow,
+        event_type: &str,
+        output: Value,
+        error: &StoreError,
+    ) -> (Outcome, Option<String>) {
+        tracing::warn!(provider = %row.provider, delivery = %row.id, error = %error, "store unavailable; delivery retried");
+        let attempts = u32::try_from(row.attempts).unwrap_or(u32::MAX);
+        let delay = chrono::TimeDelta::from_std(self.policy.delay(attempts)).unwrap_or_default();
+        let outcome = Outcome {
+            status: DeliveryStatus::Retrying,
+            reason: None,
+            event_type: Some(event_type.to_owned()),
+            output: Some(output),
+            error: Some(format!("store unavailable: {}", chain(error))),
+        };
+        (outcome, Some(stamp(chrono::Utc::now() + delay)))
     }
 
     /// Runs every delivery through its provider's mapper, spread over the
@@ -457,6 +518,9 @@ impl From<&DeliveryRow> for Delivery {
 
 /// Deliveries claimed, mapped and applied together.
 const BATCH: u32 = 64;
+
+/// Tries at recording a batch's outcomes before leaving them to the lease.
+const FINISH_TRIES: u32 = 3;
 
 /// What a mapper made of one delivery.
 enum Mapping {

@@ -22,7 +22,7 @@ impl Deref for TestDb {
     }
 }
 
-fn postgres_admin_url() -> String {
+pub fn postgres_admin_url() -> String {
     std::env::var("SLUICE_TEST_POSTGRES")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
 }
@@ -67,6 +67,11 @@ pub async fn postgres() -> TestDb {
 }
 
 impl TestDb {
+    /// The PostgreSQL database's name; `None` on SQLite.
+    pub fn postgres_name(&self) -> Option<&str> {
+        self.postgres_db.as_deref()
+    }
+
     /// Runs `sql` on its own connection: for setting up rows as an older
     /// version of the host would have left them.
     pub async fn execute(&self, sql: &str) {

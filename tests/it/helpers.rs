@@ -1,8 +1,14 @@
 //! Locating (and, when missing, building) components and the workspace.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use host::store::{DeliveryFilter, DeliveryRow, DeliveryStatus, Store, TicketFilter};
+use serde_json::Value;
 
 /// The workspace root.
 pub fn workspace() -> PathBuf {
@@ -102,7 +108,7 @@ pub fn start_host(config: &Path, env: &[(&str, &str)]) -> HostProcess {
     });
     let addr = loop {
         let line = rx
-            .recv_timeout(std::time::Duration::from_secs(30))
+            .recv_timeout(Duration::from_secs(30))
             .expect("host serve logged its address");
         if let Some(rest) = line.split("addr=").nth(1) {
             break rest.split_whitespace().next().expect("address").to_owned();
@@ -136,5 +142,212 @@ impl Running {
     pub async fn stop(self) {
         self.shutdown.cancel();
         self.server.await.expect("app task");
+    }
+}
+
+/// A fixture of the built-in Bitbucket mapper.
+pub fn bitbucket_fixture(name: &str) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(fixtures("bitbucket").join(name)).unwrap())
+        .unwrap()
+}
+
+/// POSTs a Bitbucket delivery to `base` (`http://host:port`), signed, with
+/// a fresh request id; `query` is empty or starts with `?`.
+pub async fn post_bitbucket(
+    http: &reqwest::Client,
+    base: &str,
+    event: &str,
+    body: Vec<u8>,
+    query: &str,
+) -> reqwest::Result<reqwest::Response> {
+    http.post(format!("{base}/hooks/bitbucket{query}"))
+        .header("x-event-key", event)
+        .header("x-hub-signature", bitbucket_signature(&body))
+        .header("x-request-uuid", uuid::Uuid::new_v4().to_string())
+        .body(body)
+        .timeout(Duration::from_secs(20))
+        .send()
+        .await
+}
+
+/// The `x-hub-signature` of a Bitbucket delivery signed with the suite's
+/// secret (`bb-secret-0123456789`).
+pub fn bitbucket_signature(body: &[u8]) -> String {
+    use hmac::{Hmac, Mac};
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(b"bb-secret-0123456789").unwrap();
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+/// Every stored delivery, page by page.
+pub async fn all_deliveries(store: &Store) -> Vec<DeliveryRow> {
+    let mut all = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = store
+            .find_deliveries(&DeliveryFilter {
+                limit: 500,
+                cursor: cursor.clone(),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        all.extend(page.items);
+        match page.next {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    all
+}
+
+/// Polls until no delivery waits (pending, retrying or processing), within
+/// `secs`.
+pub async fn until_inbox_empty(store: &Store, secs: u64) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let depth = store.inbox_depth().await.unwrap();
+        if depth == 0 {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{depth} deliveries still waiting after {secs} s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// After a load of comments (external ids `comment:N`) on the one PR
+/// ticket: every stored delivery is applied (none failed, dead or
+/// waiting), every acknowledged comment is there exactly once, no comment
+/// twice, and each has one history row.
+pub async fn assert_comments_applied_once(store: &Store, acked: &BTreeSet<String>) {
+    let all = all_deliveries(store).await;
+    assert!(
+        all.iter().all(|d| d.status == DeliveryStatus::Applied),
+        "{:?}",
+        all.iter()
+            .filter(|d| d.status != DeliveryStatus::Applied)
+            .map(|d| (&d.status, &d.last_error))
+            .collect::<Vec<_>>()
+    );
+    let tickets = store
+        .find(&TicketFilter {
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .items;
+    assert_eq!(tickets.len(), 1);
+    let comments = store.comments(&tickets[0].guid).await.unwrap();
+    let mut seen: BTreeMap<String, usize> = Default::default();
+    for c in &comments {
+        *seen
+            .entry(c.external_id.clone().unwrap_or_default())
+            .or_default() += 1;
+    }
+    assert!(
+        seen.values().all(|n| *n == 1),
+        "duplicated: {:?}",
+        seen.iter().filter(|(_, n)| **n > 1).collect::<Vec<_>>()
+    );
+    let missing: Vec<_> = acked.iter().filter(|id| !seen.contains_key(*id)).collect();
+    assert!(missing.is_empty(), "acknowledged but lost: {missing:?}");
+    // Stored = the PR + every comment delivery that reached the inbox
+    // (acknowledged, or committed while its answer was lost).
+    assert_eq!(comments.len() + 1, all.len());
+    let history = store.history(&tickets[0].guid, None, 10_000).await.unwrap();
+    assert_eq!(
+        history.iter().filter(|h| h.kind == "comment").count(),
+        comments.len()
+    );
+}
+
+/// Deliveries a [`CommentLoad`] has in flight at once.
+const LANES: usize = 8;
+
+/// `total` signed comments (external ids `comment:N`) on the PR of
+/// `pr_created_other_branch.json`, over real HTTP, `LANES` at a time.
+/// A refused one (a 5xx, or no answer) is not acknowledged and not sent
+/// again.
+pub struct CommentLoad {
+    acked: Arc<Mutex<BTreeSet<String>>>,
+    acks: Arc<AtomicUsize>,
+    refused: Arc<AtomicUsize>,
+    lanes: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl CommentLoad {
+    pub fn start(base: &str, total: usize) -> CommentLoad {
+        let comment = bitbucket_fixture("pr_comment.json");
+        let http = reqwest::Client::new();
+        let (acked, acks, refused) = Default::default();
+        let mut load = CommentLoad {
+            acked,
+            acks,
+            refused,
+            lanes: Vec::new(),
+        };
+        for lane in 0..LANES {
+            let (acked, acks, refused) =
+                (load.acked.clone(), load.acks.clone(), load.refused.clone());
+            let (http, base) = (http.clone(), base.to_owned());
+            let mut body = comment["delivery"]["body"].clone();
+            load.lanes.push(tokio::spawn(async move {
+                for i in (lane..total).step_by(LANES) {
+                    body["comment"]["id"] = Value::from(10_000 + i);
+                    body["comment"]["content"]["raw"] = Value::from(format!("load comment {i}"));
+                    let body = body.to_string().into_bytes();
+                    match post_bitbucket(&http, &base, "pullrequest:comment_created", body, "")
+                        .await
+                    {
+                        Ok(r) if r.status().is_success() => {
+                            acked
+                                .lock()
+                                .unwrap()
+                                .insert(format!("comment:{}", 10_000 + i));
+                            acks.fetch_add(1, Ordering::SeqCst);
+                        }
+                        _ => {
+                            refused.fetch_add(1, Ordering::SeqCst);
+                        }
+                    }
+                }
+            }));
+        }
+        load
+    }
+
+    pub fn acks(&self) -> usize {
+        self.acks.load(Ordering::SeqCst)
+    }
+
+    pub fn refused(&self) -> usize {
+        self.refused.load(Ordering::SeqCst)
+    }
+
+    /// Polls until `pred` holds, within 60 s; false if the load ended first.
+    pub async fn until(&self, what: &str, pred: impl Fn(&CommentLoad) -> bool) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if pred(self) {
+                return true;
+            }
+            if self.lanes.iter().all(|l| l.is_finished()) {
+                return pred(self);
+            }
+            assert!(Instant::now() < deadline, "load: no {what} within 60 s");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    /// Waits for every lane; the acknowledged comments' external ids.
+    pub async fn finish(self) -> BTreeSet<String> {
+        for lane in self.lanes {
+            lane.await.unwrap();
+        }
+        self.acked.lock().unwrap().clone()
     }
 }

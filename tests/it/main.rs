@@ -9,6 +9,7 @@ mod bounds;
 mod cache;
 mod crash;
 mod db;
+mod faults;
 mod helpers;
 mod ingress;
 mod mappers;

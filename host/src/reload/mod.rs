@@ -313,8 +313,9 @@ impl Reloader {
 }
 
 /// An error and its sources, `: `-joined: a refusal's reason must say why
-/// (e.g. which import is missing), not only that it failed.
-fn chain(e: &dyn std::error::Error) -> String {
+/// (e.g. which import is missing), not only that it failed; a store
+/// error's own message is generic too.
+pub(crate) fn chain(e: &dyn std::error::Error) -> String {
     let mut out = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {

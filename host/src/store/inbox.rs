@@ -513,10 +513,11 @@ impl Store {
     }
 
     /// Records how several deliveries ended: one UPDATE joined to a VALUES
-    /// list per chunk, in one transaction.
-    /// Only rows whose claim token still matches are written: a claim that
-    /// lost its lease to another worker records nothing. Returns how many
-    /// were written.
+    /// list per chunk, in one transaction. Only rows still `processing`
+    /// under the same claim token are written: a claim that lost its lease
+    /// to another worker records nothing, and running it again after a
+    /// commit whose answer was lost (a dropped connection) changes nothing
+    /// and refunds no attempt twice. Returns how many were written.
     pub async fn finish_deliveries(
         &self,
         finished: &[(&str, Finish<'_>)],
@@ -524,16 +525,17 @@ impl Store {
         let mut fenced = 0;
         let mut tx = self.write.begin().await?;
         for chunk in finished.chunks(INSERT_CHUNK) {
-            // Audited: only numbered placeholders are spliced in. VALUES
-            // columns are `column1`… in both dialects.
+            // Audited: only numbered placeholders and a constant are
+            // spliced in. VALUES columns are `column1`… in both dialects.
             let sql = format!(
                 "UPDATE deliveries SET status = v.column2, last_error = v.column3, \
                  mapper_hash = v.column4, event_type = v.column5, output = v.column6, \
                  next_attempt_at = v.column7, reason = v.column8, \
                  attempts = deliveries.attempts - v.column9, claim_token = NULL \
                  FROM (VALUES {}) AS v WHERE deliveries.id = v.column1 \
-                 AND deliveries.claim_token = v.column10",
-                value_rows(chunk.len(), 10)
+                 AND deliveries.claim_token = v.column10 AND deliveries.status = {processing}",
+                value_rows(chunk.len(), 10),
+                processing = DeliveryStatus::Processing.sql(),
             );
             let mut q = sqlx::query(AssertSqlSafe(sql));
             for (id, f) in chunk {

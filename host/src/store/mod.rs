@@ -11,6 +11,7 @@
 //! transactions never race for the database lock; reads use their own pool.
 //! On PostgreSQL a ticket is locked (`FOR UPDATE`) before it is changed.
 
+mod fault;
 mod group;
 mod inbox;
 mod query;
@@ -19,11 +20,13 @@ mod rows;
 mod status;
 mod tx;
 
+use std::future::Future;
+use std::pin::Pin;
 use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{AnyPool, AssertSqlSafe, Executor};
+use sqlx::{AnyPool, AssertSqlSafe, Connection, Executor};
 use thiserror::Error;
 
 pub use group::{InboxEntry, InboxWriter};
@@ -56,21 +59,19 @@ pub enum StoreError {
 }
 
 impl StoreError {
-    /// A failure worth retrying: lock contention, a dropped connection, a
-    /// serialization conflict or deadlock (PostgreSQL).
+    /// A failure worth retrying, because the database, not the data, is in
+    /// trouble: a lost or refused connection (failover, restart, too many
+    /// connections), a full disk or an I/O error, lock contention, a
+    /// serialization conflict or deadlock, or no pooled connection in time.
+    /// The codes are in `fault.rs`.
     pub fn is_transient(&self) -> bool {
         match self {
-            StoreError::Query(sqlx::Error::Database(db)) => {
-                let code = db.code().unwrap_or_default();
-                // SQLite BUSY/LOCKED; PostgreSQL serialization failure,
-                // deadlock, lock timeout.
-                matches!(
-                    code.as_ref(),
-                    "5" | "6" | "517" | "40001" | "40P01" | "55P03"
-                )
-            }
+            StoreError::Query(sqlx::Error::Database(db)) => fault::database_error(db.as_ref()),
             StoreError::Query(
-                sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed,
+                sqlx::Error::Io(_)
+                | sqlx::Error::PoolTimedOut
+                | sqlx::Error::PoolClosed
+                | sqlx::Error::WorkerCrashed,
             ) => true,
             _ => false,
         }
@@ -138,6 +139,7 @@ impl Store {
                     AnyPoolOptions::new()
                         .max_connections(max)
                         .acquire_timeout(limits.acquire_timeout)
+                        .after_release(outside_transaction)
                         .after_connect(|conn, _| {
                             Box::pin(async move {
                                 conn.execute(
@@ -167,6 +169,7 @@ impl Store {
                 let pool = AnyPoolOptions::new()
                     .max_connections(16)
                     .acquire_timeout(limits.acquire_timeout)
+                    .after_release(outside_transaction)
                     .after_connect(move |conn, _| {
                         Box::pin(async move {
                             conn.execute(AssertSqlSafe(format!(
@@ -232,6 +235,29 @@ impl Store {
         self.write.close().await;
         self.read.close().await;
     }
+}
+
+/// Keeps a released connection only once it is outside any transaction.
+///
+/// A COMMIT or ROLLBACK that fails (SQLite's disk full or I/O error, which
+/// may have ended the transaction already) leaves sqlx's count of open
+/// transactions above zero. Such a connection would run the next
+/// transaction as a savepoint inside a stale one that is never committed:
+/// inbox writes reported stored, and acknowledged, that no other
+/// connection ever sees. A dropped transaction's rollback is only queued,
+/// so it is run (by the ping) before the count is read again; a connection
+/// still counting a transaction is closed, and the pool opens a fresh one.
+fn outside_transaction(
+    conn: &mut sqlx::AnyConnection,
+    _: sqlx::pool::PoolConnectionMetadata,
+) -> Pin<Box<dyn Future<Output = Result<bool, sqlx::Error>> + Send + '_>> {
+    Box::pin(async move {
+        if !conn.is_in_transaction() {
+            return Ok(true);
+        }
+        conn.ping().await?;
+        Ok(!conn.is_in_transaction())
+    })
 }
 
 fn normalise(url: &str) -> (Backend, String) {
@@ -300,6 +326,29 @@ mod tests {
         );
         assert_eq!(normalise("sqlite::memory:").0, Backend::Sqlite);
         assert_eq!(normalise("postgres://u@h/db").0, Backend::Postgres);
+    }
+
+    #[test]
+    fn lost_connections_and_pool_waits_are_transient() {
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset");
+        for e in [
+            sqlx::Error::Io(io),
+            sqlx::Error::PoolTimedOut,
+            sqlx::Error::PoolClosed,
+            sqlx::Error::WorkerCrashed,
+        ] {
+            assert!(StoreError::Query(e).is_transient());
+        }
+        for e in [
+            StoreError::Query(sqlx::Error::RowNotFound),
+            StoreError::Query(sqlx::Error::Protocol("bad message".into())),
+            StoreError::Corrupt {
+                column: "x",
+                reason: "y".into(),
+            },
+        ] {
+            assert!(!e.is_transient(), "{e:?}");
+        }
     }
 
     #[test]
