@@ -88,7 +88,9 @@ async fn acknowledged(addr: &str) {
                 let resp = http
                     .post(format!("http://{addr}/hooks/github"))
                     .header("x-hub-signature-256", sign(b"gh-secret-0123456789", body.as_bytes()))
-                    .header("x-github-delivery", format!("load-{i}"))
+                    // Random like GitHub's own: a sequential id would make the
+                    // dedupe index cheaper than any real provider's.
+                    .header("x-github-delivery", uuid::Uuid::new_v4().to_string())
                     .header("x-github-event", "pull_request")
                     .body(body)
                     .send()

@@ -53,10 +53,18 @@ impl DedupeKey {
     }
 }
 
-/// The body-hash key: the fallback dedupe key, and the second key that
-/// makes a replayed body a duplicate.
+/// The body-hash dedupe key, the fallback when a delivery carries no id.
 pub fn body_hash(body: &[u8]) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(body)))
+}
+
+/// The second key that makes a replayed body a duplicate: the first 128
+/// bits of its SHA-256, as hex. Half the length of [`body_hash`], because it
+/// is indexed for every delivery of the providers that use it and the index
+/// is on the acknowledgement's path; 128 bits are ample against accidental
+/// collisions, and a forged collision would need a valid signature too.
+pub fn body_key(body: &[u8]) -> String {
+    hex::encode(&Sha256::digest(body)[..16])
 }
 
 #[cfg(test)]

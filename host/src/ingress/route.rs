@@ -16,7 +16,7 @@ use axum::routing::post;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 
-use super::dedupe::{DedupeKey, body_hash};
+use super::dedupe::{DedupeKey, body_key};
 use super::handshake::{Handshake, HandshakeError, SECRET_HEADER};
 use super::presets::preset;
 use super::verify::{Scheme, Unverified, Verifier};
@@ -228,7 +228,7 @@ async fn receive(
         });
     }
     let dedupe_key = provider.dedupe.extract(verified.headers(), verified.body());
-    let body_key = provider.replay_dedupe.then(|| body_hash(verified.body()));
+    let body_key = provider.replay_dedupe.then(|| body_key(verified.body()));
     let id = uuid::Uuid::new_v4().simple().to_string();
     let path = match uri.query() {
         Some(q) => format!("{}?{q}", uri.path()),
