@@ -70,13 +70,7 @@ pub fn body_key(body: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn h(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
-    }
+    use crate::ingress::tests::h;
 
     #[test]
     fn keys_come_from_headers_fields_or_the_body() {

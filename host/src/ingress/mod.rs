@@ -14,4 +14,4 @@ pub mod route;
 pub mod verify;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -56,11 +56,7 @@ impl Redaction {
             r.query.extend(query.iter().cloned());
         }
         r.query.extend(handshake_query.map(str::to_owned));
-        r.headers.sort();
-        r.headers.dedup();
-        r.query.sort();
-        r.query.dedup();
-        r
+        r.normalised()
     }
 
     /// For rows of a provider no longer configured: every preset's token
@@ -78,11 +74,16 @@ impl Redaction {
             r.headers.extend(one.headers);
             r.query.extend(one.query);
         }
-        r.headers.sort();
-        r.headers.dedup();
-        r.query.sort();
-        r.query.dedup();
-        r
+        r.normalised()
+    }
+
+    /// Each name once, in order.
+    fn normalised(mut self) -> Self {
+        self.headers.sort();
+        self.headers.dedup();
+        self.query.sort();
+        self.query.dedup();
+        self
     }
 
     /// `headers` (names lower-cased) with secret values replaced.
@@ -109,11 +110,8 @@ impl Redaction {
             .split('&')
             .map(|pair| {
                 let name = pair.split_once('=').map_or(pair, |(k, _)| k);
-                if self
-                    .query
-                    .iter()
-                    .any(|q| super::verify::percent_decode(name) == *q)
-                {
+                let decoded = super::verify::percent_decode(name);
+                if self.query.contains(&decoded) {
                     format!("{name}={REDACTED}")
                 } else {
                     pair.to_owned()
@@ -121,16 +119,6 @@ impl Redaction {
             })
             .collect();
         format!("{path}?{}", pairs.join("&"))
-    }
-}
-
-impl Provider {
-    /// What this provider's deliveries must not keep.
-    pub fn redaction(&self) -> Redaction {
-        Redaction::new(
-            &self.verifier.scheme,
-            self.handshake.as_ref().map(|h| h.token_query()),
-        )
     }
 }
 
@@ -146,7 +134,7 @@ pub async fn redact_stored(
     for provider in store.unredacted_providers().await? {
         let redaction = providers
             .get(&provider)
-            .map_or_else(|| fallback.clone(), Provider::redaction);
+            .map_or_else(|| fallback.clone(), |p| p.redaction.clone());
         changed += store
             .redact_deliveries(&provider, |path, headers| {
                 (redaction.path(path), redaction.headers(headers))
@@ -165,13 +153,7 @@ pub async fn redact_stored(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn h(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
-    }
+    use crate::ingress::tests::h;
 
     #[test]
     fn token_headers_and_parameters_are_redacted_signatures_kept() {

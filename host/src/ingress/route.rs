@@ -19,6 +19,7 @@ use serde_json::{Value, json};
 use super::dedupe::{DedupeKey, body_key};
 use super::handshake::{Handshake, HandshakeError, SECRET_HEADER};
 use super::presets::preset;
+use super::redact::Redaction;
 use super::verify::{Scheme, Unverified, Verifier};
 use crate::api::ApiError;
 use crate::config::{DedupeConfig, ProviderConfig};
@@ -36,6 +37,9 @@ pub struct Provider {
     pub dedupe: DedupeKey,
     /// The body's hash is a second dedupe key (replayed captures).
     pub replay_dedupe: bool,
+    /// What its deliveries must not keep (the verification token), worked
+    /// out once from the scheme.
+    pub redaction: Redaction,
     pub body_limit: usize,
     /// Signing secrets come from handshakes (Asana), not the config.
     pub handshake: Option<Handshake>,
@@ -93,8 +97,10 @@ impl Provider {
                 scheme.clone(),
             )
         });
+        let redaction = Redaction::new(&scheme, handshake.as_ref().map(Handshake::token_query));
         Some(Provider {
             name: name.to_owned(),
+            redaction,
             handshake,
             preset: preset_name,
             verifier: Verifier {
@@ -236,7 +242,7 @@ async fn receive(
     };
     // The verification token has done its job: nothing downstream (the
     // store, the API, the mapper) gets to see it.
-    let redaction = provider.redaction();
+    let redaction = &provider.redaction;
     let stored = state
         .inbox
         .store(InboxEntry {

@@ -16,6 +16,14 @@ const PACHCA_BODY: &str =
     r#"{"type":"message","event":"new","id":1,"webhook_timestamp":1763800000}"#;
 const PACHCA_SIG: &str = "42b406e1ffe522b231ddeabd6c147b2a7d5d8ac14430f391e72d18674fcc8239";
 
+/// Header pairs as ingress keeps them, for tests.
+pub(crate) fn h(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
 struct Case {
     name: &'static str,
     provider: &'static str,
