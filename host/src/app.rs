@@ -177,12 +177,20 @@ fn providers(config: &Config) -> BTreeMap<String, Provider> {
 /// rows stored before ingress did (see `ingress::redact`): whatever reads
 /// deliveries next — the API, the CLI, a mapper — sees none.
 pub async fn open_store(config: &Config) -> Result<Store, AppError> {
+    open_store_for(config, &providers(config)).await
+}
+
+/// [`open_store`] with the webhook senders already built from `config`.
+async fn open_store_for(
+    config: &Config,
+    providers: &BTreeMap<String, Provider>,
+) -> Result<Store, AppError> {
     let limits = DbLimits {
         acquire_timeout: Duration::from_millis(config.database_acquire_timeout_ms),
         statement_timeout: Duration::from_millis(config.database_statement_timeout_ms),
     };
     let store = Store::open_with(&config.database, limits).await?;
-    crate::ingress::redact::redact_stored(&store, &providers(config)).await?;
+    crate::ingress::redact::redact_stored(&store, providers).await?;
     Ok(store)
 }
 
@@ -202,7 +210,8 @@ pub struct App {
 
 impl App {
     pub async fn build(config: &Config) -> Result<App, AppError> {
-        let store = open_store(config).await?;
+        let providers = providers(config);
+        let store = open_store_for(config, &providers).await?;
         let applier = Applier {
             workflow: config.workflow(),
             branches: config.branches(),
@@ -244,7 +253,6 @@ impl App {
             &reloader,
         )?;
         let mappers = (!reloader.sources().is_empty()).then(|| reloader.registry().clone());
-        let providers = providers(config);
         Ok(App {
             listener,
             providers: Arc::new(providers),
