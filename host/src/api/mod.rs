@@ -10,6 +10,7 @@ mod bounds;
 mod deliveries;
 mod error;
 mod mappers;
+mod outbox;
 mod params;
 mod tickets;
 
@@ -22,6 +23,7 @@ pub use auth::Tokens;
 pub use bounds::bounded;
 pub use deliveries::{detail as delivery_json, summary as delivery_summary_json};
 pub use error::ApiError;
+pub use outbox::{detail as outbox_detail, summary as outbox_summary};
 
 use crate::store::Store;
 use crate::tickets::Applier;
@@ -86,6 +88,13 @@ pub fn router(state: ApiState) -> Router {
             axum::routing::post(deliveries::replay_one),
         )
         .route("/v1/mappers", get(mappers::list))
+        .route("/v1/outbox", get(outbox::list))
+        .route("/v1/outbox/retry", axum::routing::post(outbox::retry_many))
+        .route("/v1/outbox/{id}", get(outbox::show))
+        .route(
+            "/v1/outbox/{id}/retry",
+            axum::routing::post(outbox::retry_one),
+        )
         .route(
             "/v1/openapi.json",
             get(move || {
@@ -139,13 +148,16 @@ async fn readyz(
 async fn metrics(
     axum::extract::State(state): axum::extract::State<ApiState>,
 ) -> ([(axum::http::HeaderName, &'static str); 1], String) {
-    let depth = state.store.inbox_depth().await.unwrap_or(-1);
+    let depths = crate::metrics::Depths {
+        inbox: state.store.inbox_depth().await.unwrap_or(-1),
+        outbox: state.store.outbox_depth().await.unwrap_or(-1),
+    };
     (
         [(
             axum::http::header::CONTENT_TYPE,
             "text/plain; version=0.0.4",
         )],
-        state.metrics.render(depth),
+        state.metrics.render(depths),
     )
 }
 

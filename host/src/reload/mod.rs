@@ -22,14 +22,13 @@ use std::time::Duration;
 use thiserror::Error;
 
 pub use canary::{CanaryReport, CaseFailure};
-pub use registry::{Availability, MapperRegistry, ProviderState, Refusal, Version};
+pub use registry::{Availability, MapperRegistry, ProviderMapper, ProviderState, Refusal, Version};
 
 use crate::config::Config;
 use crate::mapper::{
     ArtifactCache, ArtifactKey, CacheError, EngineSettings, MapperEngine, MapperError,
 };
 use crate::metrics::Metrics;
-use crate::worker::ProviderMapper;
 
 #[derive(Debug, Error)]
 pub enum ReloadError {
