@@ -14,6 +14,8 @@ use crate::action::{Action, Priority};
 pub struct TicketChange {
     /// Unique per (change, provider) and stable across retries.
     pub id: String,
+    /// The provider whose rules are asked.
+    pub provider: String,
     /// RFC 3339, UTC.
     pub at: String,
     /// The provider whose delivery (or capture) caused it; `None` for the
@@ -259,6 +261,7 @@ impl TicketChange {
     pub fn to_json(&self) -> Value {
         json!({
             "id": self.id,
+            "provider": self.provider,
             "at": self.at,
             "origin": self.origin,
             "ticket": self.ticket.as_ref().map(TicketView::to_json),
@@ -271,8 +274,9 @@ impl TicketChange {
 impl TicketChange {
     /// Reads the rendering of [`TicketChange::to_json`] back, as outbound
     /// fixtures write it: everything but `what` may be left out (a ticket's
-    /// missing fields take plain defaults). Errors name the key at fault.
-    pub fn from_json(v: &Value) -> Result<TicketChange, String> {
+    /// missing fields take plain defaults, `provider` is `default_provider`).
+    /// Errors name the key at fault.
+    pub fn from_json(v: &Value, default_provider: &str) -> Result<TicketChange, String> {
         let obj = v.as_object().ok_or("`change` must be an object")?;
         let text = |o: &Map<String, Value>, k: &str| -> Result<Option<String>, String> {
             match o.get(k) {
@@ -328,6 +332,7 @@ impl TicketChange {
         };
         Ok(TicketChange {
             id: text(obj, "id")?.unwrap_or_else(|| "1".into()),
+            provider: text(obj, "provider")?.unwrap_or_else(|| default_provider.to_owned()),
             at: text(obj, "at")?.unwrap_or_else(|| "2026-01-01T00:00:00.000000Z".into()),
             origin: text(obj, "origin")?,
             ticket,

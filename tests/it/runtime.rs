@@ -241,6 +241,7 @@ fn a_component_built_against_0_1_keeps_loading_and_mapping_both_ways() {
     let ticket = TicketView::from_json(&serde_json::json!({"guid": "abc"})).expect("ticket");
     let change = |what| TicketChange {
         id: "7".into(),
+        provider: "legacy".into(),
         at: "2026-01-01T00:00:00.000000Z".into(),
         origin: Some("github".into()),
         ticket: Some(ticket.clone()),

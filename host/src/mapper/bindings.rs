@@ -503,6 +503,7 @@ pub fn change_v2(c: &TicketChange) -> Option<wit::TicketChange> {
         };
         Some(wit::TicketChange {
             id: c.id.clone(),
+            provider: c.provider.clone(),
             at: c.at.clone(),
             origin: c.origin.clone(),
             ticket: c.ticket.as_ref().map(Into::into),

@@ -44,6 +44,7 @@ pub fn change_of(
         .collect();
     Ok(TicketChange {
         id: format!("{}", row.id),
+        provider: row.provider.clone(),
         at: h.at.clone(),
         origin: h.origin.clone(),
         ticket,
