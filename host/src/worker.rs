@@ -246,6 +246,20 @@ impl Worker {
                 Mapping::Mapped(mapped) => {
                     let mut output = mapped.to_json();
                     match applied.next() {
+                        // Every action was our own record coming back.
+                        Some(Ok(out))
+                            if !out.actions.is_empty() && out.actions.iter().all(|a| a.echo) =>
+                        {
+                            output["applied"] =
+                                serde_json::to_value(&out.actions).unwrap_or(Value::Null);
+                            (
+                                Outcome {
+                                    output: Some(output),
+                                    ..ignored(Some(mapped), IgnoreReason::Echo, None)
+                                },
+                                None,
+                            )
+                        }
                         Some(Ok(out)) => {
                             output["applied"] =
                                 serde_json::to_value(&out.actions).unwrap_or(Value::Null);
@@ -263,6 +277,23 @@ impl Worker {
                         Some(Err(ApplyError::Store(e))) if e.is_transient() => {
                             refund = true;
                             self.store_fault(row, &mapped.event_type, output, &e)
+                        }
+                        // Waiting for the host's own send to finish is no
+                        // fault of the delivery: not an attempt.
+                        Some(Err(e @ ApplyError::EchoPending { .. })) => {
+                            refund = true;
+                            let delay = chrono::TimeDelta::from_std(self.policy.delay(1))
+                                .unwrap_or_default();
+                            (
+                                Outcome {
+                                    status: DeliveryStatus::Retrying,
+                                    reason: None,
+                                    event_type: Some(mapped.event_type.clone()),
+                                    output: Some(output),
+                                    error: Some(e.to_string()),
+                                },
+                                Some(stamp(chrono::Utc::now() + delay)),
+                            )
                         }
                         Some(Err(e)) if e.is_retryable() => {
                             self.retry(row, Some(&mapped.event_type), Some(output), e.to_string())

@@ -71,6 +71,7 @@ impl From<ApplyError> for ApiError {
                 ApiError::NotFound(format!("no ticket found for {reference}"))
             }
             ApplyError::NotFound(guid) => ApiError::NotFound(format!("no ticket `{guid}`")),
+            e @ ApplyError::EchoPending { .. } => ApiError::Conflict(e.to_string()),
             ApplyError::Store(s) => ApiError::Store(s),
         }
     }

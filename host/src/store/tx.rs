@@ -263,6 +263,26 @@ impl Tx {
         Ok(row.is_some())
     }
 
+    /// Whether a comment of ticket `guid` is being sent to `provider` now
+    /// (claimed, its answer not recorded yet): only a comment sent can
+    /// come back as a comment.
+    pub async fn comment_in_flight(
+        &mut self,
+        provider: &str,
+        guid: &str,
+    ) -> Result<bool, StoreError> {
+        let row = sqlx::query(
+            "SELECT 1 AS one FROM outbox o JOIN history h ON h.id = o.history_id \
+             WHERE o.provider = $1 AND o.ticket_guid = $2 AND o.status = 'processing' \
+             AND h.kind = 'comment' LIMIT 1",
+        )
+        .bind(provider)
+        .bind(guid)
+        .fetch_optional(&mut *self.tx)
+        .await?;
+        Ok(row.is_some())
+    }
+
     /// Remembers records the host made at a provider (echo captures).
     pub async fn remember_echoes(
         &mut self,

@@ -76,6 +76,13 @@ pub enum ApplyError {
     },
     #[error("no ticket `{0}`")]
     NotFound(String),
+    /// A comment from a provider the host is sending a comment of this
+    /// ticket to right now: it may be the echo of that request, whose
+    /// answer (and echo id) is not recorded yet, so it waits for that.
+    #[error(
+        "action {index}: a comment of this ticket is being sent to `{provider}`; waiting to tell its echo from a new comment"
+    )]
+    EchoPending { index: usize, provider: String },
     #[error("ticket store")]
     Store(#[from] StoreError),
 }
@@ -86,6 +93,7 @@ impl ApplyError {
     pub fn is_retryable(&self) -> bool {
         match self {
             ApplyError::Unresolved { may_appear, .. } => *may_appear,
+            ApplyError::EchoPending { .. } => true,
             ApplyError::Store(e) => e.is_transient(),
             ApplyError::Invalid(_) | ApplyError::NotFound(_) => false,
         }
@@ -253,7 +261,10 @@ impl Applier {
                             may_appear: self.may_appear(tx, &reference, input.origin).await?,
                         });
                     };
-                    if self.is_echo(tx, action, input.origin).await? {
+                    if self
+                        .is_echo(tx, action, input.origin, &ticket.guid, index)
+                        .await?
+                    {
                         (ticket.guid, None, true)
                     } else {
                         let (guid, id) = self.change(tx, &input, action, ticket, &at).await?;
@@ -287,23 +298,39 @@ impl Applier {
 
     /// Anti-loop, second layer: a comment whose provider id is one the host
     /// made itself (an outbound echo capture) is our own comment coming
-    /// back.
+    /// back. A provider may report the comment before the host recorded
+    /// its answer: while a comment of this ticket is being sent to that
+    /// provider, an unknown comment id from it waits
+    /// ([`ApplyError::EchoPending`]).
     async fn is_echo(
         &self,
         tx: &mut Tx,
         action: &Action,
         origin: Option<&str>,
-    ) -> Result<bool, StoreError> {
-        match (action, origin) {
-            (
-                Action::Comment {
-                    external_comment_id: Some(id),
-                    ..
-                },
-                Some(origin),
-            ) => tx.is_echo(origin, id).await,
-            _ => Ok(false),
+        guid: &str,
+        index: usize,
+    ) -> Result<bool, ApplyError> {
+        let (
+            Action::Comment {
+                external_comment_id: Some(id),
+                ..
+            },
+            Some(origin),
+        ) = (action, origin)
+        else {
+            return Ok(false);
+        };
+        // In-flight first: the send's outcome and its echo id commit
+        // together, so a send that is not in flight any more has its echo
+        // id visible to the next statement, while the other order could
+        // miss both (the send finishing between the two reads).
+        if self.outbound.iter().any(|p| p == origin) && tx.comment_in_flight(origin, guid).await? {
+            return Err(ApplyError::EchoPending {
+                index,
+                provider: origin.to_owned(),
+            });
         }
+        Ok(tx.is_echo(origin, id).await?)
     }
 
     /// guid → integration link → branch convention → earlier `create`.
