@@ -13,6 +13,7 @@ mod faults;
 mod helpers;
 mod ingress;
 mod mappers;
+mod openapi;
 mod provider_api;
 mod reload;
 mod retention;
