@@ -93,6 +93,22 @@ pub enum Action {
         escalated_by: String,
         reason: Option<String>,
     },
+    /// Custom fields set (an empty value clears one), in order.
+    SetFields {
+        ticket: TicketRef,
+        fields: Vec<(String, String)>,
+        changed_by: String,
+    },
+    /// The ticket's own fields as a provider edited its mirror; `None`
+    /// leaves a field as it is.
+    Update {
+        ticket: TicketRef,
+        subject: Option<String>,
+        description: Option<String>,
+        priority: Option<Priority>,
+        ticket_type: Option<String>,
+        changed_by: String,
+    },
 }
 
 /// A mapper's answer to one delivery.
@@ -203,6 +219,8 @@ impl Action {
             Action::LinkPr { .. } => "link_pr",
             Action::Resolve { .. } => "resolve",
             Action::Escalate { .. } => "escalate",
+            Action::SetFields { .. } => "set_fields",
+            Action::Update { .. } => "update",
         }
     }
 
@@ -216,7 +234,9 @@ impl Action {
             | Action::Signoff { ticket, .. }
             | Action::LinkPr { ticket, .. }
             | Action::Resolve { ticket, .. }
-            | Action::Escalate { ticket, .. } => Some(ticket),
+            | Action::Escalate { ticket, .. }
+            | Action::SetFields { ticket, .. }
+            | Action::Update { ticket, .. } => Some(ticket),
         }
     }
 
@@ -230,7 +250,9 @@ impl Action {
             | Action::Signoff { ticket, .. }
             | Action::LinkPr { ticket, .. }
             | Action::Resolve { ticket, .. }
-            | Action::Escalate { ticket, .. } => Some(ticket),
+            | Action::Escalate { ticket, .. }
+            | Action::SetFields { ticket, .. }
+            | Action::Update { ticket, .. } => Some(ticket),
         }
     }
 
@@ -318,8 +340,144 @@ impl Action {
                 put(&mut m, "escalated_by", escalated_by);
                 put_opt(&mut m, "reason", reason);
             }
+            Action::SetFields {
+                fields, changed_by, ..
+            } => {
+                let fields: Map<String, Value> = fields
+                    .iter()
+                    .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+                    .collect();
+                m.insert("fields".into(), Value::Object(fields));
+                put(&mut m, "changed_by", changed_by);
+            }
+            Action::Update {
+                subject,
+                description,
+                priority,
+                ticket_type,
+                changed_by,
+                ..
+            } => {
+                put_opt(&mut m, "subject", subject);
+                put_opt(&mut m, "description", description);
+                if let Some(p) = priority {
+                    put(&mut m, "priority", p.as_str());
+                }
+                put_opt(&mut m, "ticket_type", ticket_type);
+                put(&mut m, "changed_by", changed_by);
+            }
         }
         Value::Object(m)
+    }
+}
+
+impl Action {
+    /// Reads the canonical rendering back, as the history stores it
+    /// (extra keys, such as a status change's `from_status`, are ignored);
+    /// `None` when `v` is not an action.
+    pub fn from_json(v: &Value) -> Option<Action> {
+        let m = v.as_object()?;
+        let text = |k: &str| m.get(k).and_then(Value::as_str).map(str::to_owned);
+        let req = |k: &str| text(k);
+        let ticket = || TicketRef {
+            guid: text("ticket_guid"),
+            external_id: text("external_id"),
+            branch: text("branch"),
+            from_action: m
+                .get("from_action")
+                .and_then(Value::as_u64)
+                .and_then(|n| u32::try_from(n).ok()),
+        };
+        let role = |k: &str| match m.get(k)?.as_str()? {
+            "R" => Some(RaciRole::Responsible),
+            "A" => Some(RaciRole::Accountable),
+            "C" => Some(RaciRole::Consulted),
+            "I" => Some(RaciRole::Informed),
+            _ => None,
+        };
+        let signoff = |k: &str| match m.get(k)?.as_str()? {
+            "PENDING" => Some(SignoffStatus::Pending),
+            "APPROVED" => Some(SignoffStatus::Approved),
+            "REJECTED" => Some(SignoffStatus::Rejected),
+            _ => None,
+        };
+        let priority = |k: &str| m.get(k).and_then(Value::as_str).and_then(Priority::parse);
+        Some(match m.get("action")?.as_str()? {
+            "create" => Action::Create {
+                subject: req("subject")?,
+                description: req("description")?,
+                priority: priority("priority")?,
+                ticket_type: req("ticket_type")?,
+                requested_by: text("requested_by"),
+                external_id: text("external_id"),
+                labels: m
+                    .get("labels")
+                    .and_then(Value::as_array)
+                    .map(|l| {
+                        l.iter()
+                            .filter_map(|x| x.as_str().map(str::to_owned))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+            },
+            "status_change" => Action::StatusChange {
+                ticket: ticket(),
+                status: req("status")?,
+                changed_by: req("changed_by")?,
+            },
+            "comment" => Action::Comment {
+                ticket: ticket(),
+                comment: req("comment")?,
+                commented_by: req("commented_by")?,
+                external_comment_id: text("external_comment_id"),
+            },
+            "assign" => Action::Assign {
+                ticket: ticket(),
+                assigned_to: req("assigned_to")?,
+                assigned_by: req("assigned_by")?,
+            },
+            "signoff" => Action::Signoff {
+                ticket: ticket(),
+                activity: req("activity")?,
+                role: role("role")?,
+                email: req("email")?,
+                signoff_status: signoff("signoff_status")?,
+            },
+            "link_pr" => Action::LinkPr {
+                ticket: ticket(),
+                pr_id: req("pr_id")?,
+                repo: req("repo")?,
+                url: text("url"),
+            },
+            "resolve" => Action::Resolve {
+                ticket: ticket(),
+                resolved_by: req("resolved_by")?,
+            },
+            "escalate" => Action::Escalate {
+                ticket: ticket(),
+                escalated_by: req("escalated_by")?,
+                reason: text("reason"),
+            },
+            "set_fields" => Action::SetFields {
+                ticket: ticket(),
+                fields: m
+                    .get("fields")?
+                    .as_object()?
+                    .iter()
+                    .map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
+                    .collect::<Option<_>>()?,
+                changed_by: req("changed_by")?,
+            },
+            "update" => Action::Update {
+                ticket: ticket(),
+                subject: text("subject"),
+                description: text("description"),
+                priority: priority("priority"),
+                ticket_type: text("ticket_type"),
+                changed_by: req("changed_by")?,
+            },
+            _ => return None,
+        })
     }
 }
 
@@ -406,6 +564,30 @@ mod tests {
                        "reason": "build failed"}),
             ),
             (
+                Action::SetFields {
+                    ticket: branch("b"),
+                    fields: vec![
+                        ("tracker_key".into(), "SUP-1".into()),
+                        ("a".into(), "".into()),
+                    ],
+                    changed_by: "bot".into(),
+                },
+                json!({"action": "set_fields", "branch": "b",
+                       "fields": {"tracker_key": "SUP-1", "a": ""}, "changed_by": "bot"}),
+            ),
+            (
+                Action::Update {
+                    ticket: branch("b"),
+                    subject: Some("new".into()),
+                    description: None,
+                    priority: Some(Priority::Critical),
+                    ticket_type: None,
+                    changed_by: "x@y.z".into(),
+                },
+                json!({"action": "update", "branch": "b", "subject": "new",
+                       "priority": "CRITICAL", "changed_by": "x@y.z"}),
+            ),
+            (
                 Action::StatusChange {
                     ticket: branch("b"),
                     status: "IN_PROGRESS".into(),
@@ -417,6 +599,7 @@ mod tests {
         ];
         for (action, want) in cases {
             assert_eq!(action.to_json(), want, "{action:?}");
+            assert_eq!(Action::from_json(&want), Some(action.clone()), "{want}");
         }
     }
 

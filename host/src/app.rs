@@ -19,13 +19,15 @@ use crate::config::{Config, ServerConfig};
 use crate::ingress::route::{self, IngressState, Provider};
 use crate::mapper::{CacheError, MapperError};
 use crate::metrics::Metrics;
-use crate::provider_api::{ProviderApiError, ProviderApis};
+use crate::outbound::{OutboundPolicy, OutboundWorker};
+use crate::outbound::{ProviderApiError, ProviderApis};
+use crate::queue::RetryPolicy;
 use crate::reload::watch::Watch;
 use crate::reload::{Availability, ReloadError, Reloader};
 use crate::retention::Retention;
 use crate::store::{DbLimits, InboxWriter, Store, StoreError};
 use crate::tickets::Applier;
-use crate::worker::{RetryPolicy, Worker};
+use crate::worker::Worker;
 
 #[derive(Debug, Error)]
 pub enum AppError {
@@ -128,11 +130,7 @@ fn start_mappers(
 /// The delivery worker for `config`'s mappers; `None` when no provider
 /// has a mapper source.
 pub fn worker(config: &Config, store: Store) -> Result<Option<Worker>, AppError> {
-    let applier = Applier {
-        workflow: config.workflow(),
-        branches: config.branches(),
-        outbound: Vec::new(),
-    };
+    let applier = config.applier();
     let reloader = load_mappers(config)?;
     build_worker(config, store, Arc::new(applier), Arc::default(), &reloader)
 }
@@ -154,14 +152,62 @@ fn build_worker(
         lease: Duration::from_millis(config.delivery.lease_ms),
     };
     let apis = ProviderApis::from_config(config)?;
-    Ok(Some(Worker::new(
+    let worker = Worker::new(
+        store.clone(),
+        applier.clone(),
+        reloader.registry().clone(),
+        policy,
+        metrics.clone(),
+        apis.clone(),
+    );
+    let outbound = outbound_worker(config, store, applier, metrics, reloader, apis);
+    Ok(Some(match outbound {
+        Some(o) => worker.with_outbound(o),
+        None => worker,
+    }))
+}
+
+/// The outbound worker, when a provider is configured for outbound.
+fn outbound_worker(
+    config: &Config,
+    store: Store,
+    applier: Arc<Applier>,
+    metrics: Arc<Metrics>,
+    reloader: &Reloader,
+    apis: ProviderApis,
+) -> Option<OutboundWorker> {
+    let policies: BTreeMap<String, OutboundPolicy> = config
+        .providers
+        .iter()
+        .filter_map(|(name, p)| {
+            let o = p.outbound.as_ref()?;
+            Some((
+                name.clone(),
+                OutboundPolicy {
+                    retry: RetryPolicy {
+                        max_attempts: o.max_attempts,
+                        base: Duration::from_millis(o.retry_base_ms),
+                        max_delay: Duration::from_millis(o.retry_max_ms),
+                        lease: Duration::from_millis(config.delivery.lease_ms),
+                    },
+                    idempotency_header: o.idempotency_header.clone(),
+                    ok_pointer: o.ok_pointer.clone(),
+                },
+            ))
+        })
+        .collect();
+    if policies.is_empty() {
+        return None;
+    }
+    Some(OutboundWorker::new(
         store,
         applier,
         reloader.registry().clone(),
-        policy,
-        metrics,
         apis,
-    )))
+        policies,
+        Duration::from_millis(config.delivery.lease_ms),
+        metrics,
+    ))
 }
 
 /// Every configured webhook sender.
@@ -227,11 +273,7 @@ impl App {
     pub async fn build(config: &Config) -> Result<App, AppError> {
         let providers = providers(config);
         let store = open_store_for(config, &providers).await?;
-        let applier = Applier {
-            workflow: config.workflow(),
-            branches: config.branches(),
-            outbound: Vec::new(),
-        };
+        let applier = config.applier();
         let tokens = Tokens::new(config.api.tokens.iter().map(|t| {
             (
                 t.name.clone(),
@@ -346,6 +388,16 @@ impl App {
         // dropped with its handle.
         let tracker = TaskTracker::new();
         let mut tasks: Vec<(&'static str, JoinHandle<Result<(), String>>)> = Vec::new();
+        if let Some(o) = self.worker.as_ref().and_then(Worker::outbound) {
+            let stop = shutdown.clone();
+            tasks.push((
+                "outbound worker",
+                tracker.spawn(async move {
+                    o.run(stop).await;
+                    Ok(())
+                }),
+            ));
+        }
         if let Some(w) = self.worker {
             let stop = shutdown.clone();
             tasks.push((

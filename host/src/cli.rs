@@ -49,6 +49,13 @@ pub enum Command {
         #[command(subcommand)]
         command: DeliveriesCommand,
     },
+    /// List, show and retry outbound changes (the outbox).
+    Outbox {
+        #[command(flatten)]
+        config: ConfigArgs,
+        #[command(subcommand)]
+        command: OutboxCommand,
+    },
     /// Load every provider's mapper as `serve` would (artifact cache, world
     /// check, canary fixtures) and print each version, or why it was refused.
     Mappers(ConfigArgs),
@@ -108,6 +115,32 @@ pub enum DeliveriesCommand {
         status: Option<crate::store::DeliveryStatus>,
         #[arg(long, default_value_t = 100)]
         limit: u32,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OutboxCommand {
+    /// Newest first, one JSON object a line.
+    List {
+        #[arg(long)]
+        provider: Option<String>,
+        #[arg(long)]
+        status: Option<crate::store::OutboxStatus>,
+        /// A ticket's guid.
+        #[arg(long)]
+        ticket: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
+    /// The change offered, the requests the mapper made, every attempt.
+    Show { id: i64 },
+    /// Queue failed or dead rows again (a running host sends them within
+    /// its retry tick); resumes at the first request not sent.
+    Retry {
+        /// Outbox ids; none: every failed or dead row (of --provider).
+        ids: Vec<i64>,
+        #[arg(long)]
+        provider: Option<String>,
     },
 }
 
@@ -172,6 +205,7 @@ pub fn main() -> ExitCode {
         Command::TestMapper(_) => "warn,guest=off",
         Command::Serve(_) | Command::Check(_) => "info",
         Command::Deliveries { .. }
+        | Command::Outbox { .. }
         | Command::Sign(_)
         | Command::Mappers(_)
         | Command::Replay(_) => "warn",
@@ -201,7 +235,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::TestMapper(args) => test_mapper(args),
         Command::Check(args) => {
             let config = Config::load(&args.config)?;
-            crate::provider_api::ProviderApis::from_config(&config)?;
+            crate::outbound::ProviderApis::from_config(&config)?;
             let mappers = crate::app::load_mappers(&config)?;
             let loaded = crate::app::check_mappers(&mappers)?;
             crate::app::check_cache(&mappers)?;
@@ -237,7 +271,55 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve(args) => serve(args),
         Command::Sign(args) => sign(args),
         Command::Deliveries { config, command } => deliveries(config, command),
+        Command::Outbox { config, command } => outbox(config, command),
     }
+}
+
+fn outbox(args: ConfigArgs, command: OutboxCommand) -> anyhow::Result<ExitCode> {
+    use crate::store::OutboxFilter;
+    let config = Config::load(&args.config)?;
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let store = crate::app::open_store(&config).await?;
+        match command {
+            OutboxCommand::List {
+                provider,
+                status,
+                ticket,
+                limit,
+            } => {
+                let page = store
+                    .find_outbox(&OutboxFilter {
+                        provider,
+                        status,
+                        ticket_guid: ticket,
+                        limit,
+                        cursor: None,
+                    })
+                    .await?;
+                for row in &page.items {
+                    println!(
+                        "{}",
+                        serde_json::to_string(&crate::api::outbox_summary(row))?
+                    );
+                }
+            }
+            OutboxCommand::Show { id } => {
+                let row = store
+                    .outbox_row(id)
+                    .await?
+                    .with_context(|| format!("no outbox row {id}"))?;
+                let detail = crate::api::outbox_detail(&store, &row).await?;
+                println!("{}", serde_json::to_string_pretty(&detail)?);
+            }
+            OutboxCommand::Retry { ids, provider } => {
+                let retried = store.retry_outbox(&ids, provider.as_deref()).await?;
+                println!("{}", serde_json::json!({"retried": retried}));
+            }
+        }
+        store.close().await;
+        Ok(ExitCode::SUCCESS)
+    })
 }
 
 fn deliveries(args: ConfigArgs, command: DeliveriesCommand) -> anyhow::Result<ExitCode> {

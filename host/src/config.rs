@@ -305,6 +305,45 @@ pub struct ProviderConfig {
     /// The provider's API, for the mapper's `provider-api` calls; without
     /// it those calls answer `unavailable`.
     pub api: Option<ProviderApiConfig>,
+    /// Outbound sync: every ticket change is offered to this provider's
+    /// `map-from-ticket-event`, and the requests it answers are sent to
+    /// `api.base_url` with `api`'s credentials. Absent: inbound only.
+    pub outbound: Option<OutboundConfig>,
+}
+
+/// How changes are sent to one provider.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutboundConfig {
+    /// Offer this provider the changes its own deliveries caused too (a
+    /// confirmation reply in the same chat). Off: a change never goes
+    /// back where it came from.
+    #[serde(default)]
+    pub own_changes: bool,
+    /// Attempts before a change is dead-lettered.
+    #[serde(default = "default_outbound_max_attempts")]
+    pub max_attempts: u32,
+    /// First retry delay; doubles each attempt, with jitter, unless the
+    /// provider's `Retry-After` asks for longer.
+    #[serde(default = "default_retry_base_ms")]
+    pub retry_base_ms: u64,
+    #[serde(default = "default_retry_max_ms")]
+    pub retry_max_ms: u64,
+    /// The header carrying each request's idempotency key
+    /// (`sluice-{outbox id}-{request index}`); empty: none is sent.
+    #[serde(default = "default_idempotency_header")]
+    pub idempotency_header: String,
+    /// A JSON pointer that must hold `true` in a 2xx answer for the
+    /// request to count as sent, for APIs that report errors with 200
+    /// (Slack: `/ok`). Absent: any 2xx is success.
+    pub ok_pointer: Option<String>,
+}
+
+fn default_outbound_max_attempts() -> u32 {
+    10
+}
+fn default_idempotency_header() -> String {
+    "Idempotency-Key".into()
 }
 
 /// Where a mapper's `provider-api` requests go, and with what credentials.
@@ -630,6 +669,24 @@ impl Config {
     pub fn branches(&self) -> BranchConvention {
         BranchConvention::parse(self.branch_pattern()).unwrap_or_default()
     }
+
+    /// The action engine for this config: its workflow, its branch
+    /// convention, and the providers configured for outbound.
+    pub fn applier(&self) -> crate::tickets::Applier {
+        let outbound = |own: bool| {
+            self.providers
+                .iter()
+                .filter(|(_, p)| p.outbound.as_ref().is_some_and(|o| !own || o.own_changes))
+                .map(|(name, _)| name.clone())
+                .collect()
+        };
+        crate::tickets::Applier {
+            workflow: self.workflow(),
+            branches: self.branches(),
+            outbound: outbound(false),
+            own_changes: outbound(true),
+        }
+    }
 }
 
 /// Shortest webhook secret or token accepted: an empty `GL_SECRET=` or a
@@ -653,6 +710,36 @@ impl ProviderConfig {
         if let Some(api) = &self.api {
             check_base_url(&api.base_url)
                 .map_err(|m| (format!("providers.{name}.api.base_url"), m))?;
+        }
+        if let Some(out) = &self.outbound {
+            if self.api.is_none() {
+                return Err((
+                    format!("providers.{name}.outbound"),
+                    "needs an `api` block: outbound requests go to `api.base_url` with its credentials"
+                        .into(),
+                ));
+            }
+            if out.max_attempts == 0 {
+                return Err((
+                    format!("providers.{name}.outbound.max_attempts"),
+                    "must be at least 1".into(),
+                ));
+            }
+            if let Some(p) = &out.ok_pointer
+                && !p.starts_with('/')
+            {
+                return Err((
+                    format!("providers.{name}.outbound.ok_pointer"),
+                    format!("`{p}` is not a JSON pointer (it starts with `/`)"),
+                ));
+            }
+            let h = &out.idempotency_header;
+            if !h.is_empty() && reqwest::header::HeaderName::try_from(h.as_str()).is_err() {
+                return Err((
+                    format!("providers.{name}.outbound.idempotency_header"),
+                    format!("`{h}` is not a header name"),
+                ));
+            }
         }
         Ok(())
     }

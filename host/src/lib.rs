@@ -8,14 +8,20 @@
 //! - [`metrics`]: Prometheus counters and the mapper-call histogram.
 //! - [`worker`]: maps stored deliveries and applies their actions, with
 //!   retries and a dead letter.
-//! - [`provider_api`]: the live `provider-api` — a mapper's requests to
-//!   its provider, with the configured base URL and credentials.
+//! - [`queue`]: what both workers share as leased queues (retry schedule,
+//!   lease renewal).
+//! - [`outbound`]: the host's one HTTP client — the live `provider-api`
+//!   (a mapper's requests to its provider, with the configured base URL
+//!   and credentials) — and the outbound worker, which sends the outbox's
+//!   changes with each provider's `map-from-ticket-event`.
 //! - [`reload`]: hot reload — where each provider's component comes from,
 //!   the watcher, the canary, the registry of versions serving.
 //! - [`mapper`]: the wasm runtime — one engine, components checked against
 //!   the `sluice:mapper` world, a fresh sandboxed store per call, limits,
 //!   the cache of precompiled artifacts.
-//! - [`action`]: the canonical ticket actions and their JSON rendering.
+//! - [`action`]: the canonical ticket actions and their JSON rendering;
+//!   [`change`]: the ticket changes offered to outbound rules and the
+//!   requests they answer with.
 //! - [`resolve`]: ticket resolution rules that need no storage (branches).
 //! - [`tickets`]: applying actions — validation, resolution, status and RACI
 //!   rules, history and outbox rows, one transaction per delivery.
@@ -30,13 +36,15 @@
 pub mod action;
 pub mod api;
 pub mod app;
+pub mod change;
 pub mod cli;
 pub mod config;
 pub mod fixture;
 pub mod ingress;
 pub mod mapper;
 pub mod metrics;
-pub mod provider_api;
+pub mod outbound;
+pub mod queue;
 pub mod redacted;
 pub mod reload;
 pub mod resolve;

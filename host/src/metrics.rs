@@ -8,7 +8,12 @@
 //! - `sluice_inbox_commits_total`, `sluice_inbox_rows_total`: group
 //!   commits of the inbox and the deliveries they stored (rows per commit
 //!   is the batching the load achieved);
-//! - `sluice_inbox_depth`: deliveries pending or processing (read at scrape).
+//! - `sluice_inbox_depth`: deliveries pending or processing (read at scrape);
+//! - `sluice_outbound_total{provider,outcome}`: outbox rows ended `sent`,
+//!   `ignored`, `failed`, `retried`, `dead`;
+//! - `sluice_outbound_request_seconds{provider}`: a histogram of each
+//!   request sent to a provider (answer or no answer);
+//! - `sluice_outbox_depth`: outbox rows pending, retrying or being sent.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -18,6 +23,11 @@ use std::time::Duration;
 /// Upper bounds of the mapper-call histogram, in seconds.
 const BUCKETS: [f64; 11] = [
     0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.05, 0.1, 1.0,
+];
+
+/// Upper bounds of the outbound-request histogram, in seconds.
+const HTTP_BUCKETS: [f64; 11] = [
+    0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0, 10.0,
 ];
 
 #[derive(Default)]
@@ -33,13 +43,57 @@ struct Inner {
     inbox_commits: u64,
     inbox_rows: u64,
     mapper_reloads: BTreeMap<(String, &'static str), u64>,
+    outbound: BTreeMap<(String, &'static str), u64>,
+    outbound_requests: BTreeMap<String, Histogram<{ HTTP_BUCKETS.len() }>>,
 }
 
-#[derive(Default)]
-struct Histogram {
-    buckets: [u64; BUCKETS.len()],
+struct Histogram<const N: usize = { BUCKETS.len() }> {
+    buckets: [u64; N],
     count: u64,
     sum: f64,
+}
+
+impl<const N: usize> Default for Histogram<N> {
+    fn default() -> Self {
+        Histogram {
+            buckets: [0; N],
+            count: 0,
+            sum: 0.0,
+        }
+    }
+}
+
+impl<const N: usize> Histogram<N> {
+    fn observe(&mut self, bounds: &[f64; N], secs: f64) {
+        for (i, bound) in bounds.iter().enumerate() {
+            if secs <= *bound {
+                self.buckets[i] += 1;
+            }
+        }
+        self.count += 1;
+        self.sum += secs;
+    }
+
+    fn render(&self, out: &mut String, name: &str, provider: &str, bounds: &[f64; N]) {
+        let p = esc(provider);
+        for (bound, n) in bounds.iter().zip(self.buckets) {
+            let _ = writeln!(out, "{name}_bucket{{provider=\"{p}\",le=\"{bound}\"}} {n}");
+        }
+        let _ = writeln!(
+            out,
+            "{name}_bucket{{provider=\"{p}\",le=\"+Inf\"}} {}",
+            self.count
+        );
+        let _ = writeln!(out, "{name}_sum{{provider=\"{p}\"}} {}", self.sum);
+        let _ = writeln!(out, "{name}_count{{provider=\"{p}\"}} {}", self.count);
+    }
+}
+
+/// Gauges read from the store at scrape time.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Depths {
+    pub inbox: i64,
+    pub outbox: i64,
 }
 
 impl Metrics {
@@ -71,16 +125,29 @@ impl Metrics {
     }
 
     pub fn mapper_call(&self, provider: &str, elapsed: Duration) {
-        let secs = elapsed.as_secs_f64();
-        let mut inner = self.inner();
-        let h = inner.mapper_calls.entry(provider.to_owned()).or_default();
-        for (i, bound) in BUCKETS.iter().enumerate() {
-            if secs <= *bound {
-                h.buckets[i] += 1;
-            }
-        }
-        h.count += 1;
-        h.sum += secs;
+        self.inner()
+            .mapper_calls
+            .entry(provider.to_owned())
+            .or_default()
+            .observe(&BUCKETS, elapsed.as_secs_f64());
+    }
+
+    /// An outbox row of `provider` ended with `outcome`.
+    pub fn outbound(&self, provider: &str, outcome: &'static str) {
+        *self
+            .inner()
+            .outbound
+            .entry((provider.to_owned(), outcome))
+            .or_default() += 1;
+    }
+
+    /// One request sent to `provider`'s API took `elapsed`.
+    pub fn outbound_request(&self, provider: &str, elapsed: Duration) {
+        self.inner()
+            .outbound_requests
+            .entry(provider.to_owned())
+            .or_default()
+            .observe(&HTTP_BUCKETS, elapsed.as_secs_f64());
     }
 
     /// A reload of `provider`'s mapper ended with `outcome`.
@@ -92,8 +159,8 @@ impl Metrics {
             .or_default() += 1;
     }
 
-    /// The exposition text; `inbox_depth` is read by the caller at scrape.
-    pub fn render(&self, inbox_depth: i64) -> String {
+    /// The exposition text; the depths are read by the caller at scrape.
+    pub fn render(&self, depths: Depths) -> String {
         let inner = self.inner();
         let mut out = String::new();
         let _ = writeln!(
@@ -126,28 +193,7 @@ impl Metrics {
         );
         let _ = writeln!(out, "# TYPE sluice_mapper_call_seconds histogram");
         for (provider, h) in &inner.mapper_calls {
-            let p = esc(provider);
-            for (bound, n) in BUCKETS.iter().zip(h.buckets) {
-                let _ = writeln!(
-                    out,
-                    "sluice_mapper_call_seconds_bucket{{provider=\"{p}\",le=\"{bound}\"}} {n}"
-                );
-            }
-            let _ = writeln!(
-                out,
-                "sluice_mapper_call_seconds_bucket{{provider=\"{p}\",le=\"+Inf\"}} {}",
-                h.count
-            );
-            let _ = writeln!(
-                out,
-                "sluice_mapper_call_seconds_sum{{provider=\"{p}\"}} {}",
-                h.sum
-            );
-            let _ = writeln!(
-                out,
-                "sluice_mapper_call_seconds_count{{provider=\"{p}\"}} {}",
-                h.count
-            );
+            h.render(&mut out, "sluice_mapper_call_seconds", provider, &BUCKETS);
         }
         let _ = writeln!(
             out,
@@ -178,7 +224,38 @@ impl Metrics {
             "# HELP sluice_inbox_depth Deliveries pending or being processed."
         );
         let _ = writeln!(out, "# TYPE sluice_inbox_depth gauge");
-        let _ = writeln!(out, "sluice_inbox_depth {inbox_depth}");
+        let _ = writeln!(out, "sluice_inbox_depth {}", depths.inbox);
+        let _ = writeln!(
+            out,
+            "# HELP sluice_outbound_total Outbox rows by provider and how they ended."
+        );
+        let _ = writeln!(out, "# TYPE sluice_outbound_total counter");
+        for ((provider, outcome), n) in &inner.outbound {
+            let _ = writeln!(
+                out,
+                "sluice_outbound_total{{provider=\"{}\",outcome=\"{outcome}\"}} {n}",
+                esc(provider)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP sluice_outbound_request_seconds Time of one request to a provider's API."
+        );
+        let _ = writeln!(out, "# TYPE sluice_outbound_request_seconds histogram");
+        for (provider, h) in &inner.outbound_requests {
+            h.render(
+                &mut out,
+                "sluice_outbound_request_seconds",
+                provider,
+                &HTTP_BUCKETS,
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP sluice_outbox_depth Outbox rows pending, retrying or being sent."
+        );
+        let _ = writeln!(out, "# TYPE sluice_outbox_depth gauge");
+        let _ = writeln!(out, "sluice_outbox_depth {}", depths.outbox);
         out
     }
 }
@@ -204,7 +281,12 @@ mod tests {
         m.inbox_commit(3);
         m.inbox_commit(1);
         m.mapper_reload("github", "refused");
-        let text = m.render(4);
+        m.outbound("slack", "sent");
+        m.outbound_request("slack", Duration::from_millis(3));
+        let text = m.render(Depths {
+            inbox: 4,
+            outbox: 2,
+        });
         for line in [
             r#"sluice_deliveries_total{provider="github",outcome="applied"} 2"#,
             r#"sluice_verification_failures_total{provider="slack"} 1"#,
@@ -217,6 +299,10 @@ mod tests {
             "sluice_inbox_commits_total 2",
             "sluice_inbox_rows_total 4",
             r#"sluice_mapper_reloads_total{provider="github",outcome="refused"} 1"#,
+            r#"sluice_outbound_total{provider="slack",outcome="sent"} 1"#,
+            r#"sluice_outbound_request_seconds_bucket{provider="slack",le="0.0025"} 0"#,
+            r#"sluice_outbound_request_seconds_bucket{provider="slack",le="0.005"} 1"#,
+            "sluice_outbox_depth 2",
         ] {
             assert!(text.lines().any(|l| l == line), "missing {line}\n{text}");
         }

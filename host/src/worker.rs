@@ -15,61 +15,15 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::action::{MapError, MapErrorKind, Mapped};
-use crate::mapper::{Delivery, LoadedMapper, ProviderApi};
+use crate::mapper::{Delivery, ProviderApi};
 use crate::metrics::Metrics;
-use crate::provider_api::ProviderApis;
-use crate::reload::{MapperRegistry, chain};
-use crate::store::{DeliveryRow, DeliveryStatus, Finish, IgnoreReason, Reclaim, Store, StoreError};
+use crate::outbound::ProviderApis;
+use crate::queue::{RetryPolicy, hold_lease};
+use crate::reload::{MapperRegistry, ProviderMapper, chain};
+use crate::store::{
+    DeliveryRow, DeliveryStatus, Finish, IgnoreReason, Queue, Reclaim, Store, StoreError,
+};
 use crate::tickets::{Applier, ApplyError, ApplyInput};
-
-/// A provider's mapper and its `mapper_config`.
-#[derive(Clone)]
-pub struct ProviderMapper {
-    pub mapper: LoadedMapper,
-    /// JSON text.
-    pub config: String,
-}
-
-/// When to try again.
-#[derive(Debug, Clone)]
-pub struct RetryPolicy {
-    /// Attempts before a delivery is dead-lettered.
-    pub max_attempts: u32,
-    pub base: Duration,
-    pub max_delay: Duration,
-    /// How long a claim lasts; a crashed host's claims expire after it.
-    pub lease: Duration,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        RetryPolicy {
-            max_attempts: 8,
-            base: Duration::from_secs(1),
-            max_delay: Duration::from_secs(600),
-            lease: Duration::from_secs(60),
-        }
-    }
-}
-
-impl RetryPolicy {
-    /// Exponential backoff with full jitter: a delay in [d/2, d] where
-    /// d = base * 2^(attempt-1), capped.
-    pub fn delay(&self, attempt: u32) -> Duration {
-        let exp = self
-            .base
-            .saturating_mul(1u32 << attempt.saturating_sub(1).min(20));
-        let d = exp.min(self.max_delay);
-        let jitter = rand_fraction();
-        d / 2 + d.mul_f64(jitter / 2.0)
-    }
-}
-
-fn rand_fraction() -> f64 {
-    // Jitter needs no cryptographic randomness: a fresh uuid's bits will do.
-    let bits = uuid::Uuid::new_v4().as_u128() as u64;
-    (bits >> 11) as f64 / (1u64 << 53) as f64
-}
 
 /// How processing a delivery ended; also the `?wait=true` answer.
 #[derive(Debug, Clone, PartialEq)]
@@ -93,6 +47,8 @@ pub struct Worker {
     wake: Arc<Notify>,
     metrics: Arc<Metrics>,
     apis: ProviderApis,
+    /// Woken when a batch applied changes: their outbox rows are due.
+    outbound: Option<crate::outbound::OutboundWorker>,
 }
 
 impl Worker {
@@ -112,7 +68,19 @@ impl Worker {
             wake: Arc::new(Notify::new()),
             metrics,
             apis,
+            outbound: None,
         }
+    }
+
+    /// This worker, waking `outbound` whenever it applied changes.
+    pub fn with_outbound(mut self, outbound: crate::outbound::OutboundWorker) -> Self {
+        self.outbound = Some(outbound);
+        self
+    }
+
+    /// The outbound worker it wakes, if any provider sends outbound.
+    pub fn outbound(&self) -> Option<crate::outbound::OutboundWorker> {
+        self.outbound.clone()
     }
 
     /// Providers with a mapper version serving.
@@ -129,6 +97,7 @@ impl Worker {
     /// when a mapper version starts serving, and, for retries that came
     /// due, every retry base delay (10 ms to 1 s).
     pub async fn run(self, shutdown: CancellationToken) {
+        let mut served = self.mappers.served_signal();
         loop {
             // A claim or a finish that failed leaves every delivery
             // claimable (a claim that did not commit claimed nothing; a
@@ -143,7 +112,7 @@ impl Worker {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
                 _ = self.wake.notified() => {}
-                _ = self.mappers.served() => {}
+                _ = served.changed() => {}
                 _ = tokio::time::sleep(self.policy.base.clamp(Duration::from_millis(10), Duration::from_secs(1))) => {}
             }
         }
@@ -189,29 +158,18 @@ impl Worker {
         }
     }
 
-    /// Processes claimed rows while renewing their lease every third of
-    /// it, so a slow batch (a slow provider API, a large backlog on one
-    /// ticket) is not taken over by another worker mid-way; the renewal
-    /// stops as soon as the batch is done.
+    /// Processes claimed rows while renewing their lease (see
+    /// [`hold_lease`]), so a slow batch is not taken over mid-way.
     async fn process_leased(&self, rows: Vec<DeliveryRow>) -> Result<Vec<Outcome>, StoreError> {
-        let tokens: std::collections::BTreeSet<String> =
-            rows.iter().filter_map(|r| r.claim_token.clone()).collect();
-        let work = self.process_batch(rows);
-        tokio::pin!(work);
-        let every = (self.policy.lease / 3).max(Duration::from_millis(10));
-        let mut renew = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
-        loop {
-            tokio::select! {
-                out = &mut work => return out,
-                _ = renew.tick() => {
-                    for token in &tokens {
-                        if let Err(e) = self.store.renew_claim(token, self.policy.lease).await {
-                            tracing::warn!(error = %e, "delivery worker: cannot renew a lease");
-                        }
-                    }
-                }
-            }
-        }
+        let tokens: Vec<String> = rows.iter().filter_map(|r| r.claim_token.clone()).collect();
+        hold_lease(
+            &self.store,
+            Queue::Inbox,
+            &tokens,
+            self.policy.lease,
+            self.process_batch(rows),
+        )
+        .await
     }
 
     /// Maps claimed deliveries in parallel, applies their actions in order
@@ -370,6 +328,11 @@ impl Worker {
             })
             .collect();
         let written = self.finish(&finished).await?;
+        if let Some(o) = &self.outbound
+            && outcomes.iter().any(|o| o.status == DeliveryStatus::Applied)
+        {
+            o.wake();
+        }
         if written < finished.len() as u64 {
             // Their lease ran out and another worker claimed them: its
             // outcome, not this one, is recorded (the `applied` record keeps
@@ -656,27 +619,5 @@ impl OutcomeReport {
             error: error.map(str::to_owned),
             duplicate: None,
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_doubles_within_jitter_and_caps() {
-        let p = RetryPolicy::default();
-        for attempt in 1..=12 {
-            let full = (p.base * (1 << (attempt - 1))).min(p.max_delay);
-            for _ in 0..50 {
-                let d = p.delay(attempt);
-                assert!(
-                    d >= full / 2 && d <= full,
-                    "attempt {attempt}: {d:?} not in [{:?}, {full:?}]",
-                    full / 2
-                );
-            }
-        }
-        assert!(p.delay(40) <= p.max_delay);
     }
 }

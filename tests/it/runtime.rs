@@ -201,7 +201,7 @@ fn components_of_another_world_are_refused_by_name() {
         .expect("refused");
     assert_eq!(err.kind(), "wrong_world");
     assert!(
-        err.to_string().contains("sluice:mapper/mapper@0.1.0"),
+        err.to_string().contains("sluice:mapper/mapper@0.2.0"),
         "{err}"
     );
 
@@ -214,4 +214,94 @@ fn components_of_another_world_are_refused_by_name() {
         engine.load(b"hello").err().expect("refused").kind(),
         "not_wasm"
     );
+}
+
+#[test]
+fn a_component_built_against_0_1_keeps_loading_and_mapping_both_ways() {
+    use host::change::{
+        CaptureKind, ChangeKind, LinkView, OutboundRequest, TicketChange, TicketView,
+    };
+    let engine = engine(Duration::from_secs(1));
+    let legacy = engine
+        .load_file(&component("legacy-v01-guest"))
+        .expect("a 0.1.0 component loads");
+    assert_eq!(legacy.world_version(), "0.1.0");
+    assert_eq!(hostile(&engine).world_version(), "0.2.0");
+
+    let mapped = legacy
+        .map_inbound(&delivery(), "{}", Box::new(NoProviderApi))
+        .result
+        .expect("no trap")
+        .expect("mapped");
+    assert!(
+        matches!(mapped.actions.as_slice(), [Action::Create { subject, .. }] if subject == r#"{"hello":"world"}"#),
+        "{mapped:?}"
+    );
+
+    let ticket = TicketView::from_json(&serde_json::json!({"guid": "abc"})).expect("ticket");
+    let change = |what| TicketChange {
+        id: "7".into(),
+        provider: "legacy".into(),
+        at: "2026-01-01T00:00:00.000000Z".into(),
+        origin: Some("github".into()),
+        ticket: Some(ticket.clone()),
+        links: vec![
+            LinkView {
+                provider: "legacy".into(),
+                external_id: "L-1".into(),
+            },
+            LinkView {
+                provider: "tracker".into(),
+                external_id: "SUP-1".into(),
+            },
+        ],
+        what,
+    };
+    let resolve = ChangeKind::Applied(Action::Resolve {
+        ticket: host::action::TicketRef {
+            guid: Some("abc".into()),
+            ..Default::default()
+        },
+        resolved_by: "ann@example.com".into(),
+    });
+    let requests = legacy
+        .map_outbound(
+            &change(resolve),
+            "legacy",
+            "{}",
+            Box::new(NoProviderApi),
+            Default::default(),
+        )
+        .result
+        .expect("no trap")
+        .expect("requests");
+    // A 0.1.0 component sees its own provider's links only, and its one
+    // capture is the mirror's id.
+    assert_eq!(
+        requests,
+        vec![OutboundRequest {
+            method: "POST".into(),
+            path: "/echo".into(),
+            headers: vec![],
+            body: b"applied L-1".to_vec(),
+            captures: vec![host::change::Capture {
+                kind: CaptureKind::Mirror,
+                pointer: "/id".into(),
+                prefix: String::new(),
+            }],
+        }]
+    );
+    // A change 0.1.0 cannot name is answered with nothing, without a call.
+    let linked = legacy.map_outbound(
+        &change(ChangeKind::Linked(LinkView {
+            provider: "tracker".into(),
+            external_id: "SUP-1".into(),
+        })),
+        "legacy",
+        "{}",
+        Box::new(NoProviderApi),
+        Default::default(),
+    );
+    assert_eq!(linked.result.expect("no trap").expect("requests"), vec![]);
+    assert_eq!(linked.report.elapsed, Duration::ZERO);
 }

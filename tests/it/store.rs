@@ -422,7 +422,15 @@ async fn outbox_rows_skip_the_origin(db: TestDb) {
     apply(&db, None, &[comment(by_guid(&guid), "to slack only", None)])
         .await
         .unwrap();
-    let pending = db.pending_outbox(100).await.unwrap();
+    let pending = db
+        .find_outbox(&host::store::OutboxFilter {
+            status: Some(host::store::OutboxStatus::Pending),
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .items;
     // Two changes (create, comment), each for slack only: bitbucket is the origin.
     assert_eq!(pending.len(), 2);
     assert!(pending.iter().all(|o| o.provider == "slack"), "{pending:?}");
@@ -715,7 +723,7 @@ async fn concurrent_deliveries_share_one_commit(db: TestDb) {
     task.await.unwrap();
 
     assert_eq!(db.count_deliveries("github").await.unwrap(), 102);
-    let text = metrics.render(0);
+    let text = metrics.render(host::metrics::Depths::default());
     assert!(
         text.lines().any(|l| l == "sluice_inbox_commits_total 1"),
         "{text}"

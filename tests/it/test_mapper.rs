@@ -140,7 +140,7 @@ fn a_component_of_another_world_is_refused_without_a_panic() {
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(
-        err.contains("does not implement the sluice:mapper/mapper@0.1.0 world"),
+        err.contains("does not implement the sluice:mapper/mapper@0.2.0 world"),
         "{err}"
     );
     assert!(!err.contains("panicked"), "{err}");

@@ -12,6 +12,7 @@ mod deliveries;
 mod error;
 mod mappers;
 pub mod openapi;
+mod outbox;
 mod params;
 mod tickets;
 
@@ -28,6 +29,7 @@ pub use auth::Tokens;
 pub use bounds::bounded;
 pub use deliveries::{detail as delivery_detail, summary as delivery_summary};
 pub use error::{ApiError, ErrorBody};
+pub use outbox::{detail as outbox_detail, summary as outbox_summary};
 
 use crate::store::Store;
 use crate::tickets::Applier;
@@ -65,6 +67,10 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/deliveries/{id}", get(deliveries::show))
         .route("/v1/deliveries/{id}/replay", post(deliveries::replay_one))
         .route("/v1/mappers", get(mappers::list))
+        .route("/v1/outbox", get(outbox::list))
+        .route("/v1/outbox/retry", post(outbox::retry_many))
+        .route("/v1/outbox/{id}", get(outbox::show))
+        .route("/v1/outbox/{id}/retry", post(outbox::retry_one))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .with_state(state)
@@ -181,9 +187,12 @@ async fn readyz(State(state): State<ApiState>) -> (StatusCode, axum::Json<Readin
 async fn metrics(
     State(state): State<ApiState>,
 ) -> ([(header::HeaderName, &'static str); 1], String) {
-    let depth = state.store.inbox_depth().await.unwrap_or(-1);
+    let depths = crate::metrics::Depths {
+        inbox: state.store.inbox_depth().await.unwrap_or(-1),
+        outbox: state.store.outbox_depth().await.unwrap_or(-1),
+    };
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics.render(depth),
+        state.metrics.render(depths),
     )
 }

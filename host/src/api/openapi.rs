@@ -18,7 +18,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{OpenApi as Document, RefOr};
 use utoipa::{Modify, OpenApi};
 
-use super::{deliveries, error, mappers, tickets};
+use super::{deliveries, error, mappers, outbox, tickets};
 
 /// Every described route, and the schemas they use.
 #[derive(OpenApi)]
@@ -40,6 +40,10 @@ use super::{deliveries, error, mappers, tickets};
         deliveries::show,
         deliveries::replay_one,
         mappers::list,
+        outbox::list,
+        outbox::retry_many,
+        outbox::show,
+        outbox::retry_one,
         super::openapi_json,
         super::healthz,
         super::readyz,
@@ -84,14 +88,17 @@ impl Modify for Exceptions {
                 }
             }
         }
-        // A webhook may come without a body (Google's channel
-        // notifications); verification judges it.
-        if let Some(body) = paths
-            .get_mut("/hooks/{provider}")
-            .and_then(|item| item.post.as_mut())
-            .and_then(|op| op.request_body.as_mut())
-        {
-            body.required = Some(Required::False);
+        // Bodies that may be absent: a webhook's (Google's channel
+        // notifications have none; verification judges it), and an outbox
+        // retry's filter (none retries every provider's rows).
+        for path in ["/hooks/{provider}", "/v1/outbox/retry"] {
+            if let Some(body) = paths
+                .get_mut(path)
+                .and_then(|item| item.post.as_mut())
+                .and_then(|op| op.request_body.as_mut())
+            {
+                body.required = Some(Required::False);
+            }
         }
     }
 }

@@ -5,11 +5,13 @@ use std::time::{Duration, Instant};
 use wasmtime::{Store, Trap, UpdateDeadline};
 
 use super::Delivery;
-use super::bindings::wit;
-use super::engine::{EPOCH_TICK, LoadedMapper};
+use super::bindings::{self, v1, v2, wit, wit_v1};
+use super::engine::{EPOCH_TICK, LoadedMapper, Pre};
 use super::error::{MapperError, boxed};
 use super::sandbox::{ProviderApi, Sandbox};
+use super::services::{Services, StateWrite};
 use crate::action::{MapError, Mapped};
+use crate::change::{OutboundRequest, TicketChange};
 
 /// Fuel given to a metered call; the epoch deadline, not fuel, stops it.
 const FUEL: u64 = u64::MAX / 2;
@@ -62,6 +64,9 @@ pub struct CallReport {
     /// one is likely the provider's passing trouble, not the delivery's.
     pub api_transient_failures: u32,
     pub logs: Vec<LogLine>,
+    /// The `state-set`s the call made, for the caller to commit with its
+    /// outcome (and to drop with a failure).
+    pub state_writes: Vec<StateWrite>,
 }
 
 impl CallReport {
@@ -122,29 +127,117 @@ pub struct CallOutcome<T> {
     pub report: CallReport,
 }
 
+/// An instance of either world version, for one call.
+enum Instance {
+    V2(v2::Mapper),
+    V1(v1::Mapper),
+}
+
+type GuestResult<T> = wasmtime::Result<Result<T, MapError>>;
+
 impl LoadedMapper {
-    /// Runs `map-to-ticket-event` on a fresh instance. Blocking: call it
-    /// from a blocking thread in async code.
+    /// Runs `map-to-ticket-event` on a fresh instance, with no people
+    /// directory and empty state. Blocking: call it from a blocking thread
+    /// in async code.
     pub fn map_inbound(
         &self,
         delivery: &Delivery,
         config: &str,
         api: Box<dyn ProviderApi>,
     ) -> CallOutcome<Mapped> {
+        self.map_inbound_with(delivery, config, api, Services::default())
+    }
+
+    /// [`LoadedMapper::map_inbound`] with the people directory and the
+    /// provider's state.
+    pub fn map_inbound_with(
+        &self,
+        delivery: &Delivery,
+        config: &str,
+        api: Box<dyn ProviderApi>,
+        services: Services,
+    ) -> CallOutcome<Mapped> {
         let provider = &delivery.provider;
-        let delivery = wit::Delivery::from(delivery);
         let limits = &self.engine.settings().limits;
-        let (result, report) = self.run(api, |mapper, store| {
-            mapper.call_map_to_ticket_event(store, &delivery, config)
+        let (result, report) = self.run(api, services, |instance, store| match instance {
+            Instance::V2(m) => m
+                .call_map_to_ticket_event(store, &wit::Delivery::from(delivery), config)
+                .map(|r| r.map(Mapped::from).map_err(MapError::from)),
+            Instance::V1(m) => m
+                .call_map_to_ticket_event(store, &wit_v1::Delivery::from(delivery), config)
+                .map(|r| r.map(Mapped::from).map_err(MapError::from)),
         });
         report.emit(provider, self.content_hash());
         let result = result.and_then(|r| match r {
             Ok(mapped) => {
-                let mapped = Mapped::from(mapped);
                 check_output(&mapped, limits)?;
                 Ok(Ok(mapped))
             }
-            Err(e) => Ok(Err(MapError::from(e))),
+            Err(e) => Ok(Err(e)),
+        });
+        CallOutcome { result, report }
+    }
+
+    /// Runs `map-from-ticket-event` for `provider` on a fresh instance: the
+    /// requests to send, in order. A change the component's world version
+    /// cannot express (a `linked` change for a 0.1.0 component) is answered
+    /// with no requests without calling it. Blocking, like `map_inbound`.
+    pub fn map_outbound(
+        &self,
+        change: &TicketChange,
+        provider: &str,
+        config: &str,
+        api: Box<dyn ProviderApi>,
+        services: Services,
+    ) -> CallOutcome<Vec<OutboundRequest>> {
+        let limits = &self.engine.settings().limits;
+        enum Offered {
+            V2(wit::TicketChange),
+            V1(wit_v1::TicketChange),
+        }
+        let offered = match &self.pre {
+            Pre::V2(_) => bindings::change_v2(change).map(Offered::V2),
+            Pre::V1(_) => bindings::change_v1(change, provider).map(Offered::V1),
+        };
+        let Some(offered) = offered else {
+            return CallOutcome {
+                result: Ok(Ok(Vec::new())),
+                report: CallReport::default(),
+            };
+        };
+        let (result, report) = self.run(api, services, |instance, store| {
+            match (instance, &offered) {
+                (Instance::V2(m), Offered::V2(c)) => {
+                    m.call_map_from_ticket_event(store, c, config).map(|r| {
+                        r.map(|reqs| {
+                            reqs.into_iter()
+                                .map(OutboundRequest::from)
+                                .collect::<Vec<_>>()
+                        })
+                        .map_err(MapError::from)
+                    })
+                }
+                (Instance::V1(m), Offered::V1(c)) => {
+                    m.call_map_from_ticket_event(store, c, config).map(|r| {
+                        r.map(|reqs| {
+                            reqs.into_iter()
+                                .map(OutboundRequest::from)
+                                .collect::<Vec<_>>()
+                        })
+                        .map_err(MapError::from)
+                    })
+                }
+                // The offer was made for this component's own version.
+                _ => Err(wasmtime::format_err!("world version mismatch")),
+            }
+        });
+        report.emit(provider, self.content_hash());
+        let result = result.and_then(|r| match r {
+            Ok(requests) => {
+                check_requests(&requests, limits)?;
+                Ok(Ok(requests))
+            }
+            Err(e) => Ok(Err(e)),
         });
         CallOutcome { result, report }
     }
@@ -152,11 +245,9 @@ impl LoadedMapper {
     fn run<T>(
         &self,
         api: Box<dyn ProviderApi>,
-        call: impl FnOnce(
-            &super::bindings::Mapper,
-            &mut Store<Sandbox>,
-        ) -> wasmtime::Result<Result<T, wit::MapError>>,
-    ) -> (Result<Result<T, wit::MapError>, MapperError>, CallReport) {
+        services: Services,
+        call: impl FnOnce(Instance, &mut Store<Sandbox>) -> GuestResult<T>,
+    ) -> (Result<Result<T, MapError>, MapperError>, CallReport) {
         let settings = self.engine.settings();
         let limits = &settings.limits;
         let started = Instant::now();
@@ -166,6 +257,7 @@ impl LoadedMapper {
             limits.api_calls,
             api,
             settings.branches.clone(),
+            services,
         );
         let mut store = Store::new(self.engine.engine(), sandbox);
         store.limiter(|s| &mut s.limiter);
@@ -185,12 +277,14 @@ impl LoadedMapper {
             let _ = store.set_fuel(FUEL);
         }
 
-        let result = self
-            .pre
-            .instantiate(&mut store)
+        let instance = match &self.pre {
+            Pre::V2(pre) => pre.instantiate(&mut store).map(Instance::V2),
+            Pre::V1(pre) => pre.instantiate(&mut store).map(Instance::V1),
+        };
+        let result = instance
             .map_err(|e| classify(e, &store, limits, true))
-            .and_then(|mapper| {
-                call(&mapper, &mut store).map_err(|e| classify(e, &store, limits, false))
+            .and_then(|instance| {
+                call(instance, &mut store).map_err(|e| classify(e, &store, limits, false))
             });
         let result = match result {
             // A guest that hit the log limit but returned anyway still
@@ -210,6 +304,7 @@ impl LoadedMapper {
             api_calls: store.data().api_calls,
             api_transient_failures: store.data().api_transient_failures,
             logs: store.data().log.take_lines(),
+            state_writes: store.data_mut().services.state.take_writes(),
         };
         (result, report)
     }
@@ -266,6 +361,34 @@ fn stderr_tail(log: &super::sandbox::GuestLog) -> Vec<String> {
         .collect();
     let skip = lines.len().saturating_sub(STDERR_TAIL);
     lines.into_iter().skip(skip).collect()
+}
+
+fn check_requests(requests: &[OutboundRequest], limits: &super::Limits) -> Result<(), MapperError> {
+    if requests.len() > limits.max_actions {
+        return Err(MapperError::TooManyActions {
+            count: requests.len(),
+            limit: limits.max_actions,
+        });
+    }
+    let bytes: usize = requests
+        .iter()
+        .map(|r| {
+            r.method.len()
+                + r.path.len()
+                + r.body.len()
+                + r.headers
+                    .iter()
+                    .map(|(k, v)| k.len() + v.len())
+                    .sum::<usize>()
+        })
+        .sum();
+    if bytes > limits.output_bytes {
+        return Err(MapperError::OutputTooLarge {
+            bytes,
+            limit_bytes: limits.output_bytes,
+        });
+    }
+    Ok(())
 }
 
 fn check_output(mapped: &Mapped, limits: &super::Limits) -> Result<(), MapperError> {

@@ -10,7 +10,7 @@ use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use super::WORLD;
-use super::bindings::{Mapper, MapperPre};
+use super::bindings::{v1, v2};
 use super::cache::ArtifactCache;
 use super::error::{MapperError, boxed};
 use super::limits::Limits;
@@ -67,11 +67,19 @@ struct EngineInner {
 #[derive(Clone)]
 pub struct LoadedMapper {
     pub(super) engine: MapperEngine,
-    pub(super) pre: MapperPre<Sandbox>,
+    pub(super) pre: Pre,
     hash: String,
     size: usize,
     origin: LoadOrigin,
     load_time: Duration,
+}
+
+/// A component ready to instantiate, in the world version it was built for.
+#[derive(Clone)]
+pub(super) enum Pre {
+    V2(v2::MapperPre<Sandbox>),
+    /// Built against `sluice:mapper@0.1.0`; the host converts for it.
+    V1(v1::MapperPre<Sandbox>),
 }
 
 /// Where a loaded component's machine code came from.
@@ -122,7 +130,11 @@ impl MapperEngine {
         let mut linker = Linker::<Sandbox>::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
             .map_err(|e| MapperError::Engine { source: boxed(e) })?;
-        Mapper::add_to_linker::<_, HasSelf<Sandbox>>(&mut linker, |s| s)
+        // Both versions' host interfaces: their names differ by version, so
+        // a 0.1.0 component links against its own.
+        v2::Mapper::add_to_linker::<_, HasSelf<Sandbox>>(&mut linker, |s| s)
+            .map_err(|e| MapperError::Engine { source: boxed(e) })?;
+        v1::Mapper::add_to_linker::<_, HasSelf<Sandbox>>(&mut linker, |s| s)
             .map_err(|e| MapperError::Engine { source: boxed(e) })?;
 
         spawn_epoch_ticker(&engine).map_err(|e| MapperError::Engine {
@@ -179,8 +191,17 @@ impl MapperEngine {
             .linker
             .instantiate_pre(&component)
             .map_err(wrong_world)?;
-        // Checks the exports; extra exports (componentize-py adds one) are fine.
-        let pre = MapperPre::new(instance_pre).map_err(wrong_world)?;
+        // Checks the exports; extra exports (componentize-py adds one) are
+        // fine. The current world first; a component it does not fit may
+        // be one built against 0.1.0, and if that fails too the current
+        // world's complaint is the useful one.
+        let pre = match v2::MapperPre::new(instance_pre.clone()) {
+            Ok(pre) => Pre::V2(pre),
+            Err(current) => match v1::MapperPre::new(instance_pre) {
+                Ok(pre) => Pre::V1(pre),
+                Err(_) => return Err(wrong_world(current)),
+            },
+        };
         // Only a component of our world is worth keeping compiled.
         if let (Some(cache), LoadOrigin::Compiled) = (cache, origin) {
             cache.put(engine, &hash, &component);
@@ -217,6 +238,14 @@ impl LoadedMapper {
     /// Compiled here or taken from the artifact cache.
     pub fn origin(&self) -> LoadOrigin {
         self.origin
+    }
+
+    /// The world version the component was built against, e.g. `0.2.0`.
+    pub fn world_version(&self) -> &'static str {
+        match self.pre {
+            Pre::V2(_) => "0.2.0",
+            Pre::V1(_) => "0.1.0",
+        }
     }
 
     /// Time to compile (or deserialize) and check the component.

@@ -18,6 +18,7 @@ mod engine;
 mod error;
 mod limits;
 mod sandbox;
+mod services;
 
 /// The generated WIT types, whose conversions into [`crate::action`] live in
 /// `bindings`. Public only so the fuzz crate (`fuzz/`, target `wit_action`)
@@ -30,9 +31,13 @@ pub use engine::{EngineSettings, LoadOrigin, LoadedMapper, MapperEngine, content
 pub use error::MapperError;
 pub use limits::Limits;
 pub use sandbox::{ApiFailure, ApiRequest, ApiResponse, NoProviderApi, ProviderApi};
+pub use services::{
+    People, Person, PersonKey, STATE_KEY_MAX, STATE_VALUE_MAX, Services, StateView, StateWrite,
+};
 
-/// The world every mapper component must implement.
-pub const WORLD: &str = "sluice:mapper/mapper@0.1.0";
+/// The world every mapper component must implement. Components built
+/// against `sluice:mapper/mapper@0.1.0` keep loading.
+pub const WORLD: &str = "sluice:mapper/mapper@0.2.0";
 
 /// A verified webhook delivery, as handed to `map-to-ticket-event`. Its
 /// `Debug` shows header names and the body's size only.

@@ -17,8 +17,9 @@ use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamError, StreamResult};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
-use super::bindings::{host_api, wit};
+use super::bindings::{host_api, host_api_v1, wit, wit_v1};
 use super::call::{LogLine, LogSource};
+use super::services::{PersonKey, Services};
 use crate::resolve::BranchConvention;
 
 /// A request a mapper makes to its provider's API, relative to the base URL.
@@ -100,6 +101,9 @@ pub(super) struct Sandbox {
     pub(super) api_elapsed: std::time::Duration,
     pub(super) api_transient_failures: u32,
     branches: BranchConvention,
+    /// The people directory and this provider's state, with the call's
+    /// own writes.
+    pub(super) services: Services,
 }
 
 impl Sandbox {
@@ -109,6 +113,7 @@ impl Sandbox {
         api_budget: u32,
         api: Box<dyn ProviderApi>,
         branches: BranchConvention,
+        services: Services,
     ) -> Self {
         let log = GuestLog::new(log_bytes);
         // Nothing is granted: no preopened directory, no environment, no
@@ -129,6 +134,7 @@ impl Sandbox {
             api_elapsed: std::time::Duration::ZERO,
             api_transient_failures: 0,
             branches,
+            services,
         }
     }
 }
@@ -143,39 +149,20 @@ impl WasiView for Sandbox {
 }
 
 impl wit::Host for Sandbox {}
+impl wit_v1::Host for Sandbox {}
 
-impl host_api::Host for Sandbox {
-    fn log(&mut self, level: host_api::LogLevel, message: String) {
-        let source = match level {
-            host_api::LogLevel::Trace => LogSource::Trace,
-            host_api::LogLevel::Debug => LogSource::Debug,
-            host_api::LogLevel::Info => LogSource::Info,
-            host_api::LogLevel::Warn => LogSource::Warn,
-            host_api::LogLevel::Error => LogSource::Error,
-        };
+impl Sandbox {
+    fn log_line(&mut self, source: LogSource, message: String) {
         // Over the limit the line is dropped and the call will fail with
         // `LogLimit`; a guest cannot flood the host's log through here.
         self.log.push_line(source, message);
     }
 
-    fn provider_api(
-        &mut self,
-        request: wit::ApiRequest,
-    ) -> Result<wit::ApiResponse, wit::ApiError> {
+    fn call_api(&mut self, request: ApiRequest) -> Result<ApiResponse, ApiFailure> {
         if self.api_calls >= self.api_budget {
-            return Err(wit::ApiError::BudgetExhausted);
+            return Err(ApiFailure::BudgetExhausted);
         }
         self.api_calls += 1;
-        let request = ApiRequest {
-            method: request.method,
-            path: request.path,
-            headers: request
-                .headers
-                .into_iter()
-                .map(|h| (h.name, h.value))
-                .collect(),
-            body: request.body,
-        };
         let started = std::time::Instant::now();
         let answer = self.api.call(&request);
         self.api_elapsed += started.elapsed();
@@ -184,22 +171,78 @@ impl host_api::Host for Sandbox {
             Err(e) => matches!(e, ApiFailure::Timeout | ApiFailure::Unavailable(_)),
         };
         self.api_transient_failures += u32::from(transient);
-        match answer {
-            Ok(r) => Ok(wit::ApiResponse {
-                status: r.status,
-                headers: r
-                    .headers
-                    .into_iter()
-                    .map(|(name, value)| wit::Header { name, value })
-                    .collect(),
-                body: r.body,
-            }),
-            Err(ApiFailure::Denied(m)) => Err(wit::ApiError::Denied(m)),
-            Err(ApiFailure::BudgetExhausted) => Err(wit::ApiError::BudgetExhausted),
-            Err(ApiFailure::Timeout) => Err(wit::ApiError::Timeout),
-            Err(ApiFailure::TooLarge) => Err(wit::ApiError::TooLarge),
-            Err(ApiFailure::Unavailable(m)) => Err(wit::ApiError::Unavailable(m)),
-        }
+        answer
+    }
+}
+
+fn log_source(level: host_api::LogLevel) -> LogSource {
+    match level {
+        host_api::LogLevel::Trace => LogSource::Trace,
+        host_api::LogLevel::Debug => LogSource::Debug,
+        host_api::LogLevel::Info => LogSource::Info,
+        host_api::LogLevel::Warn => LogSource::Warn,
+        host_api::LogLevel::Error => LogSource::Error,
+    }
+}
+
+impl host_api::Host for Sandbox {
+    fn log(&mut self, level: host_api::LogLevel, message: String) {
+        self.log_line(log_source(level), message);
+    }
+
+    fn provider_api(
+        &mut self,
+        request: wit::ApiRequest,
+    ) -> Result<wit::ApiResponse, wit::ApiError> {
+        self.call_api(request.into())
+            .map(Into::into)
+            .map_err(Into::into)
+    }
+
+    fn branch_ticket_guid(&mut self, branch: String) -> Option<String> {
+        self.branches.guid_of(&branch).map(str::to_owned)
+    }
+
+    fn find_person(&mut self, key: wit::PersonKey) -> Option<wit::Person> {
+        let key = match key {
+            wit::PersonKey::Email(e) => PersonKey::Email(e),
+            wit::PersonKey::Identity(i) => PersonKey::Identity {
+                provider: i.provider,
+                id: i.id,
+            },
+        };
+        self.services.find_person(&key).as_ref().map(Into::into)
+    }
+
+    fn state_get(&mut self, key: String) -> Option<String> {
+        self.services.state.get(&key).map(str::to_owned)
+    }
+
+    fn state_set(&mut self, key: String, value: Option<String>, expected: Option<String>) -> bool {
+        self.services.state.set(key, value, expected.as_deref())
+    }
+}
+
+/// 0.1.0 components: the same imports, minus what 0.2.0 added.
+impl host_api_v1::Host for Sandbox {
+    fn log(&mut self, level: host_api_v1::LogLevel, message: String) {
+        let level = match level {
+            host_api_v1::LogLevel::Trace => host_api::LogLevel::Trace,
+            host_api_v1::LogLevel::Debug => host_api::LogLevel::Debug,
+            host_api_v1::LogLevel::Info => host_api::LogLevel::Info,
+            host_api_v1::LogLevel::Warn => host_api::LogLevel::Warn,
+            host_api_v1::LogLevel::Error => host_api::LogLevel::Error,
+        };
+        self.log_line(log_source(level), message);
+    }
+
+    fn provider_api(
+        &mut self,
+        request: wit_v1::ApiRequest,
+    ) -> Result<wit_v1::ApiResponse, wit_v1::ApiError> {
+        self.call_api(request.into())
+            .map(Into::into)
+            .map_err(Into::into)
     }
 
     fn branch_ticket_guid(&mut self, branch: String) -> Option<String> {

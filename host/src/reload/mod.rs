@@ -23,8 +23,8 @@ use thiserror::Error;
 
 pub use canary::{CanaryReport, CanaryResults, CaseFailure, FailureInfo};
 pub use registry::{
-    Availability, MapperEntry, MapperListing, MapperRegistry, MapperState, Origin, ProviderState,
-    Refusal, RefusalInfo, Version, VersionInfo,
+    Availability, MapperEntry, MapperListing, MapperRegistry, MapperState, Origin, ProviderMapper,
+    ProviderState, Refusal, RefusalInfo, Version, VersionInfo,
 };
 
 use crate::config::Config;
@@ -32,7 +32,6 @@ use crate::mapper::{
     ArtifactCache, ArtifactKey, CacheError, EngineSettings, MapperEngine, MapperError,
 };
 use crate::metrics::Metrics;
-use crate::worker::ProviderMapper;
 
 #[derive(Debug, Error)]
 pub enum ReloadError {

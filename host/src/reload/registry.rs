@@ -18,15 +18,23 @@ use utoipa::ToSchema;
 use super::MapperSource;
 use super::canary::{CanaryReport, CanaryResults};
 use crate::mapper::LoadOrigin;
-use crate::worker::ProviderMapper;
+
+/// A provider's mapper and its `mapper_config`: what a delivery is mapped
+/// with, and a change sent with.
+#[derive(Clone)]
+pub struct ProviderMapper {
+    pub mapper: crate::mapper::LoadedMapper,
+    /// JSON text.
+    pub config: String,
+}
 
 /// The shared registry. Cheap to clone.
 #[derive(Clone, Default)]
 pub struct MapperRegistry {
     inner: Arc<RwLock<BTreeMap<String, Entry>>>,
-    /// Notified when a version starts serving, so the worker picks up the
-    /// deliveries that waited for it at once rather than on its next tick.
-    served: Arc<tokio::sync::Notify>,
+    /// Counts versions that started serving, so the workers pick up the
+    /// work that waited for one at once rather than on their next tick.
+    served: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 /// A version that passed its checks and serves.
@@ -159,10 +167,11 @@ impl MapperRegistry {
     }
 
     /// Makes `version` the one serving `provider`, atomically for readers.
-    /// Resolves once a version starts serving (one waiter: the worker; a
-    /// swap while nobody waits is remembered for the next wait).
-    pub async fn served(&self) {
-        self.served.notified().await;
+    /// A signal that fires each time a version starts serving; each
+    /// worker holds its own, so a swap while it was busy is remembered for
+    /// its next wait.
+    pub fn served_signal(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.served.subscribe()
     }
 
     pub(super) fn swap(&self, provider: &str, version: Version) {
@@ -170,7 +179,7 @@ impl MapperRegistry {
             e.current = Some(version);
             e.absent_since = None;
         }
-        self.served.notify_one();
+        self.served.send_modify(|n| *n += 1);
     }
 
     pub(super) fn refuse(&self, provider: &str, refusal: Refusal) {

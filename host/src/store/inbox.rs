@@ -4,6 +4,7 @@ use sqlx::{AssertSqlSafe, Row};
 
 use crate::redacted::{Bytes, HeaderNames};
 
+use super::lease::{Clock, Queue, new_claim_token};
 use super::query::{Filtered, params, value_rows};
 use super::status::{DeliveryStatus, IgnoreReason};
 use super::{Store, StoreError};
@@ -85,19 +86,6 @@ impl std::fmt::Debug for DeliveryRow {
             .field("attempts", &self.attempts)
             .finish_non_exhaustive()
     }
-}
-
-/// A stored-time clock in SQL; see [`Store::clock`].
-struct Clock {
-    now: String,
-    until: String,
-    /// Always true; mentions the parameters the expressions above do not,
-    /// so every bound parameter is used on both backends.
-    unused: String,
-}
-
-fn new_claim_token() -> String {
-    uuid::Uuid::new_v4().simple().to_string()
 }
 
 /// Which deliveries [`Store::claim_delivery`] may take.
@@ -421,61 +409,7 @@ impl Store {
         claim_token: &str,
         lease: std::time::Duration,
     ) -> Result<u64, StoreError> {
-        let Clock { now, until, unused } = self.clock(1, 2, 4);
-        // Audited: only the clock's SQL and constants are spliced in.
-        let sql = format!(
-            "UPDATE deliveries SET next_attempt_at = {until} \
-             WHERE claim_token = $3 AND status = {processing} AND ({now} IS NOT NULL OR TRUE) AND {unused}",
-            processing = DeliveryStatus::Processing.sql(),
-        );
-        let (now_arg, until_arg, millis) = Self::clock_args(lease);
-        let done = sqlx::query(AssertSqlSafe(sql))
-            .bind(now_arg)
-            .bind(until_arg)
-            .bind(claim_token)
-            .bind(millis)
-            .execute(&self.write)
-            .await?;
-        Ok(done.rows_affected())
-    }
-
-    /// "now" and "now + lease" as stored times, in SQL, from the
-    /// parameters `$now` and `$until` (this host's clock, text) and
-    /// `$millis` (the lease): PostgreSQL takes its own clock, so replicas
-    /// whose clocks disagree still agree on leases; SQLite (one host per
-    /// file) takes this host's.
-    fn clock(&self, now: usize, until: usize, millis: usize) -> Clock {
-        match self.backend {
-            super::Backend::Postgres => {
-                const FORMAT: &str = "'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'";
-                Clock {
-                    now: format!("to_char(clock_timestamp() AT TIME ZONE 'UTC', {FORMAT})"),
-                    until: format!(
-                        "to_char((clock_timestamp() + ${millis} * interval '1 millisecond') \
-                         AT TIME ZONE 'UTC', {FORMAT})"
-                    ),
-                    unused: format!("${now} = ${now} AND ${until} = ${until}"),
-                }
-            }
-            super::Backend::Sqlite => Clock {
-                now: format!("${now}"),
-                until: format!("${until}"),
-                unused: format!("${millis} = ${millis}"),
-            },
-        }
-    }
-
-    /// The values of [`Store::clock`]'s parameters: now, now + lease (this
-    /// host's clock) and the lease in milliseconds.
-    fn clock_args(lease: std::time::Duration) -> (String, String, i64) {
-        let now = chrono::Utc::now();
-        let delta = chrono::TimeDelta::from_std(lease).unwrap_or(chrono::TimeDelta::MAX);
-        let until = now.checked_add_signed(delta).unwrap_or(now);
-        (
-            super::timestamp(now),
-            super::timestamp(until),
-            i64::try_from(lease.as_millis()).unwrap_or(i64::MAX),
-        )
+        self.renew_lease(Queue::Inbox, claim_token, lease).await
     }
 
     /// Claims one delivery by id unless it is being processed right now:

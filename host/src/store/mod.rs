@@ -14,6 +14,8 @@
 mod fault;
 mod group;
 mod inbox;
+mod lease;
+mod outbox;
 mod query;
 mod retention;
 mod rows;
@@ -31,12 +33,13 @@ use thiserror::Error;
 
 pub use group::{InboxEntry, InboxWriter};
 pub use inbox::{DeliveryFilter, DeliveryRow, Finish, NewDelivery, Reclaim, Stored};
+pub use lease::Queue;
+pub use outbox::{OutboxAttempt, OutboxFilter, OutboxFinish, OutboxRow};
 pub use query::cursor_position;
 pub use rows::{
-    Comment, HistoryRow, Link, NewHistory, OutboxRow, Page, PrLink, Signoff, TicketFilter,
-    TicketRow,
+    Comment, HistoryRow, Link, NewHistory, Page, PrLink, Signoff, TicketFilter, TicketRow,
 };
-pub use status::{DeliveryStatus, IgnoreReason};
+pub use status::{DeliveryStatus, IgnoreReason, OutboxStatus};
 pub use tx::Tx;
 
 #[derive(Debug, Error)]

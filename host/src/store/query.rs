@@ -111,6 +111,50 @@ impl Filtered {
     }
 }
 
+impl Filtered {
+    /// Fetches one page, newest first on the integer `id`, after `cursor`
+    /// (a previous page's `next`: the last id seen).
+    pub(super) async fn page_by_id<T>(
+        mut self,
+        pool: &AnyPool,
+        cursor: Option<&str>,
+        limit: u32,
+        row: impl Fn(&AnyRow) -> Result<T, StoreError>,
+        id: impl Fn(&T) -> i64,
+    ) -> Result<Page<T>, StoreError> {
+        if let Some(cursor) = cursor {
+            let c: i64 = cursor.parse().map_err(|_| StoreError::Corrupt {
+                column: "cursor",
+                reason: format!("`{cursor}` is not a cursor this host issued"),
+            })?;
+            self.and(" AND id < CAST({} AS BIGINT)", c.to_string());
+        }
+        if self.matches_nothing {
+            return Ok(Page {
+                items: Vec::new(),
+                next: None,
+            });
+        }
+        let limit = limit.clamp(1, 500);
+        self.sql
+            .push_str(&format!(" ORDER BY id DESC LIMIT {}", limit + 1));
+        // Audited: `sql` is constants and `$n` placeholders; every value is bound.
+        let mut query = sqlx::query(AssertSqlSafe(self.sql));
+        for a in &self.args {
+            query = query.bind(a);
+        }
+        let rows = query.fetch_all(pool).await?;
+        let mut items = rows.iter().map(row).collect::<Result<Vec<_>, _>>()?;
+        let next = if items.len() > limit as usize {
+            items.truncate(limit as usize);
+            items.last().map(|t| id(t).to_string())
+        } else {
+            None
+        };
+        Ok(Page { items, next })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -25,11 +25,24 @@ pub struct TicketRow {
     pub escalated_at: Option<String>,
     pub escalated_by: Option<String>,
     pub escalation_reason: Option<String>,
+    /// Custom fields, by name.
+    pub fields: std::collections::BTreeMap<String, String>,
+    /// When it entered its status; `None`: it never moved.
+    pub status_changed_at: Option<String>,
+}
+
+impl TicketRow {
+    /// When the ticket entered its current status.
+    pub fn status_since(&self) -> &str {
+        self.status_changed_at
+            .as_deref()
+            .unwrap_or(&self.created_at)
+    }
 }
 
 pub(super) const TICKET_COLUMNS: &str = "guid, subject, description, status, priority, ticket_type, \
      assignee, requested_by, labels, created_at, updated_at, resolved_at, resolved_by, \
-     escalated_at, escalated_by, escalation_reason";
+     escalated_at, escalated_by, escalation_reason, fields, status_changed_at";
 
 impl TicketRow {
     pub(super) fn from_row(row: &AnyRow) -> Result<Self, StoreError> {
@@ -55,6 +68,14 @@ impl TicketRow {
             escalated_at: row.try_get("escalated_at")?,
             escalated_by: row.try_get("escalated_by")?,
             escalation_reason: row.try_get("escalation_reason")?,
+            fields: {
+                let fields: String = row.try_get("fields")?;
+                serde_json::from_str(&fields).map_err(|e| StoreError::Corrupt {
+                    column: "tickets.fields",
+                    reason: e.to_string(),
+                })?
+            },
+            status_changed_at: row.try_get("status_changed_at")?,
         })
     }
 }
@@ -132,16 +153,6 @@ pub(super) fn history_row(r: &AnyRow) -> Result<HistoryRow, StoreError> {
         mapper_hash: r.try_get("mapper_hash")?,
         at: r.try_get("at")?,
     })
-}
-
-/// A queued outbound change.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OutboxRow {
-    pub id: i64,
-    pub history_id: i64,
-    pub provider: String,
-    pub status: String,
-    pub attempts: i64,
 }
 
 /// Filters for [`Store::find`]; every set field must match.
@@ -279,28 +290,6 @@ impl Store {
         .fetch_all(self.read_pool())
         .await?;
         rows.iter().map(history_row).collect()
-    }
-
-    /// Pending outbound work, oldest first.
-    pub async fn pending_outbox(&self, limit: u32) -> Result<Vec<OutboxRow>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT id, history_id, provider, status, attempts FROM outbox \
-             WHERE status = 'pending' ORDER BY id LIMIT $1",
-        )
-        .bind(i64::from(limit))
-        .fetch_all(self.read_pool())
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(OutboxRow {
-                    id: r.try_get("id")?,
-                    history_id: r.try_get("history_id")?,
-                    provider: r.try_get("provider")?,
-                    status: r.try_get("status")?,
-                    attempts: r.try_get("attempts")?,
-                })
-            })
-            .collect()
     }
 
     /// Tickets matching `filter`, most recently updated first, one page.

@@ -146,6 +146,95 @@ impl IgnoreReason {
     }
 }
 
+/// Where an outbox row (one change for one provider) is in its lifecycle;
+/// ARCHITECTURE.md ("Outbox lifecycle") names who moves each one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OutboxStatus {
+    /// Waiting to be sent (behind this provider's earlier rows of the
+    /// same ticket, if any).
+    Pending,
+    /// Claimed by an outbound worker until its lease runs out.
+    Processing,
+    /// A request failed transiently (timeout, connection, 429, 5xx): tried
+    /// again at `next_attempt_at`, from the first request not sent.
+    Retrying,
+    /// Every request the mapper asked for was answered with a 2xx.
+    Sent,
+    /// The mapper asked for no request.
+    Ignored,
+    /// The mapper refused or failed, or the provider answered 4xx: retry
+    /// by hand after a fix.
+    Failed,
+    /// Transient failures outlasted the retries; retry by hand.
+    Dead,
+}
+
+impl OutboxStatus {
+    pub const ALL: [OutboxStatus; 7] = [
+        OutboxStatus::Pending,
+        OutboxStatus::Processing,
+        OutboxStatus::Retrying,
+        OutboxStatus::Sent,
+        OutboxStatus::Ignored,
+        OutboxStatus::Failed,
+        OutboxStatus::Dead,
+    ];
+
+    /// Statuses a worker may claim (`Processing` only once its lease ran
+    /// out); the same ones hold back later rows of the ticket.
+    pub const OPEN: [OutboxStatus; 3] = [
+        OutboxStatus::Pending,
+        OutboxStatus::Retrying,
+        OutboxStatus::Processing,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutboxStatus::Pending => "pending",
+            OutboxStatus::Processing => "processing",
+            OutboxStatus::Retrying => "retrying",
+            OutboxStatus::Sent => "sent",
+            OutboxStatus::Ignored => "ignored",
+            OutboxStatus::Failed => "failed",
+            OutboxStatus::Dead => "dead",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<OutboxStatus> {
+        OutboxStatus::ALL.into_iter().find(|d| d.as_str() == s)
+    }
+
+    pub(crate) fn sql_list(statuses: &[OutboxStatus]) -> String {
+        statuses
+            .iter()
+            .map(|s| format!("'{}'", s.as_str()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    pub(crate) fn sql(self) -> String {
+        format!("'{}'", self.as_str())
+    }
+}
+
+impl std::str::FromStr for OutboxStatus {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        OutboxStatus::parse(s).ok_or_else(|| {
+            let all: Vec<&str> = OutboxStatus::ALL.iter().map(|d| d.as_str()).collect();
+            format!("`{s}` is not an outbox status; one of {}", all.join(", "))
+        })
+    }
+}
+
+impl fmt::Display for OutboxStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -161,5 +250,9 @@ mod tests {
             assert_eq!(serde_json::to_value(r).unwrap(), r.as_str());
         }
         assert_eq!(DeliveryStatus::parse("done"), None);
+        for s in OutboxStatus::ALL {
+            assert_eq!(OutboxStatus::parse(s.as_str()), Some(s));
+            assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());
+        }
     }
 }

@@ -39,6 +39,11 @@ impl Tx {
         }
     }
 
+    /// The transaction's connection, for the other store modules.
+    pub(super) fn conn(&mut self) -> &mut sqlx::AnyConnection {
+        &mut self.tx
+    }
+
     /// Writes the changed tickets, then commits.
     pub async fn commit(mut self) -> Result<(), StoreError> {
         for guid in std::mem::take(&mut self.dirty) {
@@ -187,7 +192,7 @@ impl Tx {
     pub async fn insert_ticket(&mut self, t: &TicketRow) -> Result<(), StoreError> {
         let sql = format!(
             "INSERT INTO tickets ({TICKET_COLUMNS}) VALUES \
-             ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
+             ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)"
         );
         bind_ticket(sqlx::query(AssertSqlSafe(sql)), t)
             .execute(&mut *self.tx)
@@ -222,22 +227,61 @@ impl Tx {
         Ok(row.try_get("id")?)
     }
 
-    /// Queues a history row for a provider's outbound rules.
+    /// Queues a history row of ticket `guid` for a provider's outbound
+    /// rules.
     pub async fn enqueue_outbound(
         &mut self,
         history_id: i64,
         provider: &str,
+        guid: &str,
         at: &str,
     ) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO outbox (history_id, provider, status, created_at, next_attempt_at) \
-             VALUES ($1, $2, 'pending', $3, $3) ON CONFLICT (history_id, provider) DO NOTHING",
+            "INSERT INTO outbox (history_id, provider, ticket_guid, status, created_at, next_attempt_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $5, $5) ON CONFLICT (history_id, provider) DO NOTHING",
         )
         .bind(history_id)
         .bind(provider)
+        .bind(guid)
+        .bind(super::OutboxStatus::Pending.as_str())
         .bind(at)
         .execute(&mut *self.tx)
         .await?;
+        Ok(())
+    }
+
+    /// Whether `provider`'s record `external_id` is one the host made
+    /// itself (an echo capture of an outbound request).
+    pub async fn is_echo(&mut self, provider: &str, external_id: &str) -> Result<bool, StoreError> {
+        let row = sqlx::query(
+            "SELECT 1 AS one FROM processed_external_ids WHERE provider = $1 AND external_id = $2",
+        )
+        .bind(provider)
+        .bind(external_id)
+        .fetch_optional(&mut *self.tx)
+        .await?;
+        Ok(row.is_some())
+    }
+
+    /// Remembers records the host made at a provider (echo captures).
+    pub async fn remember_echoes(
+        &mut self,
+        echoes: &[(&str, &str)],
+        at: &str,
+    ) -> Result<(), StoreError> {
+        for chunk in echoes.chunks(CHUNK) {
+            // Audited: only numbered placeholders are spliced in.
+            let sql = format!(
+                "INSERT INTO processed_external_ids (provider, external_id, at) VALUES {} \
+                 ON CONFLICT (provider, external_id) DO NOTHING",
+                value_rows(chunk.len(), 3)
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for (provider, id) in chunk {
+                q = q.bind(*provider).bind(*id).bind(at);
+            }
+            q.execute(&mut *self.tx).await?;
+        }
         Ok(())
     }
 
@@ -333,7 +377,8 @@ async fn write_ticket(tx: &mut Transaction<'static, Any>, t: &TicketRow) -> Resu
     let sql = "UPDATE tickets SET subject = $2, description = $3, status = $4, priority = $5, \
                ticket_type = $6, assignee = $7, requested_by = $8, labels = $9, created_at = $10, \
                updated_at = $11, resolved_at = $12, resolved_by = $13, escalated_at = $14, \
-               escalated_by = $15, escalation_reason = $16 WHERE guid = $1";
+               escalated_by = $15, escalation_reason = $16, fields = $17, \
+               status_changed_at = $18 WHERE guid = $1";
     bind_ticket(sqlx::query(sql), t).execute(&mut **tx).await?;
     Ok(())
 }
@@ -358,4 +403,6 @@ fn bind_ticket<'q>(
         .bind(&t.escalated_at)
         .bind(&t.escalated_by)
         .bind(&t.escalation_reason)
+        .bind(serde_json::to_string(&t.fields).unwrap_or_else(|_| "{}".into()))
+        .bind(&t.status_changed_at)
 }

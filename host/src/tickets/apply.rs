@@ -1,7 +1,7 @@
 //! One delivery's actions, applied in one transaction.
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Map, Value, json};
 use thiserror::Error;
 
 use super::validate::{ValidationError, Workflow, validate};
@@ -20,6 +20,9 @@ pub struct Applier {
     pub branches: BranchConvention,
     /// Providers whose outbound rules get an outbox row per change.
     pub outbound: Vec<String>,
+    /// Those of them whose rules see their own changes too (a confirmation
+    /// in the same chat): `outbound.own_changes`.
+    pub own_changes: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -44,6 +47,10 @@ pub struct AppliedAction {
     /// False when the ticket already said so (a repeated fact).
     pub changed: bool,
     pub history_id: Option<i64>,
+    /// Dropped as the echo of a record the host itself made at the
+    /// provider (a comment it posted, reported back by a webhook).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub echo: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -227,9 +234,13 @@ impl Applier {
                         escalated_at: None,
                         escalated_by: None,
                         escalation_reason: None,
+                        fields: Default::default(),
+                        status_changed_at: None,
                     };
-                    self.create(tx, &input, action, ticket, external_id.as_deref(), &at)
-                        .await?
+                    let (guid, id) = self
+                        .create(tx, &input, action, ticket, external_id.as_deref(), &at)
+                        .await?;
+                    (guid, id, false)
                 }
                 _ => {
                     let reference = action.ticket().cloned().unwrap_or_default();
@@ -242,10 +253,15 @@ impl Applier {
                             may_appear: self.may_appear(tx, &reference, input.origin).await?,
                         });
                     };
-                    self.change(tx, &input, action, ticket, &at).await?
+                    if self.is_echo(tx, action, input.origin).await? {
+                        (ticket.guid, None, true)
+                    } else {
+                        let (guid, id) = self.change(tx, &input, action, ticket, &at).await?;
+                        (guid, id, false)
+                    }
                 }
             };
-            let (guid, history_id) = applied;
+            let (guid, history_id, echo) = applied;
             created[index] = Some(guid.clone());
             out.push(AppliedAction {
                 index,
@@ -253,6 +269,7 @@ impl Applier {
                 ticket_guid: guid,
                 changed: history_id.is_some(),
                 history_id,
+                echo,
             });
         }
         let record = input.delivery_id.map(|id| {
@@ -266,6 +283,27 @@ impl Applier {
             },
             record,
         ))
+    }
+
+    /// Anti-loop, second layer: a comment whose provider id is one the host
+    /// made itself (an outbound echo capture) is our own comment coming
+    /// back.
+    async fn is_echo(
+        &self,
+        tx: &mut Tx,
+        action: &Action,
+        origin: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        match (action, origin) {
+            (
+                Action::Comment {
+                    external_comment_id: Some(id),
+                    ..
+                },
+                Some(origin),
+            ) => tx.is_echo(origin, id).await,
+            _ => Ok(false),
+        }
     }
 
     /// guid → integration link → branch convention → earlier `create`.
@@ -384,7 +422,7 @@ impl Applier {
                 let changed = t.status != *status;
                 if changed {
                     extra = Some(("from_status", Value::String(t.status.clone())));
-                    t.status = status.clone();
+                    set_status(&mut t, status, at);
                 }
                 (changed, Some(changed_by))
             }
@@ -453,7 +491,7 @@ impl Applier {
                 let changed = t.resolved_at.is_none() || t.status != "RESOLVED";
                 if changed {
                     if self.workflow.contains("RESOLVED") {
-                        t.status = "RESOLVED".into();
+                        set_status(&mut t, "RESOLVED", at);
                     }
                     t.resolved_at = Some(at.to_owned());
                     t.resolved_by = Some(resolved_by.clone());
@@ -471,13 +509,57 @@ impl Applier {
                     && (t.status == "ESCALATED" || !self.workflow.contains("ESCALATED"));
                 if !same {
                     if self.workflow.contains("ESCALATED") {
-                        t.status = "ESCALATED".into();
+                        set_status(&mut t, "ESCALATED", at);
                     }
                     t.escalated_at = Some(at.to_owned());
                     t.escalated_by = Some(escalated_by.clone());
                     t.escalation_reason = reason.clone();
                 }
                 (!same, Some(escalated_by))
+            }
+            // Field edits are recorded as the API records its own: one
+            // `update` change with each field's old and new value, which is
+            // what outbound rules see (`updated`).
+            Action::SetFields {
+                fields, changed_by, ..
+            } => {
+                let mut diff = Map::new();
+                for (name, value) in fields {
+                    let old = t.fields.get(name).cloned();
+                    let new = (!value.is_empty()).then(|| value.clone());
+                    if old == new {
+                        continue;
+                    }
+                    diff.insert(format!("fields.{name}"), json!({"from": old, "to": new}));
+                    match new {
+                        Some(v) => t.fields.insert(name.clone(), v),
+                        None => t.fields.remove(name),
+                    };
+                }
+                return self.record_update(tx, input, t, diff, changed_by, at).await;
+            }
+            Action::Update {
+                subject,
+                description,
+                priority,
+                ticket_type,
+                changed_by,
+                ..
+            } => {
+                let mut diff = Map::new();
+                let mut set = |name: &str, slot: &mut String, new: Option<&str>| {
+                    if let Some(new) = new
+                        && slot != new
+                    {
+                        diff.insert(name.into(), json!({"from": slot, "to": new}));
+                        *slot = new.to_owned();
+                    }
+                };
+                set("subject", &mut t.subject, subject.as_deref());
+                set("description", &mut t.description, description.as_deref());
+                set("ticket_type", &mut t.ticket_type, ticket_type.as_deref());
+                set("priority", &mut t.priority, priority.map(|p| p.as_str()));
+                return self.record_update(tx, input, t, diff, changed_by, at).await;
             }
         };
         if !changed {
@@ -492,6 +574,30 @@ impl Applier {
         }
         let id = self
             .record_change(tx, input, &guid, action.name(), change, actor, at)
+            .await?;
+        Ok((guid, Some(id)))
+    }
+
+    /// Writes the ticket and one `update` history row with `diff`'s
+    /// `{field: {from, to}}` — nothing when the diff is empty.
+    async fn record_update(
+        &self,
+        tx: &mut Tx,
+        input: &ApplyInput<'_>,
+        mut t: TicketRow,
+        diff: Map<String, Value>,
+        actor: &str,
+        at: &str,
+    ) -> Result<(String, Option<i64>), ApplyError> {
+        let guid = t.guid.clone();
+        if diff.is_empty() {
+            return Ok((guid, None));
+        }
+        t.updated_at = at.to_owned();
+        tx.update_ticket(&t).await?;
+        let change = json!({"action": "update", "ticket_guid": guid, "fields": Value::Object(diff), "changed_by": actor});
+        let id = self
+            .record_change(tx, input, &guid, "update", change, Some(actor), at)
             .await?;
         Ok((guid, Some(id)))
     }
@@ -520,15 +626,24 @@ impl Applier {
                 at,
             })
             .await?;
-        // Anti-loop, first layer: a change never goes back to its origin.
+        // Anti-loop, first layer: a change goes back to its origin only
+        // when that provider's rules ask for their own changes.
         for provider in self
             .outbound
             .iter()
-            .filter(|p| Some(p.as_str()) != input.origin)
+            .filter(|p| Some(p.as_str()) != input.origin || self.own_changes.contains(p))
         {
-            tx.enqueue_outbound(id, provider, at).await?;
+            tx.enqueue_outbound(id, provider, guid, at).await?;
         }
         Ok(id)
+    }
+}
+
+/// Moves the ticket to `status`, remembering when.
+pub(super) fn set_status(t: &mut TicketRow, status: &str, at: &str) {
+    if t.status != status {
+        t.status = status.to_owned();
+        t.status_changed_at = Some(at.to_owned());
     }
 }
 
@@ -559,4 +674,37 @@ fn describe(r: &TicketRef) -> String {
         parts.push(format!("from_action {i}"));
     }
     parts.join(", ")
+}
+
+impl Applier {
+    /// Links `provider`'s record `external_id` to ticket `guid` as the
+    /// ticket's mirror there (an outbound capture), and records a `link`
+    /// change, which the other providers are offered as `linked`. Nothing
+    /// happens when the record is linked already; a record linked to
+    /// another ticket stays with it (false).
+    pub async fn link_mirror(
+        &self,
+        tx: &mut Tx,
+        provider: &str,
+        external_id: &str,
+        guid: &str,
+        at: &str,
+    ) -> Result<bool, StoreError> {
+        if let Some(linked) = tx.linked_ticket(provider, external_id).await? {
+            return Ok(linked == guid);
+        }
+        if tx.link(provider, external_id, guid, at).await? != guid {
+            return Ok(false);
+        }
+        let input = ApplyInput {
+            delivery_id: None,
+            origin: Some(provider),
+            mapper_hash: None,
+            actions: &[],
+        };
+        let change = json!({"action": "link", "ticket_guid": guid, "provider": provider, "external_id": external_id});
+        self.record_change(tx, &input, guid, "link", change, None, at)
+            .await?;
+        Ok(true)
+    }
 }

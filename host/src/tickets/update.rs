@@ -47,7 +47,9 @@ impl Applier {
         };
         set("subject", &mut t.subject, &update.subject);
         set("description", &mut t.description, &update.description);
+        let before = t.status.clone();
         set("status", &mut t.status, &update.status);
+        let status_moved = t.status != before;
         set("ticket_type", &mut t.ticket_type, &update.ticket_type);
         set(
             "priority",
@@ -71,6 +73,9 @@ impl Applier {
         }
         let at = now();
         t.updated_at = at.clone();
+        if status_moved {
+            t.status_changed_at = Some(at.clone());
+        }
         tx.update_ticket(&t).await?;
         let change = json!({"action": "update", "ticket_guid": guid, "fields": Value::Object(fields), "changed_by": actor});
         let input = ApplyInput {

@@ -39,6 +39,9 @@ const TEXT_MAX: usize = 64 << 10;
 const FIELD_MAX: usize = 256;
 const LABELS_MAX: usize = 32;
 const LABEL_MAX: usize = 64;
+/// Custom fields one action may set, and the length of a field name.
+const FIELDS_MAX: usize = 64;
+const FIELD_NAME_MAX: usize = 64;
 
 /// The statuses a ticket may take; the first is a new ticket's.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -197,6 +200,61 @@ pub fn validate(actions: &[Action], workflow: &Workflow) -> Result<Vec<Action>, 
                         .map_err(|e| err("reason", e))?;
                 }
             }
+            Action::SetFields {
+                fields, changed_by, ..
+            } => {
+                if fields.is_empty() {
+                    return Err(err("fields", "is empty".into()));
+                }
+                if fields.len() > FIELDS_MAX {
+                    return Err(err(
+                        "fields",
+                        format!("has {} fields, over {FIELDS_MAX}", fields.len()),
+                    ));
+                }
+                for (name, value) in fields.iter_mut() {
+                    if !is_field_name(name) {
+                        return Err(err(
+                            "fields",
+                            format!(
+                                "`{name}` is not a field name (snake_case ASCII, at most {FIELD_NAME_MAX} characters)"
+                            ),
+                        ));
+                    }
+                    check_text(value, Kind::Multiline { required: false })
+                        .map_err(|r| err("fields", format!("`{name}` {r}")))?;
+                }
+                check("changed_by", changed_by, Kind::Line)?;
+            }
+            Action::Update {
+                subject,
+                description,
+                ticket_type,
+                changed_by,
+                priority,
+                ..
+            } => {
+                if subject.is_none()
+                    && description.is_none()
+                    && ticket_type.is_none()
+                    && priority.is_none()
+                {
+                    return Err(err(
+                        "subject",
+                        "and every other field are absent: nothing to update".into(),
+                    ));
+                }
+                if let Some(v) = subject {
+                    check("subject", v, Kind::Subject)?;
+                }
+                if let Some(v) = description {
+                    check("description", v, Kind::Multiline { required: false })?;
+                }
+                if let Some(v) = ticket_type {
+                    check("ticket_type", v, Kind::Line)?;
+                }
+                check("changed_by", changed_by, Kind::Line)?;
+            }
         }
         out.push(a);
     }
@@ -211,6 +269,17 @@ enum Kind {
     Email,
     Url,
     Multiline { required: bool },
+}
+
+/// Custom field names: snake_case ASCII, so they read the same in every
+/// provider's config, in the API and in a mapper.
+pub fn is_field_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= FIELD_NAME_MAX
+        && name.starts_with(|c: char| c.is_ascii_lowercase())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
 }
 
 fn check_ref(

@@ -20,7 +20,9 @@ pub mod bindings {
 }
 
 pub use bindings::Guest;
-pub use bindings::sluice::mapper::host::{LogLevel, branch_ticket_guid, log, provider_api};
+pub use bindings::sluice::mapper::host::{
+    LogLevel, branch_ticket_guid, find_person, log, provider_api, state_get, state_set,
+};
 pub use bindings::sluice::mapper::types::*;
 
 use serde_json::Value;

@@ -1,5 +1,7 @@
-//! The live `provider-api`: a mapper's requests to its own provider, made
-//! by the host with the provider's base URL and credentials from the config.
+//! The host's one HTTP client, and every request Sluice makes to a
+//! provider through it: the live `provider-api` (a mapper's reads while it
+//! maps) and the outbound worker's sends, both made by the host with the
+//! provider's base URL and credentials from the config.
 //!
 //! The mapper names a method, a path relative to the base URL, headers and
 //! a body; the host checks the request stays under the base URL (same
@@ -91,6 +93,25 @@ impl ProviderApis {
         Ok(ProviderApis {
             by_provider: Arc::new(by_provider),
         })
+    }
+
+    /// Whether `provider` has an `api` block.
+    pub fn has(&self, provider: &str) -> bool {
+        self.by_provider.contains_key(provider)
+    }
+
+    /// Sends one outbound request to `provider`'s API (async, uncached).
+    pub async fn send(
+        &self,
+        provider: &str,
+        request: &ApiRequest,
+    ) -> Result<ApiResponse, ApiFailure> {
+        match self.by_provider.get(provider) {
+            Some(c) => c.send(request).await,
+            None => Err(ApiFailure::Unavailable(format!(
+                "provider `{provider}` has no `api` block"
+            ))),
+        }
     }
 
     /// The API a mapper of `provider` gets for one delivery.
@@ -247,21 +268,9 @@ impl ProviderClient {
         Ok(url)
     }
 
-    fn call(&self, request: &ApiRequest) -> Result<ApiResponse, ApiFailure> {
-        let method = Method::from_bytes(request.method.to_ascii_uppercase().as_bytes())
-            .ok()
-            .filter(|m| {
-                matches!(
-                    *m,
-                    Method::GET
-                        | Method::HEAD
-                        | Method::POST
-                        | Method::PUT
-                        | Method::PATCH
-                        | Method::DELETE
-                )
-            })
-            .ok_or_else(|| ApiFailure::Denied(format!("method `{}`", request.method)))?;
+    /// The URL and headers for a request: under the base URL, the
+    /// mapper's headers checked, the configured ones (credentials) added.
+    fn prepare(&self, request: &ApiRequest) -> Result<(Url, HeaderMap), ApiFailure> {
         let url = self.url_for(&request.path)?;
         let mut headers = self.headers.clone();
         for (name, value) in &request.headers {
@@ -277,6 +286,28 @@ impl ProviderClient {
                 .map_err(|_| ApiFailure::Denied(format!("header `{name}`: invalid value")))?;
             headers.append(n, v);
         }
+        Ok((url, headers))
+    }
+
+    /// Sends a request from async code, uncached (outbound writes), with
+    /// the same confinement, credentials, timeout and size cap as
+    /// `provider-api`.
+    async fn send(&self, request: &ApiRequest) -> Result<ApiResponse, ApiFailure> {
+        let method = parse_method(&request.method)?;
+        let (url, headers) = self.prepare(request)?;
+        let req = self
+            .client
+            .request(method, url)
+            .headers(headers)
+            .body(request.body.clone());
+        tokio::time::timeout(self.timeout, fetch(req, self.max_response_bytes))
+            .await
+            .map_err(|_| ApiFailure::Timeout)?
+    }
+
+    fn call(&self, request: &ApiRequest) -> Result<ApiResponse, ApiFailure> {
+        let method = parse_method(&request.method)?;
+        let (url, headers) = self.prepare(request)?;
         let cache = self.cache.as_ref().filter(|_| method == Method::GET);
         let key = cache.map(|_| cache_key(&url, &request.headers));
         if let (Some(cache), Some(key)) = (cache, &key)
@@ -310,6 +341,24 @@ impl ProviderClient {
         }
         Ok(response)
     }
+}
+
+/// The methods a request may use.
+fn parse_method(method: &str) -> Result<Method, ApiFailure> {
+    Method::from_bytes(method.to_ascii_uppercase().as_bytes())
+        .ok()
+        .filter(|m| {
+            matches!(
+                *m,
+                Method::GET
+                    | Method::HEAD
+                    | Method::POST
+                    | Method::PUT
+                    | Method::PATCH
+                    | Method::DELETE
+            )
+        })
+        .ok_or_else(|| ApiFailure::Denied(format!("method `{method}`")))
 }
 
 async fn fetch(req: reqwest::RequestBuilder, max: usize) -> Result<ApiResponse, ApiFailure> {

@@ -1,0 +1,23 @@
+//! Outbound: everything Sluice sends to providers, through the host's one
+//! HTTP client.
+//!
+//! - `client`: [`ProviderApis`] — per provider, the base URL (every path
+//!   must stay under it), the credentials the host adds, the timeout and
+//!   the response cap; the live `provider-api` (blocking, GETs cached) and
+//!   the outbound sends (async, uncached) both go through it.
+//! - `feed`: an outbox row's history row read back as the `TicketChange`
+//!   its provider's rules are offered.
+//! - `worker`: [`OutboundWorker`] — claims due outbox rows (a leased queue
+//!   like the inbox, in ticket order per provider), maps them with the
+//!   provider's `map-from-ticket-event`, sends the requests with an
+//!   idempotency key, retries transient failures with backoff that honours
+//!   `Retry-After`, dead-letters after `outbound.max_attempts`, records
+//!   every attempt, and turns captures into mirror links and echo ids.
+
+mod client;
+mod feed;
+mod worker;
+
+pub use client::{ProviderApiError, ProviderApis};
+pub use feed::{FeedError, change_of, view};
+pub use worker::{OutboundPolicy, OutboundWorker, idempotency_key};
