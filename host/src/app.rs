@@ -240,6 +240,21 @@ async fn open_store_for(
     Ok(store)
 }
 
+/// The API's routes, `/metrics` unless it has a listener of its own, and
+/// the webhook route, inside the server bounds.
+fn routes(
+    state: ApiState,
+    ingress: IngressState,
+    metrics_inline: bool,
+    server: &ServerConfig,
+) -> axum::Router {
+    let mut router = api::router(state.clone());
+    if metrics_inline {
+        router = router.merge(api::metrics_router(state));
+    }
+    api::bounded(router.merge(route::router(ingress)), server)
+}
+
 pub struct App {
     listener: TcpListener,
     state: ApiState,
@@ -336,6 +351,24 @@ impl App {
         self.reloader.registry()
     }
 
+    /// Every route the listener serves, composed as `run` composes them
+    /// (with `/metrics`), for tests that inspect the routes. Its webhook
+    /// route stores through an inbox writer of its own, which ends when
+    /// the router is dropped.
+    pub fn router(&self) -> axum::Router {
+        let (inbox, _) = InboxWriter::spawn(self.state.store.clone(), self.state.metrics.clone());
+        let ingress = IngressState {
+            metrics: self.state.metrics.clone(),
+            store: self.state.store.clone(),
+            inbox,
+            providers: self.providers.clone(),
+            worker: self.worker.clone(),
+            mappers: self.state.mappers.clone(),
+            waiting: Arc::new(tokio::sync::Semaphore::new(self.max_waiting)),
+        };
+        routes(self.state.clone(), ingress, true, &self.server)
+    }
+
     /// Serves until `shutdown` is cancelled, then lets in-flight requests
     /// finish and closes the store.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), AppError> {
@@ -395,10 +428,10 @@ impl App {
                 }),
             ));
         }
-        let metrics_router = api::metrics_router(self.state.clone());
-        let router = match self.metrics_listener {
+        let metrics_inline = match self.metrics_listener {
             Some(listener) => {
                 let stop = shutdown.clone();
+                let metrics_router = api::metrics_router(self.state.clone());
                 tasks.push((
                     "metrics listener",
                     tracker.spawn(async move {
@@ -408,12 +441,12 @@ impl App {
                             .map_err(|e| e.to_string())
                     }),
                 ));
-                api::router(self.state)
+                false
             }
-            None => api::router(self.state).merge(metrics_router),
+            None => true,
         };
         tracker.close();
-        let router = api::bounded(router.merge(route::router(ingress)), &self.server);
+        let router = routes(self.state, ingress, metrics_inline, &self.server);
         let serve_shutdown = shutdown.clone();
         let result = axum::serve(self.listener, router)
             .with_graceful_shutdown(async move { serve_shutdown.cancelled().await })

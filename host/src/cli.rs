@@ -334,7 +334,7 @@ fn deliveries(args: ConfigArgs, command: DeliveriesCommand) -> anyhow::Result<Ex
                     .find_deliveries(&DeliveryFilter { provider, status, limit, ..DeliveryFilter::default() })
                     .await?;
                 for d in &page.items {
-                    println!("{}", crate::api::delivery_summary_json(d));
+                    println!("{}", serde_json::to_string(&crate::api::delivery_summary(d))?);
                 }
             }
             DeliveriesCommand::Show { id } => {
@@ -343,7 +343,7 @@ fn deliveries(args: ConfigArgs, command: DeliveriesCommand) -> anyhow::Result<Ex
                     .await?
                     .with_context(|| format!("no delivery `{id}`"))?;
                 let history = store.history_of_delivery(&id).await?;
-                println!("{:#}", crate::api::delivery_json(&d, &history));
+                println!("{}", serde_json::to_string_pretty(&crate::api::delivery_detail(&d, &history))?);
             }
             DeliveriesCommand::Replay { mut ids, provider, status, limit } => {
                 if ids.is_empty() {
@@ -357,7 +357,7 @@ fn deliveries(args: ConfigArgs, command: DeliveriesCommand) -> anyhow::Result<Ex
                     .context("no provider in the config has a mapper")?;
                 for id in ids {
                     match worker.process_now(&id, crate::store::Reclaim::Any).await? {
-                        Some(outcome) => println!("{}", outcome.to_json(&id)),
+                        Some(outcome) => println!("{}", serde_json::to_string(&outcome.report(&id))?),
                         None => println!("{}", serde_json::json!({"delivery_id": id, "error": "not found, or being processed"})),
                     }
                 }

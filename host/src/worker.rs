@@ -9,7 +9,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::Value;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -578,9 +579,9 @@ fn stamp(t: chrono::DateTime<chrono::Utc>) -> String {
 }
 
 impl Outcome {
-    /// The `?wait=true` body.
-    pub fn to_json(&self, delivery_id: &str) -> Value {
-        outcome_json(
+    /// The `?wait=true` and replay answer.
+    pub fn report(&self, delivery_id: &str) -> OutcomeReport {
+        OutcomeReport::new(
             delivery_id,
             self.status,
             self.reason,
@@ -591,32 +592,63 @@ impl Outcome {
     }
 }
 
-/// `{"delivery_id", "status", "event_type", "actions", "applied", "error"}`,
-/// absent parts omitted: the answer for a delivery just processed and for
-/// one read back from the store.
-pub fn outcome_json(
-    delivery_id: &str,
-    status: DeliveryStatus,
-    reason: Option<IgnoreReason>,
-    event_type: Option<&str>,
-    output: Option<&Value>,
-    error: Option<&str>,
-) -> Value {
-    let mut v = json!({"delivery_id": delivery_id, "status": status});
-    if let Some(r) = reason {
-        v["reason"] = json!(r);
-    }
-    if let Some(e) = event_type {
-        v["event_type"] = json!(e);
-    }
-    if let Some(o) = output.filter(|o| !o.is_null()) {
-        v["actions"] = o["actions"].clone();
-        if !o["applied"].is_null() {
-            v["applied"] = o["applied"].clone();
+/// What became of one delivery, absent parts omitted: the answer for a
+/// delivery just processed (`?wait=true`, a replay) and for one read back
+/// from the store.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[schema(as = Outcome)]
+pub struct OutcomeReport {
+    pub delivery_id: String,
+    pub status: DeliveryStatus,
+    /// Why an `ignored` delivery was ignored.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub reason: Option<IgnoreReason>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub event_type: Option<String>,
+    /// The mapper's actions, in the canonical JSON rendering.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<Object>>, nullable = false)]
+    pub actions: Option<Value>,
+    /// Per action: the ticket's guid, whether it changed anything, the
+    /// history row it wrote.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<Object>>, nullable = false)]
+    pub applied: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub error: Option<String>,
+    /// On a webhook's `?wait=true` answer read back from the store: whether
+    /// the delivery had been received before.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub duplicate: Option<bool>,
+}
+
+impl OutcomeReport {
+    /// From an outcome's parts; `output` is the stored
+    /// `{"event_type", "actions", "applied"}`.
+    pub fn new(
+        delivery_id: &str,
+        status: DeliveryStatus,
+        reason: Option<IgnoreReason>,
+        event_type: Option<&str>,
+        output: Option<&Value>,
+        error: Option<&str>,
+    ) -> Self {
+        let output = output.filter(|o| !o.is_null());
+        OutcomeReport {
+            delivery_id: delivery_id.to_owned(),
+            status,
+            reason,
+            event_type: event_type.map(str::to_owned),
+            actions: output.map(|o| o["actions"].clone()),
+            applied: output
+                .map(|o| o["applied"].clone())
+                .filter(|a| !a.is_null()),
+            error: error.map(str::to_owned),
+            duplicate: None,
         }
     }
-    if let Some(e) = error {
-        v["error"] = json!(e);
-    }
-    v
 }

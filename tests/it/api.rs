@@ -541,6 +541,16 @@ async fn malformed_cursors_and_nul_bytes_are_never_a_server_error(db: TestDb) {
         .post("/v1/tickets/a%00/notes", json!({"comment": "x"}))
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    // No stored provider holds a NUL: an outbox retry naming one retries
+    // nothing (PostgreSQL would refuse the parameter).
+    let (status, body) = app
+        .post("/v1/outbox/retry", json!({"provider": "a\0"}))
+        .await;
+    assert_eq!(
+        (status, body["retried"].clone()),
+        (StatusCode::OK, json!([])),
+        "{body}"
+    );
     let (status, _) = app.get(&format!("/v1/tickets/{guid}")).await;
     assert_eq!(status, StatusCode::OK);
     app.stop().await;

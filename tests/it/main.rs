@@ -13,6 +13,7 @@ mod faults;
 mod helpers;
 mod ingress;
 mod mappers;
+mod openapi;
 mod outbound;
 mod provider_api;
 mod reload;

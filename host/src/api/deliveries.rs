@@ -7,24 +7,113 @@ use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use base64::Engine as _;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
 
 use super::ApiState;
 use super::auth::{Admin, Reader};
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
 use super::params::Key;
-use crate::store::{DeliveryFilter, DeliveryRow, DeliveryStatus};
+use crate::store::{DeliveryFilter, DeliveryRow, DeliveryStatus, IgnoreReason};
+use crate::worker::OutcomeReport;
 
-#[derive(Debug, Deserialize)]
+/// Query of `GET /v1/deliveries` and `POST /v1/deliveries/replay` (which
+/// needs `status`).
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct DeliveryQuery {
     provider: Option<String>,
+    #[param(value_type = Option<DeliveryStatus>)]
     status: Option<String>,
     received_after: Option<String>,
     received_before: Option<String>,
+    #[param(minimum = 1, maximum = 500, default = 50)]
     limit: Option<u32>,
+    /// `next` of the previous page, as it was returned.
+    #[param(pattern = "^[^/]+/")]
     cursor: Option<String>,
+}
+
+/// A stored delivery, without its body.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeliverySummary {
+    pub id: String,
+    pub provider: String,
+    pub dedupe_key: String,
+    pub method: String,
+    pub path: String,
+    pub received_at: String,
+    pub status: DeliveryStatus,
+    /// Why an `ignored` delivery was ignored.
+    pub reason: Option<IgnoreReason>,
+    pub attempts: i64,
+    pub event_type: Option<String>,
+    pub mapper_hash: Option<String>,
+    pub error: Option<String>,
+}
+
+/// The whole delivery: raw headers and body (text when it is UTF-8, else
+/// `body_base64`), the mapper's output and the history it produced.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeliveryDetail {
+    #[serde(flatten)]
+    pub summary: DeliverySummary,
+    /// `[name, value]` pairs as received (names lower-cased; verification
+    /// tokens `[redacted]`).
+    #[schema(value_type = Vec<Vec<String>>)]
+    pub headers: Vec<(String, String)>,
+    /// The body, when it is UTF-8.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub body: Option<String>,
+    /// The body, base64, when it is not UTF-8.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub body_base64: Option<String>,
+    /// The mapper's output and what it applied: `event_type`, the
+    /// canonical `actions`, `applied`.
+    #[schema(value_type = Option<Object>)]
+    pub output: Value,
+    pub history: Vec<HistoryRef>,
+}
+
+/// A history row a delivery produced.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HistoryRef {
+    pub id: i64,
+    pub ticket_guid: String,
+    pub kind: String,
+    pub at: String,
+}
+
+/// `GET /v1/deliveries/{id}`: the delivery, and when retention dropped its
+/// body.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeliveryShown {
+    #[serde(flatten)]
+    pub delivery: DeliveryDetail,
+    /// Set, and the body empty, once retention dropped the body: an empty
+    /// `body` is then not what the sender sent.
+    pub body_dropped_at: Option<String>,
+}
+
+/// One page of deliveries, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeliveryPage {
+    pub items: Vec<DeliverySummary>,
+    /// Pass as `cursor` for the next page; null on the last page.
+    pub next: Option<String>,
+}
+
+/// What a replay of many did.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Replayed {
+    pub replayed: usize,
+    pub outcomes: Vec<OutcomeReport>,
+    /// Pass as `cursor` to replay the next page; null on the last page.
+    pub next: Option<String>,
 }
 
 fn filter(q: Result<Query<DeliveryQuery>, QueryRejection>) -> Result<DeliveryFilter, ApiError> {
@@ -49,91 +138,153 @@ fn filter(q: Result<Query<DeliveryQuery>, QueryRejection>) -> Result<DeliveryFil
     })
 }
 
-pub fn summary(d: &DeliveryRow) -> Value {
-    json!({
-        "id": d.id,
-        "provider": d.provider,
-        "dedupe_key": d.dedupe_key,
-        "method": d.method,
-        "path": d.path,
-        "received_at": d.received_at,
-        "status": d.status,
-        "reason": d.reason,
-        "attempts": d.attempts,
-        "event_type": d.event_type,
-        "mapper_hash": d.mapper_hash,
-        "error": d.last_error,
-    })
-}
-
-/// The whole delivery: raw headers and body (text when it is UTF-8, else
-/// `body_base64`), the mapper's output and the history it produced.
-pub fn detail(d: &DeliveryRow, history: &[crate::store::HistoryRow]) -> Value {
-    let mut v = summary(d);
-    v["headers"] = json!(d.headers);
-    match std::str::from_utf8(&d.body) {
-        Ok(text) => v["body"] = json!(text),
-        Err(_) => {
-            v["body_base64"] = json!(base64::engine::general_purpose::STANDARD.encode(&d.body))
-        }
+pub fn summary(d: &DeliveryRow) -> DeliverySummary {
+    DeliverySummary {
+        id: d.id.clone(),
+        provider: d.provider.clone(),
+        dedupe_key: d.dedupe_key.clone(),
+        method: d.method.clone(),
+        path: d.path.clone(),
+        received_at: d.received_at.clone(),
+        status: d.status,
+        reason: d.reason,
+        attempts: d.attempts,
+        event_type: d.event_type.clone(),
+        mapper_hash: d.mapper_hash.clone(),
+        error: d.last_error.clone(),
     }
-    v["output"] = d
-        .output
-        .as_deref()
-        .and_then(|o| serde_json::from_str(o).ok())
-        .unwrap_or(Value::Null);
-    v["history"] = history
-        .iter()
-        .map(|h| json!({"id": h.id, "ticket_guid": h.ticket_guid, "kind": h.kind, "at": h.at}))
-        .collect();
-    v
 }
 
+pub fn detail(d: &DeliveryRow, history: &[crate::store::HistoryRow]) -> DeliveryDetail {
+    let (body, body_base64) = match std::str::from_utf8(&d.body) {
+        Ok(text) => (Some(text.to_owned()), None),
+        Err(_) => (
+            None,
+            Some(base64::engine::general_purpose::STANDARD.encode(&d.body)),
+        ),
+    };
+    DeliveryDetail {
+        summary: summary(d),
+        headers: d.headers.clone(),
+        body,
+        body_base64,
+        output: d
+            .output
+            .as_deref()
+            .and_then(|o| serde_json::from_str(o).ok())
+            .unwrap_or(Value::Null),
+        history: history
+            .iter()
+            .map(|h| HistoryRef {
+                id: h.id,
+                ticket_guid: h.ticket_guid.clone(),
+                kind: h.kind.clone(),
+                at: h.at.clone(),
+            })
+            .collect(),
+    }
+}
+
+#[utoipa::path(
+    get,
+    tag = "deliveries",
+    path = "/v1/deliveries",
+    operation_id = "listDeliveries",
+    summary = "Stored deliveries, newest first",
+    params(DeliveryQuery),
+    responses(
+        (status = 200, description = "one page", body = DeliveryPage),
+        (status = 401, description = "missing or invalid bearer token", body = ErrorBody),
+        (status = 422, description = "invalid filter", body = ErrorBody),
+    )
+)]
 pub async fn list(
     _: Reader,
     State(state): State<ApiState>,
     q: Result<Query<DeliveryQuery>, QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<DeliveryPage>, ApiError> {
     let page = state.store.find_deliveries(&filter(q)?).await?;
-    Ok(Json(json!({
-        "items": page.items.iter().map(summary).collect::<Vec<_>>(),
-        "next": page.next,
-    })))
+    Ok(Json(DeliveryPage {
+        items: page.items.iter().map(summary).collect(),
+        next: page.next,
+    }))
 }
 
+#[utoipa::path(
+    get,
+    tag = "deliveries",
+    path = "/v1/deliveries/{id}",
+    operation_id = "showDelivery",
+    summary = "A delivery: raw headers and body (`body`, or `body_base64` when not UTF-8; `body_dropped_at` is set, and the body empty, once retention dropped it), mapper output, error, and the history it produced",
+    params(("id" = String, Path, description = "the delivery's id")),
+    responses(
+        (status = 200, description = "the delivery", body = DeliveryShown),
+        (status = 404, description = "unknown delivery", body = ErrorBody),
+        (status = 401, description = "missing or invalid bearer token", body = ErrorBody),
+    )
+)]
 pub async fn show(
     _: Reader,
     State(state): State<ApiState>,
     Key(id): Key,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<DeliveryShown>, ApiError> {
     let d = state
         .store
         .delivery(&id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no delivery `{id}`")))?;
     let history = state.store.history_of_delivery(&id).await?;
-    let mut v = detail(&d, &history);
-    // Set when retention emptied the body: an empty `body` is then not
-    // what the sender sent.
-    v["body_dropped_at"] = json!(state.store.body_dropped_at(&id).await?);
-    Ok(Json(v))
+    Ok(Json(DeliveryShown {
+        delivery: detail(&d, &history),
+        body_dropped_at: state.store.body_dropped_at(&id).await?,
+    }))
 }
 
+#[utoipa::path(
+    post,
+    tag = "deliveries",
+    path = "/v1/deliveries/{id}/replay",
+    operation_id = "replayDelivery",
+    summary = "Map and apply a delivery again (admin); nothing already applied is applied twice",
+    params(("id" = String, Path, description = "the delivery's id")),
+    responses(
+        (status = 200, description = "the outcome", body = OutcomeReport),
+        (status = 403, description = "read token", body = ErrorBody),
+        (status = 404, description = "unknown delivery", body = ErrorBody),
+        (status = 401, description = "missing or invalid bearer token", body = ErrorBody),
+        (status = 409, description = "the delivery's provider has no mapper configured (`conflict`)", body = ErrorBody),
+    )
+)]
 pub async fn replay_one(
     _: Admin,
     State(state): State<ApiState>,
     Key(id): Key,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<OutcomeReport>, ApiError> {
     Ok(Json(replay(&state, &id).await?))
 }
 
 /// Replays every delivery matching the filter (default: failed and dead
 /// ones are what an operator replays; the filter must name a status).
+#[utoipa::path(
+    post,
+    tag = "deliveries",
+    path = "/v1/deliveries/replay",
+    operation_id = "replayDeliveries",
+    summary = "Replay every delivery matching the filter (admin); `status` is required",
+    params(DeliveryQuery),
+    responses(
+        (status = 200, description = "the outcomes", body = Replayed),
+        (status = 403, description = "read token", body = ErrorBody),
+        (status = 422, description = "invalid filter; `status` names the deliveries to replay", body = ErrorBody),
+        (status = 401, description = "missing or invalid bearer token", body = ErrorBody),
+        (status = 409, description = "the delivery's provider has no mapper configured (`conflict`)", body = ErrorBody),
+    )
+)]
 pub async fn replay_many(
     _: Admin,
     State(state): State<ApiState>,
     q: Result<Query<DeliveryQuery>, QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Replayed>, ApiError> {
     let f = filter(q)?;
     if f.status.is_none() {
         return Err(ApiError::invalid(
@@ -146,12 +297,14 @@ pub async fn replay_many(
     for d in &page.items {
         outcomes.push(replay(&state, &d.id).await?);
     }
-    Ok(Json(
-        json!({"replayed": outcomes.len(), "outcomes": outcomes, "next": page.next}),
-    ))
+    Ok(Json(Replayed {
+        replayed: outcomes.len(),
+        outcomes,
+        next: page.next,
+    }))
 }
 
-async fn replay(state: &ApiState, id: &str) -> Result<Value, ApiError> {
+async fn replay(state: &ApiState, id: &str) -> Result<OutcomeReport, ApiError> {
     let d = state
         .store
         .delivery(id)
@@ -164,9 +317,14 @@ async fn replay(state: &ApiState, id: &str) -> Result<Value, ApiError> {
         ))
     })?;
     match worker.process_now(id, crate::store::Reclaim::Any).await? {
-        Some(outcome) => Ok(outcome.to_json(id)),
-        None => Ok(
-            json!({"delivery_id": id, "status": d.status, "error": "being processed; try again"}),
-        ),
+        Some(outcome) => Ok(outcome.report(id)),
+        None => Ok(OutcomeReport::new(
+            id,
+            d.status,
+            None,
+            None,
+            None,
+            Some("being processed; try again"),
+        )),
     }
 }

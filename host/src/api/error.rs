@@ -8,8 +8,9 @@
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use serde::Serialize;
 use thiserror::Error;
+use utoipa::ToSchema;
 
 use crate::store::StoreError;
 use crate::tickets::ApplyError;
@@ -49,6 +50,46 @@ pub enum ApiError {
     Timeout,
     /// The body did not arrive within `server.body_read_timeout_ms`.
     #[error("the request body was not received in time")]
+    BodyTimeout,
+}
+
+/// Every error response's body.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Error)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    pub code: ErrorCode,
+    pub message: String,
+    /// The input at fault, with `invalid`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub field: Option<String>,
+    /// With `mapper_absent`: the missing mapper file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub file: Option<String>,
+}
+
+/// What went wrong, for programs; `message` says it for people.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    Unauthorized,
+    Forbidden,
+    NotFound,
+    Invalid,
+    Conflict,
+    BadSignature,
+    TooLarge,
+    Unavailable,
+    MapperAbsent,
+    Internal,
+    Overloaded,
+    Timeout,
     BodyTimeout,
 }
 
@@ -98,21 +139,23 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code) = match &self {
-            ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
-            ApiError::Forbidden => (StatusCode::FORBIDDEN, "forbidden"),
-            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
-            ApiError::Invalid { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "invalid"),
-            ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
-            ApiError::BadSignature(_) => (StatusCode::UNAUTHORIZED, "bad_signature"),
-            ApiError::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
+            ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized),
+            ApiError::Forbidden => (StatusCode::FORBIDDEN, ErrorCode::Forbidden),
+            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, ErrorCode::NotFound),
+            ApiError::Invalid { .. } => (StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::Invalid),
+            ApiError::Conflict(_) => (StatusCode::CONFLICT, ErrorCode::Conflict),
+            ApiError::BadSignature(_) => (StatusCode::UNAUTHORIZED, ErrorCode::BadSignature),
+            ApiError::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, ErrorCode::TooLarge),
             ApiError::Store(e) if e.is_transient() => {
-                (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
+                (StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Unavailable)
             }
-            ApiError::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
-            ApiError::MapperAbsent { .. } => (StatusCode::SERVICE_UNAVAILABLE, "mapper_absent"),
-            ApiError::Overloaded => (StatusCode::SERVICE_UNAVAILABLE, "overloaded"),
-            ApiError::Timeout => (StatusCode::SERVICE_UNAVAILABLE, "timeout"),
-            ApiError::BodyTimeout => (StatusCode::REQUEST_TIMEOUT, "body_timeout"),
+            ApiError::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal),
+            ApiError::MapperAbsent { .. } => {
+                (StatusCode::SERVICE_UNAVAILABLE, ErrorCode::MapperAbsent)
+            }
+            ApiError::Overloaded => (StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Overloaded),
+            ApiError::Timeout => (StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Timeout),
+            ApiError::BodyTimeout => (StatusCode::REQUEST_TIMEOUT, ErrorCode::BodyTimeout),
         };
         let message = match &self {
             ApiError::Store(e) => {
@@ -121,13 +164,20 @@ impl IntoResponse for ApiError {
             }
             other => other.to_string(),
         };
-        let mut body = json!({"error": {"code": code, "message": message}});
-        if let ApiError::Invalid { field, .. } = &self {
-            body["error"]["field"] = json!(field);
-        }
-        if let ApiError::MapperAbsent { file, .. } = &self {
-            body["error"]["file"] = json!(file);
-        }
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code,
+                message,
+                field: match &self {
+                    ApiError::Invalid { field, .. } => Some(field.clone()),
+                    _ => None,
+                },
+                file: match &self {
+                    ApiError::MapperAbsent { file, .. } => Some(file.clone()),
+                    _ => None,
+                },
+            },
+        };
         let mut response = (status, Json(body)).into_response();
         if matches!(self, ApiError::Unauthorized) {
             response

@@ -5,15 +5,31 @@
 
 use axum::Json;
 use axum::extract::State;
-use serde_json::{Value, json};
 
 use super::ApiState;
 use super::auth::Reader;
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
+use crate::reload::MapperListing;
 
-pub async fn list(_: Reader, State(state): State<ApiState>) -> Result<Json<Value>, ApiError> {
+#[utoipa::path(
+    get,
+    tag = "mappers",
+    path = "/v1/mappers",
+    operation_id = "listMappers",
+    summary = "Each provider's mapper: the version serving, its canary results, the last refused release",
+    responses(
+        (status = 200, description = "one entry per provider with a mapper source", body = MapperListing),
+        (status = 401, description = "missing or invalid bearer token", body = ErrorBody),
+    )
+)]
+pub async fn list(
+    _: Reader,
+    State(state): State<ApiState>,
+) -> Result<Json<MapperListing>, ApiError> {
     Ok(Json(match &state.mappers {
-        Some(registry) => registry.to_json(),
-        None => json!({"mappers": []}),
+        Some(registry) => registry.listing(),
+        None => MapperListing {
+            mappers: Vec::new(),
+        },
     }))
 }

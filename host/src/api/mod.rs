@@ -2,7 +2,8 @@
 //! behind bearer tokens. With `ingress`, the only code that knows axum.
 //!
 //! `GET /v1/openapi.json` describes every route; it needs no token. It is
-//! `openapi.json` with the configured workflow filled in, and
+//! generated from the handlers' `#[utoipa::path]` attributes and the types
+//! they name (`openapi.rs`), with the configured workflow filled in, and
 //! `scripts/api-check` holds the server to it (schemathesis).
 
 mod auth;
@@ -10,6 +11,7 @@ mod bounds;
 mod deliveries;
 mod error;
 mod mappers;
+pub mod openapi;
 mod outbox;
 mod params;
 mod tickets;
@@ -17,12 +19,16 @@ mod tickets;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::routing::get;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::routing::{get, post};
+use serde::Serialize;
+use utoipa::ToSchema;
 
 pub use auth::Tokens;
 pub use bounds::bounded;
-pub use deliveries::{detail as delivery_json, summary as delivery_summary_json};
-pub use error::ApiError;
+pub use deliveries::{detail as delivery_detail, summary as delivery_summary};
+pub use error::{ApiError, ErrorBody};
 pub use outbox::{detail as outbox_detail, summary as outbox_summary};
 
 use crate::store::Store;
@@ -41,30 +47,12 @@ pub struct ApiState {
     pub mappers: Option<crate::reload::MapperRegistry>,
 }
 
-/// The OpenAPI 3.1 description of this API, before [`openapi_document`]
-/// fills in the configuration.
-pub const OPENAPI: &str = include_str!("openapi.json");
-
-/// The description as served: `OPENAPI` with the statuses an update may
-/// set, which are the configured workflow's (or null: unchanged).
-pub fn openapi_document(workflow: &crate::tickets::Workflow) -> String {
-    const STATUS: &str = "/paths/~1v1~1tickets~1{guid}/patch/requestBody/content/application~1json/schema/properties/status";
-    let Ok(mut doc) = serde_json::from_str::<serde_json::Value>(OPENAPI) else {
-        // `OPENAPI` is a constant the unit test below parses.
-        return OPENAPI.to_owned();
-    };
-    if let Some(status) = doc.pointer_mut(STATUS) {
-        let mut statuses = serde_json::json!(workflow.statuses());
-        if let Some(list) = statuses.as_array_mut() {
-            list.push(serde_json::Value::Null);
-        }
-        status["enum"] = statuses;
-    }
-    doc.to_string()
-}
-
+/// The routes of the API. Each handler carries its `#[utoipa::path]`
+/// description and is listed in `openapi::ApiDoc`.
 pub fn router(state: ApiState) -> Router {
-    let openapi: Arc<str> = openapi_document(&state.applier.workflow).into();
+    let doc: Arc<str> = openapi::document(&state.applier.workflow)
+        .to_string()
+        .into();
     Router::new()
         .route("/v1/tickets", get(tickets::find).post(tickets::create))
         .route("/v1/tickets/first", get(tickets::find_first))
@@ -72,44 +60,25 @@ pub fn router(state: ApiState) -> Router {
             "/v1/tickets/{guid}",
             get(tickets::get).patch(tickets::update),
         )
-        .route(
-            "/v1/tickets/{guid}/notes",
-            axum::routing::post(tickets::add_note),
-        )
+        .route("/v1/tickets/{guid}/notes", post(tickets::add_note))
         .route("/v1/tickets/{guid}/history", get(tickets::history))
         .route("/v1/deliveries", get(deliveries::list))
-        .route(
-            "/v1/deliveries/replay",
-            axum::routing::post(deliveries::replay_many),
-        )
+        .route("/v1/deliveries/replay", post(deliveries::replay_many))
         .route("/v1/deliveries/{id}", get(deliveries::show))
-        .route(
-            "/v1/deliveries/{id}/replay",
-            axum::routing::post(deliveries::replay_one),
-        )
+        .route("/v1/deliveries/{id}/replay", post(deliveries::replay_one))
         .route("/v1/mappers", get(mappers::list))
         .route("/v1/outbox", get(outbox::list))
-        .route("/v1/outbox/retry", axum::routing::post(outbox::retry_many))
+        .route("/v1/outbox/retry", post(outbox::retry_many))
         .route("/v1/outbox/{id}", get(outbox::show))
-        .route(
-            "/v1/outbox/{id}/retry",
-            axum::routing::post(outbox::retry_one),
-        )
-        .route(
-            "/v1/openapi.json",
-            get(move || {
-                let doc = openapi.clone();
-                async move {
-                    (
-                        [(axum::http::header::CONTENT_TYPE, "application/json")],
-                        doc.to_string(),
-                    )
-                }
-            }),
-        )
-        .route("/healthz", get(|| async { "ok" }))
+        .route("/v1/outbox/{id}/retry", post(outbox::retry_one))
+        .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .with_state(state)
+        .merge(
+            Router::new()
+                .route("/v1/openapi.json", get(openapi_json))
+                .with_state(doc),
+        )
 }
 
 /// `GET /metrics`: merged into the API's router, or served alone on the
@@ -121,23 +90,84 @@ pub fn metrics_router(state: ApiState) -> Router {
         .with_state(state)
 }
 
+#[utoipa::path(
+    get,
+    tag = "service",
+    path = "/v1/openapi.json",
+    operation_id = "openapi",
+    summary = "This document",
+    security(()),
+    responses((status = 200, description = "OpenAPI 3.1", body = Object))
+)]
+async fn openapi_json(State(doc): State<Arc<str>>) -> impl axum::response::IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        doc.to_string(),
+    )
+}
+
+#[utoipa::path(
+    get,
+    tag = "service",
+    path = "/healthz",
+    operation_id = "healthz",
+    summary = "Liveness",
+    security(()),
+    responses((status = 200, description = "ok", body = String, content_type = "text/plain"))
+)]
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// The readiness answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Readiness {
+    pub ready: bool,
+    pub database: Database,
+    /// The providers with a mapper.
+    pub mappers: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Database {
+    Ok,
+    Unreachable,
+}
+
 /// Ready when the database answers; reports the loaded mappers.
-async fn readyz(
-    axum::extract::State(state): axum::extract::State<ApiState>,
-) -> (axum::http::StatusCode, axum::Json<serde_json::Value>) {
+#[utoipa::path(
+    get,
+    tag = "service",
+    path = "/readyz",
+    operation_id = "readyz",
+    summary = "Readiness: the database answers",
+    security(()),
+    responses(
+        (status = 200, description = "ready", body = Readiness),
+        (status = 503, description = "the database is unreachable", body = Readiness),
+    )
+)]
+async fn readyz(State(state): State<ApiState>) -> (StatusCode, axum::Json<Readiness>) {
     let mappers: Vec<String> = state.worker.iter().flat_map(|w| w.providers()).collect();
     match state.store.ping().await {
         Ok(()) => (
-            axum::http::StatusCode::OK,
-            axum::Json(serde_json::json!({"ready": true, "database": "ok", "mappers": mappers})),
+            StatusCode::OK,
+            axum::Json(Readiness {
+                ready: true,
+                database: Database::Ok,
+                mappers,
+            }),
         ),
         Err(e) => {
             tracing::warn!(error = %e, "readiness: database unreachable");
             (
-                axum::http::StatusCode::SERVICE_UNAVAILABLE,
-                axum::Json(
-                    serde_json::json!({"ready": false, "database": "unreachable", "mappers": mappers}),
-                ),
+                StatusCode::SERVICE_UNAVAILABLE,
+                axum::Json(Readiness {
+                    ready: false,
+                    database: Database::Unreachable,
+                    mappers,
+                }),
             )
         }
     }
@@ -145,32 +175,24 @@ async fn readyz(
 
 /// Prometheus text exposition; unauthenticated like `/healthz`, and free of
 /// secrets (provider names and counts only).
+#[utoipa::path(
+    get,
+    tag = "service",
+    path = "/metrics",
+    operation_id = "metrics",
+    summary = "Prometheus metrics (text exposition 0.0.4)",
+    security(()),
+    responses((status = 200, description = "the metrics", body = String, content_type = "text/plain"))
+)]
 async fn metrics(
-    axum::extract::State(state): axum::extract::State<ApiState>,
-) -> ([(axum::http::HeaderName, &'static str); 1], String) {
+    State(state): State<ApiState>,
+) -> ([(header::HeaderName, &'static str); 1], String) {
     let depths = crate::metrics::Depths {
         inbox: state.store.inbox_depth().await.unwrap_or(-1),
         outbox: state.store.outbox_depth().await.unwrap_or(-1),
     };
     (
-        [(
-            axum::http::header::CONTENT_TYPE,
-            "text/plain; version=0.0.4",
-        )],
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.metrics.render(depths),
     )
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn the_served_description_lists_the_configured_workflow() {
-        let workflow =
-            crate::tickets::Workflow::new(vec!["OPEN".into(), "DONE".into()]).expect("not empty");
-        let doc: serde_json::Value =
-            serde_json::from_str(&super::openapi_document(&workflow)).expect("JSON");
-        let status = &doc["paths"]["/v1/tickets/{guid}"]["patch"]["requestBody"]["content"]["application/json"]
-            ["schema"]["properties"]["status"];
-        assert_eq!(status["enum"], serde_json::json!(["OPEN", "DONE", null]));
-    }
 }

@@ -9,26 +9,33 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
 
 use super::ApiState;
 use super::auth::{Admin, Reader};
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
 use super::params::Key;
 use crate::change::OutboundRequest;
 use crate::store::{OutboxAttempt, OutboxFilter, OutboxRow, OutboxStatus};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct OutboxQuery {
     provider: Option<String>,
+    #[param(value_type = Option<OutboxStatus>)]
     status: Option<String>,
+    /// Rows of this ticket (its guid).
     ticket: Option<String>,
+    #[param(minimum = 1, maximum = 500, default = 50)]
     limit: Option<u32>,
+    /// `next` of the previous page, as it was returned.
+    #[param(pattern = "^-?[0-9]{1,18}$")]
     cursor: Option<String>,
 }
 
 /// One outbox row, as listed.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct OutboxSummary {
     pub id: i64,
     pub provider: String,
@@ -46,14 +53,14 @@ pub struct OutboxSummary {
     pub sent_requests: i64,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct OutboxPage {
     pub items: Vec<OutboxSummary>,
     pub next: Option<String>,
 }
 
 /// One request the worker sent, and what came back.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct AttemptView {
     pub attempt: i64,
     pub request_index: i64,
@@ -67,25 +74,28 @@ pub struct AttemptView {
 }
 
 /// The whole row: the change offered, the requests, every attempt.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct OutboxDetail {
     #[serde(flatten)]
     pub summary: OutboxSummary,
     /// The change as the provider's rules were offered it (the ticket as
     /// it is now); null when it cannot be read any more.
+    #[schema(value_type = Option<Object>)]
     pub change: Option<Value>,
+    /// The requests the mapper made, in order.
+    #[schema(value_type = Vec<Object>)]
     pub request_list: Vec<Value>,
     pub attempt_list: Vec<AttemptView>,
 }
 
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RetryBody {
     /// Retry only this provider's rows; default: every provider's.
     provider: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct RetryAnswer {
     /// The rows queued again.
     pub retried: Vec<i64>,
@@ -159,6 +169,19 @@ fn attempt_view(a: &OutboxAttempt) -> AttemptView {
     }
 }
 
+#[utoipa::path(
+    get,
+    tag = "outbox",
+    path = "/v1/outbox",
+    operation_id = "listOutbox",
+    summary = "Outbox rows, newest first",
+    params(OutboxQuery),
+    responses(
+        (status = 200, description = "one page", body = OutboxPage),
+        (status = 401, description = "missing or invalid bearer token", body = ErrorBody),
+        (status = 422, description = "invalid filter", body = ErrorBody),
+    )
+)]
 pub async fn list(
     _: Reader,
     State(state): State<ApiState>,
@@ -178,6 +201,19 @@ async fn row(state: &ApiState, id: &str) -> Result<OutboxRow, ApiError> {
     state.store.outbox_row(n).await?.ok_or_else(missing)
 }
 
+#[utoipa::path(
+    get,
+    tag = "outbox",
+    path = "/v1/outbox/{id}",
+    operation_id = "showOutbox",
+    summary = "An outbox row: the change offered, the requests the mapper made, every attempt",
+    params(("id" = String, Path, description = "the outbox row's id")),
+    responses(
+        (status = 200, description = "the row", body = OutboxDetail),
+        (status = 404, description = "unknown outbox row", body = ErrorBody),
+        (status = 401, description = "missing or invalid bearer token", body = ErrorBody),
+    )
+)]
 pub async fn show(
     _: Reader,
     State(state): State<ApiState>,
@@ -211,6 +247,21 @@ pub async fn detail(
     })
 }
 
+#[utoipa::path(
+    post,
+    tag = "outbox",
+    path = "/v1/outbox/{id}/retry",
+    operation_id = "retryOutboxRow",
+    summary = "Queue a failed or dead row again (admin); what was sent stays sent",
+    params(("id" = String, Path, description = "the outbox row's id")),
+    responses(
+        (status = 200, description = "the rows queued again", body = RetryAnswer),
+        (status = 403, description = "read token", body = ErrorBody),
+        (status = 404, description = "unknown outbox row", body = ErrorBody),
+        (status = 401, description = "missing or invalid bearer token", body = ErrorBody),
+        (status = 409, description = "the row is neither failed nor dead (`conflict`)", body = ErrorBody),
+    )
+)]
 pub async fn retry_one(
     _: Admin,
     State(state): State<ApiState>,
@@ -229,6 +280,20 @@ pub async fn retry_one(
 }
 
 /// Every failed or dead row (of one provider, when the body names one).
+#[utoipa::path(
+    post,
+    tag = "outbox",
+    path = "/v1/outbox/retry",
+    operation_id = "retryOutbox",
+    summary = "Queue every failed or dead row again (admin), of one provider when the body names one",
+    request_body(content = RetryBody, description = "optional: no body retries every provider's rows"),
+    responses(
+        (status = 200, description = "the rows queued again", body = RetryAnswer),
+        (status = 403, description = "read token", body = ErrorBody),
+        (status = 401, description = "missing or invalid bearer token", body = ErrorBody),
+        (status = 422, description = "the body is not a retry filter", body = ErrorBody),
+    )
+)]
 pub async fn retry_many(
     _: Admin,
     State(state): State<ApiState>,

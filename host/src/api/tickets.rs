@@ -5,79 +5,200 @@ use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::openapi::schema::ObjectBuilder;
+use utoipa::{IntoParams, ToSchema};
 
 use super::ApiState;
 use super::auth::{Admin, Reader};
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
+use super::openapi::{EMAIL, NOTE, ONE_LINE, TEXT, field, one_of, text};
 use super::params::{Key, body, query};
 use crate::action::{Action, Priority, TicketRef};
 use crate::store::{HistoryRow, TicketFilter, TicketRow};
 use crate::tickets::{ApplyInput, ApplyOutcome, TicketUpdate, raci};
 
+const PRIORITIES: [&str; 4] = ["LOW", "MEDIUM", "HIGH", "CRITICAL"];
+
 /// Query of `GET /v1/tickets` and `/v1/tickets/first`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct FindQuery {
+    /// Workflow status, e.g. IN_PROGRESS.
     status: Option<String>,
     assignee: Option<String>,
-    /// Tickets linked to a record of this provider (with `external_id`: to
-    /// that record).
+    /// Tickets linked to a record of this provider.
     provider: Option<String>,
-    /// Tickets linked to a record with this id.
+    /// Tickets linked to a record with this id (of `provider`, when given).
     external_id: Option<String>,
     /// Case-insensitive text in subject or description.
     q: Option<String>,
+    #[param(format = DateTime)]
     updated_after: Option<String>,
+    #[param(format = DateTime)]
     updated_before: Option<String>,
+    /// Tickets per page (`/first` answers the first one).
+    #[param(minimum = 1, maximum = 500, default = 50)]
     limit: Option<u32>,
+    /// `next` of the previous page, as it was returned.
+    #[param(pattern = "^[^/]+/")]
     cursor: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateBody {
+    #[schema(schema_with = subject)]
     subject: String,
     #[serde(default)]
+    #[schema(schema_with = description)]
     description: String,
     #[serde(default = "medium")]
+    #[schema(schema_with = create_priority)]
     priority: String,
     #[serde(default = "task")]
+    #[schema(schema_with = create_ticket_type)]
     ticket_type: String,
+    #[schema(schema_with = requested_by)]
     requested_by: Option<String>,
+    #[schema(schema_with = external_id)]
     external_id: Option<String>,
     #[serde(default)]
+    #[schema(schema_with = labels)]
     labels: Vec<String>,
 }
 
-#[derive(Debug, Deserialize)]
+/// Fields to change; an absent or null field is left as it is.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateBody {
+    #[schema(schema_with = subject_or_null)]
     subject: Option<String>,
+    #[schema(schema_with = description_or_null)]
     description: Option<String>,
+    /// The served document lists the configured workflow's statuses
+    /// (`openapi::document`).
+    #[schema(schema_with = status_or_null)]
     status: Option<String>,
+    #[schema(schema_with = priority_or_null)]
     priority: Option<String>,
+    #[schema(schema_with = line_or_null)]
     ticket_type: Option<String>,
+    #[schema(schema_with = assignee_or_null)]
     assignee: Option<String>,
+    #[schema(schema_with = labels_or_null)]
     labels: Option<Vec<String>>,
     /// Who made the change; defaults to the token's name.
+    #[schema(schema_with = changed_by_or_null)]
     changed_by: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NoteBody {
+    #[schema(schema_with = note)]
     comment: String,
     /// Defaults to the token's name.
+    #[schema(schema_with = author_or_null)]
     author: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct HistoryQuery {
+    /// `next` of the previous page.
+    #[param(minimum = -9223372036854775808i64, maximum = 9223372036854775807i64)]
     after: Option<i64>,
+    #[param(minimum = 1, maximum = 1000, default = 100)]
     limit: Option<u32>,
+}
+
+// The request bodies' field schemas: the rules `tickets::validate`
+// enforces, so schemathesis can hold the server to them.
+const FREE_TEXT: &str = "free text, at most 65536 characters once trimmed; NUL is refused, other control characters but tab and line breaks are dropped";
+const AN_EMAIL: &str = "an e-mail address: `local@domain.tld`, one line, no spaces";
+const TOKEN_NAME: &str = "defaults to the token's name";
+
+fn subject() -> ObjectBuilder {
+    field(
+        text(false, ONE_LINE, Some(512)),
+        Some("one line with a visible character"),
+    )
+}
+fn subject_or_null() -> ObjectBuilder {
+    field(text(true, ONE_LINE, Some(512)), None)
+}
+fn description() -> ObjectBuilder {
+    field(text(false, TEXT, None), Some(FREE_TEXT))
+}
+fn description_or_null() -> ObjectBuilder {
+    field(text(true, TEXT, None), Some(FREE_TEXT))
+}
+fn create_priority() -> ObjectBuilder {
+    field(
+        one_of(false, &PRIORITIES).default(Some("MEDIUM".into())),
+        None,
+    )
+}
+fn priority_or_null() -> ObjectBuilder {
+    field(one_of(true, &PRIORITIES), None)
+}
+fn create_ticket_type() -> ObjectBuilder {
+    field(
+        text(false, ONE_LINE, Some(256)).default(Some("TASK".into())),
+        None,
+    )
+}
+fn line_or_null() -> ObjectBuilder {
+    field(text(true, ONE_LINE, Some(256)), None)
+}
+fn status_or_null() -> ObjectBuilder {
+    field(
+        text(true, ONE_LINE, Some(256)),
+        Some("one of the configured workflow's statuses (the `enum` as served)"),
+    )
+}
+fn requested_by() -> ObjectBuilder {
+    field(
+        text(true, EMAIL, Some(256)),
+        Some(
+            "an e-mail address: `local@domain.tld`, one line, no spaces; default: the token's name when it is one; null: the default",
+        ),
+    )
+}
+fn assignee_or_null() -> ObjectBuilder {
+    field(text(true, EMAIL, Some(256)), Some(AN_EMAIL))
+}
+fn external_id() -> ObjectBuilder {
+    field(
+        text(true, ONE_LINE, Some(256)),
+        Some(
+            "links the ticket under provider `api`; a second create with it returns the first ticket (200); null: none",
+        ),
+    )
+}
+fn labels() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    super::openapi::labels(false)
+}
+fn labels_or_null() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    super::openapi::labels(true)
+}
+fn changed_by_or_null() -> ObjectBuilder {
+    field(text(true, ONE_LINE, Some(256)), Some(TOKEN_NAME))
+}
+fn author_or_null() -> ObjectBuilder {
+    field(text(true, ONE_LINE, Some(256)), Some(TOKEN_NAME))
+}
+fn note() -> ObjectBuilder {
+    field(
+        text(false, NOTE, None),
+        Some(
+            "free text with a visible character, at most 65536 characters once trimmed; NUL is refused, other control characters but tab and line breaks are dropped",
+        ),
+    )
 }
 
 fn medium() -> String {
@@ -126,76 +247,220 @@ fn filter(q: FindQuery, default_limit: u32) -> Result<TicketFilter, ApiError> {
     })
 }
 
-pub fn ticket_json(t: &TicketRow) -> Value {
-    json!({
-        "guid": t.guid,
-        "subject": t.subject,
-        "description": t.description,
-        "status": t.status,
-        "priority": t.priority,
-        "ticket_type": t.ticket_type,
-        "assignee": t.assignee,
-        "requested_by": t.requested_by,
-        "labels": t.labels,
-        "created_at": t.created_at,
-        "updated_at": t.updated_at,
-        "resolved_at": t.resolved_at,
-        "resolved_by": t.resolved_by,
-        "escalated_at": t.escalated_at,
-        "escalated_by": t.escalated_by,
-        "escalation_reason": t.escalation_reason,
-    })
+/// A ticket as found.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Ticket {
+    pub guid: String,
+    pub subject: String,
+    pub description: String,
+    pub status: String,
+    #[schema(schema_with = priority)]
+    pub priority: String,
+    pub ticket_type: String,
+    pub assignee: Option<String>,
+    pub requested_by: Option<String>,
+    pub labels: Vec<String>,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    #[schema(format = DateTime)]
+    pub updated_at: String,
+    pub resolved_at: Option<String>,
+    pub resolved_by: Option<String>,
+    pub escalated_at: Option<String>,
+    pub escalated_by: Option<String>,
+    pub escalation_reason: Option<String>,
 }
 
-fn history_json(h: &HistoryRow) -> Value {
-    json!({
-        "id": h.id,
-        "kind": h.kind,
-        "change": serde_json::from_str::<Value>(&h.change).unwrap_or(Value::Null),
-        "actor": h.actor,
-        "origin": h.origin,
-        "delivery_id": h.delivery_id,
-        "mapper_hash": h.mapper_hash,
-        "at": h.at,
-    })
+fn priority() -> ObjectBuilder {
+    field(one_of(false, &PRIORITIES), None)
+}
+
+impl From<&TicketRow> for Ticket {
+    fn from(t: &TicketRow) -> Self {
+        Ticket {
+            guid: t.guid.clone(),
+            subject: t.subject.clone(),
+            description: t.description.clone(),
+            status: t.status.clone(),
+            priority: t.priority.clone(),
+            ticket_type: t.ticket_type.clone(),
+            assignee: t.assignee.clone(),
+            requested_by: t.requested_by.clone(),
+            labels: t.labels.clone(),
+            created_at: t.created_at.clone(),
+            updated_at: t.updated_at.clone(),
+            resolved_at: t.resolved_at.clone(),
+            resolved_by: t.resolved_by.clone(),
+            escalated_at: t.escalated_at.clone(),
+            escalated_by: t.escalated_by.clone(),
+            escalation_reason: t.escalation_reason.clone(),
+        }
+    }
 }
 
 /// The ticket with its comments, sign-offs, `fully_signed`, PR links and
 /// integration links.
-async fn detail(state: &ApiState, guid: &str) -> Result<Value, ApiError> {
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TicketDetail {
+    #[serde(flatten)]
+    pub ticket: Ticket,
+    pub comments: Vec<Comment>,
+    pub signoffs: Vec<Signoff>,
+    /// Per activity: at least one A, every A and C APPROVED, none REJECTED.
+    pub fully_signed: std::collections::BTreeMap<String, bool>,
+    pub pr_links: Vec<PrLink>,
+    pub links: Vec<Link>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Comment {
+    pub id: i64,
+    pub comment: String,
+    pub commented_by: String,
+    pub origin: Option<String>,
+    pub external_comment_id: Option<String>,
+    pub at: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Signoff {
+    pub activity: String,
+    #[schema(schema_with = role)]
+    pub role: String,
+    pub email: String,
+    #[schema(schema_with = signoff_status)]
+    pub signoff_status: String,
+    pub updated_at: String,
+}
+
+fn role() -> ObjectBuilder {
+    field(one_of(false, &["R", "A", "C", "I"]), None)
+}
+fn signoff_status() -> ObjectBuilder {
+    field(one_of(false, &["PENDING", "APPROVED", "REJECTED"]), None)
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PrLink {
+    pub repo: String,
+    pub pr_id: String,
+    pub url: Option<String>,
+    pub created_at: String,
+}
+
+/// The ticket's record at a provider.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Link {
+    pub provider: String,
+    pub external_id: String,
+    pub created_at: String,
+}
+
+/// One page of tickets.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TicketPage {
+    pub items: Vec<Ticket>,
+    /// Pass as `cursor` for the next page; null on the last page.
+    pub next: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HistoryEntry {
+    pub id: i64,
+    /// Action name, or `update`.
+    pub kind: String,
+    /// The canonical action JSON with the resolved `ticket_guid`;
+    /// `from_status` on status changes; `fields` with from/to on updates.
+    #[schema(value_type = Object)]
+    pub change: Value,
+    pub actor: Option<String>,
+    pub origin: Option<String>,
+    pub delivery_id: Option<String>,
+    pub mapper_hash: Option<String>,
+    pub at: String,
+}
+
+impl From<&HistoryRow> for HistoryEntry {
+    fn from(h: &HistoryRow) -> Self {
+        HistoryEntry {
+            id: h.id,
+            kind: h.kind.clone(),
+            change: serde_json::from_str::<Value>(&h.change).unwrap_or(Value::Null),
+            actor: h.actor.clone(),
+            origin: h.origin.clone(),
+            delivery_id: h.delivery_id.clone(),
+            mapper_hash: h.mapper_hash.clone(),
+            at: h.at.clone(),
+        }
+    }
+}
+
+/// One page of a ticket's history, oldest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HistoryPage {
+    pub items: Vec<HistoryEntry>,
+    /// Pass as `after` for the next page; null on the last page.
+    pub next: Option<i64>,
+}
+
+async fn detail(state: &ApiState, guid: &str) -> Result<TicketDetail, ApiError> {
     let store = &state.store;
     let t = store
         .ticket(guid)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no ticket `{guid}`")))?;
     let signoffs = store.signoffs(guid).await?;
-    let mut v = ticket_json(&t);
-    v["comments"] = store
+    let comments = store
         .comments(guid)
         .await?
-        .iter()
-        .map(|c| json!({"id": c.id, "comment": c.body, "commented_by": c.author, "origin": c.origin, "external_comment_id": c.external_id, "at": c.at}))
+        .into_iter()
+        .map(|c| Comment {
+            id: c.id,
+            comment: c.body,
+            commented_by: c.author,
+            origin: c.origin,
+            external_comment_id: c.external_id,
+            at: c.at,
+        })
         .collect();
-    v["signoffs"] = signoffs
-        .iter()
-        .map(|s| json!({"activity": s.activity, "role": s.role, "email": s.email, "signoff_status": s.status, "updated_at": s.updated_at}))
-        .collect();
-    v["fully_signed"] = json!(raci::fully_signed(&signoffs));
-    v["pr_links"] = store
+    let pr_links = store
         .pr_links(guid)
         .await?
-        .iter()
-        .map(
-            |p| json!({"repo": p.repo, "pr_id": p.pr_id, "url": p.url, "created_at": p.created_at}),
-        )
+        .into_iter()
+        .map(|p| PrLink {
+            repo: p.repo,
+            pr_id: p.pr_id,
+            url: p.url,
+            created_at: p.created_at,
+        })
         .collect();
-    v["links"] = store
+    let links = store
         .links(guid)
         .await?
-        .iter()
-        .map(|l| json!({"provider": l.provider, "external_id": l.external_id, "created_at": l.created_at}))
+        .into_iter()
+        .map(|l| Link {
+            provider: l.provider,
+            external_id: l.external_id,
+            created_at: l.created_at,
+        })
         .collect();
-    Ok(v)
+    Ok(TicketDetail {
+        ticket: Ticket::from(&t),
+        comments,
+        fully_signed: raci::fully_signed(&signoffs),
+        signoffs: signoffs
+            .into_iter()
+            .map(|s| Signoff {
+                activity: s.activity,
+                role: s.role,
+                email: s.email,
+                signoff_status: s.status,
+                updated_at: s.updated_at,
+            })
+            .collect(),
+        pr_links,
+        links,
+    })
 }
 
 /// Applies one action made through the API (no delivery, no origin).
@@ -209,23 +474,50 @@ async fn apply_one(state: &ApiState, action: Action) -> Result<ApplyOutcome, Api
     Ok(state.applier.apply(&state.store, input).await?)
 }
 
+#[utoipa::path(
+    get,
+    tag = "tickets",
+    path = "/v1/tickets",
+    operation_id = "findTickets",
+    summary = "Find tickets, most recently updated first",
+    params(FindQuery),
+    responses(
+        (status = 200, description = "one page", body = TicketPage),
+        (status = 401, description = "missing or invalid bearer token", body = ErrorBody),
+        (status = 422, description = "an input is invalid; `error.field` names it", body = ErrorBody),
+    )
+)]
 pub async fn find(
     _: Reader,
     State(state): State<ApiState>,
     q: Result<Query<FindQuery>, QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<TicketPage>, ApiError> {
     let page = state.store.find(&filter(query(q)?, 50)?).await?;
-    Ok(Json(json!({
-        "items": page.items.iter().map(ticket_json).collect::<Vec<_>>(),
-        "next": page.next,
-    })))
+    Ok(Json(TicketPage {
+        items: page.items.iter().map(Ticket::from).collect(),
+        next: page.next,
+    }))
 }
 
+#[utoipa::path(
+    get,
+    tag = "tickets",
+    path = "/v1/tickets/first",
+    operation_id = "findFirstTicket",
+    summary = "The first ticket matching the filters",
+    params(FindQuery),
+    responses(
+        (status = 200, description = "the ticket", body = Ticket),
+        (status = 404, description = "no ticket matches", body = ErrorBody),
+        (status = 401, description = "missing or invalid bearer token", body = ErrorBody),
+        (status = 422, description = "an input is invalid; `error.field` names it", body = ErrorBody),
+    )
+)]
 pub async fn find_first(
     _: Reader,
     State(state): State<ApiState>,
     q: Result<Query<FindQuery>, QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Ticket>, ApiError> {
     let mut f = filter(query(q)?, 1)?;
     f.limit = 1;
     let page = state.store.find(&f).await?;
@@ -233,17 +525,47 @@ pub async fn find_first(
         .items
         .first()
         .ok_or_else(|| ApiError::NotFound("no ticket matches".into()))?;
-    Ok(Json(ticket_json(t)))
+    Ok(Json(Ticket::from(t)))
 }
 
+#[utoipa::path(
+    get,
+    tag = "tickets",
+    path = "/v1/tickets/{guid}",
+    operation_id = "getTicket",
+    summary = "A ticket with its comments, sign-offs, fully_signed, PR links and links",
+    params(("guid" = String, Path, description = "the ticket's guid")),
+    responses(
+        (status = 200, description = "the ticket", body = TicketDetail),
+        (status = 404, description = "unknown ticket", body = ErrorBody),
+        (status = 401, description = "missing or invalid bearer token", body = ErrorBody),
+    )
+)]
 pub async fn get(
     _: Reader,
     State(state): State<ApiState>,
     Key(guid): Key,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<TicketDetail>, ApiError> {
     Ok(Json(detail(&state, &guid).await?))
 }
 
+#[utoipa::path(
+    post,
+    tag = "tickets",
+    path = "/v1/tickets",
+    operation_id = "createTicket",
+    summary = "Create a ticket (admin)",
+    request_body = CreateBody,
+    responses(
+        (status = 201, description = "created", body = TicketDetail,
+            headers(("location" = String, description = "the ticket's URL"))),
+        (status = 200, description = "already linked: the existing ticket", body = TicketDetail,
+            headers(("location" = String, description = "the ticket's URL"))),
+        (status = 403, description = "read token", body = ErrorBody),
+        (status = 401, description = "missing or invalid bearer token", body = ErrorBody),
+        (status = 422, description = "an input is invalid; `error.field` names it", body = ErrorBody),
+    )
+)]
 pub async fn create(
     admin: Admin,
     State(state): State<ApiState>,
@@ -285,12 +607,28 @@ pub async fn create(
     ))
 }
 
+#[utoipa::path(
+    patch,
+    tag = "tickets",
+    path = "/v1/tickets/{guid}",
+    operation_id = "updateTicket",
+    summary = "Update fields (admin)",
+    params(("guid" = String, Path, description = "the ticket's guid")),
+    request_body = UpdateBody,
+    responses(
+        (status = 200, description = "the updated ticket", body = TicketDetail),
+        (status = 403, description = "read token", body = ErrorBody),
+        (status = 404, description = "unknown ticket", body = ErrorBody),
+        (status = 401, description = "missing or invalid bearer token", body = ErrorBody),
+        (status = 422, description = "an input is invalid; `error.field` names it", body = ErrorBody),
+    )
+)]
 pub async fn update(
     admin: Admin,
     State(state): State<ApiState>,
     Key(guid): Key,
     b: Result<Json<UpdateBody>, JsonRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<TicketDetail>, ApiError> {
     let b = body(b)?;
     let priority = b
         .priority
@@ -318,6 +656,22 @@ pub async fn update(
     Ok(Json(detail(&state, &guid).await?))
 }
 
+#[utoipa::path(
+    post,
+    tag = "tickets",
+    path = "/v1/tickets/{guid}/notes",
+    operation_id = "addNote",
+    summary = "Add a note (admin)",
+    params(("guid" = String, Path, description = "the ticket's guid")),
+    request_body = NoteBody,
+    responses(
+        (status = 201, description = "the ticket with the note", body = TicketDetail),
+        (status = 403, description = "read token", body = ErrorBody),
+        (status = 404, description = "unknown ticket", body = ErrorBody),
+        (status = 401, description = "missing or invalid bearer token", body = ErrorBody),
+        (status = 422, description = "an input is invalid; `error.field` names it", body = ErrorBody),
+    )
+)]
 pub async fn add_note(
     admin: Admin,
     State(state): State<ApiState>,
@@ -341,12 +695,26 @@ pub async fn add_note(
     Ok((StatusCode::CREATED, Json(detail(&state, &guid).await?)))
 }
 
+#[utoipa::path(
+    get,
+    tag = "tickets",
+    path = "/v1/tickets/{guid}/history",
+    operation_id = "ticketHistory",
+    summary = "The ticket's history, oldest first",
+    params(("guid" = String, Path, description = "the ticket's guid"), HistoryQuery),
+    responses(
+        (status = 200, description = "one page", body = HistoryPage),
+        (status = 404, description = "unknown ticket", body = ErrorBody),
+        (status = 401, description = "missing or invalid bearer token", body = ErrorBody),
+        (status = 422, description = "an input is invalid; `error.field` names it", body = ErrorBody),
+    )
+)]
 pub async fn history(
     _: Reader,
     State(state): State<ApiState>,
     Key(guid): Key,
     q: Result<Query<HistoryQuery>, QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<HistoryPage>, ApiError> {
     let q = query(q)?;
     let limit = q.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
@@ -359,8 +727,8 @@ pub async fn history(
     let next = (rows.len() == limit as usize)
         .then(|| rows.last().map(|r| r.id))
         .flatten();
-    Ok(Json(json!({
-        "items": rows.iter().map(history_json).collect::<Vec<_>>(),
-        "next": next,
-    })))
+    Ok(Json(HistoryPage {
+        items: rows.iter().map(HistoryEntry::from).collect(),
+        next,
+    }))
 }

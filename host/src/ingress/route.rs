@@ -14,19 +14,21 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use secrecy::{ExposeSecret, SecretString};
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::ToSchema;
 
 use super::dedupe::{DedupeKey, body_key};
 use super::handshake::{Handshake, HandshakeError, SECRET_HEADER};
 use super::presets::preset;
 use super::redact::Redaction;
 use super::verify::{Scheme, Unverified, Verifier};
-use crate::api::ApiError;
+use crate::api::{ApiError, ErrorBody};
 use crate::config::{DedupeConfig, ProviderConfig};
 use crate::metrics::Metrics;
 use crate::reload::{Availability, MapperRegistry};
 use crate::store::{DeliveryStatus, InboxEntry, InboxWriter, Reclaim, Store, now};
-use crate::worker::{Worker, outcome_json};
+use crate::worker::{OutcomeReport, Worker};
 
 /// One configured webhook sender.
 pub struct Provider {
@@ -144,7 +146,88 @@ pub fn router(state: IngressState) -> Router {
         .with_state(state)
 }
 
-async fn receive(
+/// The answer to a delivery stored (202) or received before (200).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Receipt {
+    pub delivery_id: String,
+    pub duplicate: bool,
+}
+
+/// Slack's `url_verification`, answered with its challenge.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Challenge {
+    #[schema(value_type = Object)]
+    pub challenge: Value,
+}
+
+/// A webhook's body: whatever the provider sends, in any content type.
+/// A description only.
+pub struct Payload;
+
+impl utoipa::PartialSchema for Payload {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Binary)))
+            .into()
+    }
+}
+
+impl ToSchema for Payload {}
+
+/// What a 200 answers: a duplicate's receipt, the outcome (`?wait=true`)
+/// or Slack's challenge. A description only (the handler builds each
+/// one): `anyOf`, since a receipt's fields are among an outcome's.
+pub struct Answered;
+
+impl utoipa::PartialSchema for Answered {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{AnyOfBuilder, Ref};
+        AnyOfBuilder::new()
+            .item(Ref::from_schema_name(Receipt::name()))
+            .item(Ref::from_schema_name(OutcomeReport::name()))
+            .item(Ref::from_schema_name(Challenge::name()))
+            .into()
+    }
+}
+
+impl ToSchema for Answered {
+    fn schemas(
+        schemas: &mut Vec<(
+            String,
+            utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+        )>,
+    ) {
+        use utoipa::PartialSchema;
+        schemas.push((Receipt::name().into(), Receipt::schema()));
+        schemas.push((OutcomeReport::name().into(), OutcomeReport::schema()));
+        schemas.push((Challenge::name().into(), Challenge::schema()));
+        <OutcomeReport as ToSchema>::schemas(schemas);
+    }
+}
+
+#[utoipa::path(
+    post,
+    tag = "webhooks",
+    path = "/hooks/{provider}",
+    operation_id = "receiveWebhook",
+    summary = "Receive a provider's webhook",
+    description = "Verified by the provider's configured scheme (signature, timestamped signature or shared token), stored raw in the inbox, then acknowledged. Slack's url_verification is answered with its challenge. `?wait=true` answers with the outcome once the delivery is processed.",
+    security(()),
+    params(("provider" = String, Path, description = "a provider configured under `providers:`")),
+    request_body(content = inline(Payload), content_type = "*/*", description = "the provider's payload, as sent (may be empty)"),
+    responses(
+        (status = 202, description = "stored", body = Receipt),
+        (status = 200, description = "a duplicate of a stored delivery, the outcome (`?wait=true`), or Slack's challenge", body = Answered),
+        (status = 401, description = "verification failed (`bad_signature`); nothing stored", body = ErrorBody),
+        (status = 404, description = "provider not configured", body = ErrorBody),
+        (status = 408, description = "the body did not arrive within `server.body_read_timeout_ms` (`body_timeout`)", body = ErrorBody),
+        (status = 413, description = "body over the provider's limit", body = ErrorBody),
+        (status = 503, description = "the provider's mapper file is missing (`mapper_absent`, naming the file), too many requests in flight (`overloaded`), the request outlived its deadline (`timeout`) or the database is unreachable (`unavailable`); retry after the `Retry-After` seconds", body = ErrorBody),
+    )
+)]
+pub(crate) async fn receive(
     State(state): State<IngressState>,
     Path(name): Path<String>,
     method: Method,
@@ -214,7 +297,10 @@ async fn receive(
         && let Ok(v) = serde_json::from_slice::<Value>(verified.body())
         && v["type"] == "url_verification"
     {
-        return Ok(Json(json!({"challenge": v["challenge"]})).into_response());
+        let challenge = Challenge {
+            challenge: v["challenge"].clone(),
+        };
+        return Ok(Json(challenge).into_response());
     }
 
     // A missing mapper file stops the route — after verification, so a
@@ -279,7 +365,7 @@ async fn receive(
             worker.process_now(&stored.id, Reclaim::Pending).await?
         };
         let outcome = match processed {
-            Some(outcome) => outcome.to_json(&stored.id),
+            Some(outcome) => outcome.report(&stored.id),
             // Another worker has it or had it: report what is stored.
             None => settled(&state.store, &stored.id, stored.duplicate).await?,
         };
@@ -297,14 +383,17 @@ async fn receive(
     };
     Ok((
         status,
-        Json(json!({"delivery_id": stored.id, "duplicate": stored.duplicate})),
+        Json(Receipt {
+            delivery_id: stored.id,
+            duplicate: stored.duplicate,
+        }),
     )
         .into_response())
 }
 
 /// The stored outcome of a delivery, once no worker is processing it (or
 /// after 10 s, as it stands then).
-async fn settled(store: &Store, id: &str, duplicate: bool) -> Result<Value, ApiError> {
+async fn settled(store: &Store, id: &str, duplicate: bool) -> Result<OutcomeReport, ApiError> {
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
         let row = store
@@ -316,7 +405,7 @@ async fn settled(store: &Store, id: &str, duplicate: bool) -> Result<Value, ApiE
                 .output
                 .as_deref()
                 .and_then(|o| serde_json::from_str(o).ok());
-            let mut v = outcome_json(
+            let mut v = OutcomeReport::new(
                 &row.id,
                 row.status,
                 row.reason,
@@ -324,7 +413,7 @@ async fn settled(store: &Store, id: &str, duplicate: bool) -> Result<Value, ApiE
                 output.as_ref(),
                 row.last_error.as_deref(),
             );
-            v["duplicate"] = json!(duplicate);
+            v.duplicate = Some(duplicate);
             return Ok(v);
         }
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;

@@ -5,7 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::fixture::{RunOptions, collect_files, run_case};
 use crate::mapper::LoadedMapper;
@@ -55,19 +56,43 @@ impl CanaryReport {
         )
     }
 
-    pub fn to_json(&self) -> Value {
-        json!({
-            "folder": self.folder.as_ref().map(|f| f.display().to_string()),
-            "total": self.total,
-            "passed": self.passed,
-            "failed": self.failures.len(),
-            "ms": self.elapsed.as_secs_f64() * 1e3,
-            "failures": self.failures.iter().map(|f| json!({
-                "file": f.file.display().to_string(),
-                "reasons": f.reasons,
-            })).collect::<Vec<_>>(),
-        })
+    /// As the API shows it.
+    pub fn results(&self) -> CanaryResults {
+        CanaryResults {
+            folder: self.folder.as_ref().map(|f| f.display().to_string()),
+            total: self.total,
+            passed: self.passed,
+            failed: self.failures.len(),
+            ms: self.elapsed.as_secs_f64() * 1e3,
+            failures: self
+                .failures
+                .iter()
+                .map(|f| FailureInfo {
+                    file: f.file.display().to_string(),
+                    reasons: f.reasons.clone(),
+                })
+                .collect(),
+        }
     }
+}
+
+/// Fixture results of the canary run.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct CanaryResults {
+    /// The fixtures folder; null when the mapper ships none.
+    pub folder: Option<String>,
+    pub total: usize,
+    pub passed: usize,
+    pub failed: usize,
+    pub ms: f64,
+    pub failures: Vec<FailureInfo>,
+}
+
+/// One failing fixture and why.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct FailureInfo {
+    pub file: String,
+    pub reasons: Vec<String>,
 }
 
 /// Runs every fixture under `folder` against `mapper`. No folder means no

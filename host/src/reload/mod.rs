@@ -21,8 +21,11 @@ use std::time::Duration;
 
 use thiserror::Error;
 
-pub use canary::{CanaryReport, CaseFailure};
-pub use registry::{Availability, MapperRegistry, ProviderMapper, ProviderState, Refusal, Version};
+pub use canary::{CanaryReport, CanaryResults, CaseFailure, FailureInfo};
+pub use registry::{
+    Availability, MapperEntry, MapperListing, MapperRegistry, MapperState, Origin, ProviderMapper,
+    ProviderState, Refusal, RefusalInfo, Version, VersionInfo,
+};
 
 use crate::config::Config;
 use crate::mapper::{

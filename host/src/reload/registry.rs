@@ -11,10 +11,13 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::ToSchema;
 
 use super::MapperSource;
-use super::canary::CanaryReport;
+use super::canary::{CanaryReport, CanaryResults};
+use crate::mapper::LoadOrigin;
 
 /// A provider's mapper and its `mapper_config`: what a delivery is mapped
 /// with, and a change sent with.
@@ -200,31 +203,101 @@ impl MapperRegistry {
     }
 
     /// The `GET /v1/mappers` (and `host mappers`) listing.
-    pub fn to_json(&self) -> Value {
+    pub fn listing(&self) -> MapperListing {
         let map = self.read();
-        let mappers: Vec<Value> = map
+        let mappers = map
             .iter()
             .map(|(provider, e)| {
                 let state = if e.current.is_some() {
-                    "serving"
+                    MapperState::Serving
                 } else if e.absent_since.is_some() {
-                    "absent"
+                    MapperState::Absent
                 } else {
-                    "waiting"
+                    MapperState::Waiting
                 };
-                json!({
-                    "provider": provider,
-                    "state": state,
-                    "file": display(&e.wasm),
-                    "fixtures": display(&e.fixtures),
-                    "version": e.current.as_ref().map(Version::to_json),
-                    "last_refused": e.refused.as_ref().map(Refusal::to_json),
-                    "absent_since": e.absent_since,
-                })
+                MapperEntry {
+                    provider: provider.clone(),
+                    state,
+                    file: display(&e.wasm),
+                    fixtures: display(&e.fixtures),
+                    version: e.current.as_ref().map(Version::info),
+                    last_refused: e.refused.as_ref().map(Refusal::info),
+                    absent_since: e.absent_since.clone(),
+                }
             })
             .collect();
-        json!({ "mappers": mappers })
+        MapperListing { mappers }
     }
+
+    /// [`listing`](Self::listing) as JSON, for the CLI and benchmarks.
+    pub fn to_json(&self) -> Value {
+        // A listing is strings, numbers and lists: it always serialises.
+        serde_json::to_value(self.listing()).unwrap_or_default()
+    }
+}
+
+/// Each provider's mapper.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct MapperListing {
+    pub mappers: Vec<MapperEntry>,
+}
+
+/// One provider's mapper: the version serving, the last release refused.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(as = Mapper)]
+pub struct MapperEntry {
+    pub provider: String,
+    pub state: MapperState,
+    pub file: String,
+    pub fixtures: String,
+    pub version: Option<VersionInfo>,
+    pub last_refused: Option<RefusalInfo>,
+    #[schema(format = DateTime)]
+    pub absent_since: Option<String>,
+}
+
+/// serving: a version maps deliveries; waiting: the file is there but no
+/// release passed its checks yet (deliveries are stored and wait); absent:
+/// the file is missing (webhooks get 503 with Retry-After).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum MapperState {
+    Serving,
+    Waiting,
+    Absent,
+}
+
+/// The version serving.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct VersionInfo {
+    /// SHA-256 of the component, recorded with every delivery and history
+    /// row it produces.
+    pub hash: String,
+    pub size: usize,
+    #[schema(format = DateTime)]
+    pub loaded_at: String,
+    pub origin: Origin,
+    pub load_ms: f64,
+    pub canary: CanaryResults,
+}
+
+/// Where the version's machine code came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Origin {
+    Compiled,
+    Cache,
+}
+
+/// The last release refused, and why.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct RefusalInfo {
+    /// Null when the file could not even be read.
+    pub hash: Option<String>,
+    #[schema(format = DateTime)]
+    pub at: String,
+    pub reason: String,
+    pub canary: Option<CanaryResults>,
 }
 
 impl Entry {
@@ -242,27 +315,30 @@ impl Entry {
 }
 
 impl Version {
-    fn to_json(&self) -> Value {
+    fn info(&self) -> VersionInfo {
         let m = &self.mapper.mapper;
-        json!({
-            "hash": m.content_hash(),
-            "size": m.size(),
-            "loaded_at": self.loaded_at,
-            "origin": m.origin().as_str(),
-            "load_ms": m.load_time().as_secs_f64() * 1e3,
-            "canary": self.canary.to_json(),
-        })
+        VersionInfo {
+            hash: m.content_hash().to_owned(),
+            size: m.size(),
+            loaded_at: self.loaded_at.clone(),
+            origin: match m.origin() {
+                LoadOrigin::Compiled => Origin::Compiled,
+                LoadOrigin::Cached => Origin::Cache,
+            },
+            load_ms: m.load_time().as_secs_f64() * 1e3,
+            canary: self.canary.results(),
+        }
     }
 }
 
 impl Refusal {
-    fn to_json(&self) -> Value {
-        json!({
-            "hash": self.hash,
-            "at": self.at,
-            "reason": self.reason,
-            "canary": self.canary.as_ref().map(CanaryReport::to_json),
-        })
+    fn info(&self) -> RefusalInfo {
+        RefusalInfo {
+            hash: self.hash.clone(),
+            at: self.at.clone(),
+            reason: self.reason.clone(),
+            canary: self.canary.as_ref().map(CanaryReport::results),
+        }
     }
 }
 

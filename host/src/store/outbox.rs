@@ -228,6 +228,11 @@ impl Store {
         ids: &[i64],
         provider: Option<&str>,
     ) -> Result<Vec<i64>, StoreError> {
+        // No stored provider name holds a NUL, and PostgreSQL would refuse
+        // the parameter: such a filter matches nothing.
+        if provider.is_some_and(|p| p.contains('\0')) {
+            return Ok(Vec::new());
+        }
         let retryable = OutboxStatus::sql_list(&[OutboxStatus::Failed, OutboxStatus::Dead]);
         let now = super::now();
         let mut sql = format!(

@@ -6,7 +6,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 /// Where a delivery is in its lifecycle.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum DeliveryStatus {
     /// Stored, not processed yet (or waiting for a mapper version to serve).
@@ -106,7 +106,7 @@ impl PartialEq<&str> for DeliveryStatus {
 }
 
 /// Why a delivery was ignored.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum IgnoreReason {
     /// The mapper does not map this kind of event (`unsupported-event`).
@@ -148,7 +148,7 @@ impl IgnoreReason {
 
 /// Where an outbox row (one change for one provider) is in its lifecycle;
 /// ARCHITECTURE.md ("Outbox lifecycle") names who moves each one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum OutboxStatus {
     /// Waiting to be sent (behind this provider's earlier rows of the
