@@ -4,16 +4,16 @@
 //! provider's, one fixture per rule in fixtures/, and run ./build.sh and
 //! `host test-mapper {{name}}.wasm fixtures` until every case passes.
 
-// The bindings of wit/mapper.wit: `Guest` to implement, the WIT types under
+// The bindings of wit/mapper.wit: `Guest` to implement, the types the world
+// uses (`Delivery`, `Mapped`, `MapError`, ...) here, every WIT type under
 // `sluice::mapper::types`, the host imports under `sluice::mapper::host`.
 wit_bindgen::generate!({ path: "wit", world: "mapper" });
 
 use serde_json::Value;
 use sluice::mapper::host::{LogLevel, log};
 use sluice::mapper::types::{
-    Action, AddComment, Assign, CreateTicket, Delivery, Escalate, LinkPr, MapError, MapErrorKind,
-    Mapped, OutboundRequest, Priority, RaciRole, Resolve, Signoff, SignoffStatus, StatusChange,
-    TicketChange, TicketRef,
+    Action, AddComment, Assign, CreateTicket, Escalate, LinkPr, MapErrorKind, Priority, RaciRole,
+    Resolve, Signoff, SignoffStatus, StatusChange, TicketRef,
 };
 
 struct Mapper;
