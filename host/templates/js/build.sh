@@ -19,6 +19,11 @@ if [ -z "$version" ]; then
   echo "build.sh: no \`package sluice:mapper@VERSION;\` in $wit" >&2
   exit 1
 fi
+# The guard rewraps the exports, which `export const` would not allow.
+if ! grep -qE '^export function mapToTicketEvent\b' app.js; then
+  echo "build.sh: app.js must declare \`export function mapToTicketEvent(delivery, config)\` (not \`export const\`): the guard that reports bugs rewraps it" >&2
+  exit 1
+fi
 mkdir -p build
 sed "s#'sluice:mapper/host'#'sluice:mapper/host@$version'#" app.js > build/app.js
 cat sluice-guard.js >> build/app.js
