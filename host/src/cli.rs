@@ -17,7 +17,7 @@ use crate::app::App;
 use crate::config::Config;
 use crate::fixture::report::{self, Format};
 use crate::fixture::{RunOptions, collect_files, run_case, update_expectation};
-use crate::mapper::{EngineSettings, Limits, MapperEngine};
+use crate::mapper::{ArtifactCache, ArtifactKey, EngineSettings, Limits, MapperEngine};
 use crate::resolve::{BranchConvention, DEFAULT_BRANCH_PATTERN};
 
 #[derive(Debug, Parser)]
@@ -39,6 +39,9 @@ pub enum Command {
     Check(ConfigArgs),
     /// Run a mapper component against fixture files.
     TestMapper(TestMapperArgs),
+    /// Start a new mapper in Rust, Python or JavaScript: sources, a build
+    /// script, starter fixtures that pass, and a README of next steps.
+    NewMapper(NewMapperArgs),
     /// Print a curl command sending a fixture's delivery (or a body file)
     /// to the server, signed as the provider would sign it.
     Sign(SignArgs),
@@ -169,6 +172,18 @@ pub struct SignArgs {
 }
 
 #[derive(Debug, clap::Args)]
+pub struct NewMapperArgs {
+    /// The mapper's name: the provider it maps, and its file names.
+    pub name: String,
+    /// The language to write it in.
+    #[arg(long, value_enum)]
+    pub lang: crate::scaffold::Lang,
+    /// Where to put it (default: ./NAME); must be empty or missing.
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
 pub struct TestMapperArgs {
     /// The mapper component (`.wasm`).
     pub mapper: PathBuf,
@@ -194,6 +209,14 @@ pub struct TestMapperArgs {
     /// Per-call linear memory limit.
     #[arg(long, default_value_t = Limits::default().memory_bytes >> 20)]
     pub memory_mib: usize,
+    /// Folder of precompiled components, so a second run of the same
+    /// component skips the compile (default: the host's,
+    /// `$XDG_CACHE_HOME/sluice/artifacts`); tagged with the host's key.
+    #[arg(long)]
+    pub cache_dir: Option<PathBuf>,
+    /// Compile the component; read and write no precompiled artifact.
+    #[arg(long, conflicts_with = "cache_dir")]
+    pub no_cache: bool,
 }
 
 /// Entry point of the binary.
@@ -206,6 +229,7 @@ pub fn main() -> ExitCode {
         Command::Serve(_) | Command::Check(_) => "info",
         Command::Deliveries { .. }
         | Command::Outbox { .. }
+        | Command::NewMapper(_)
         | Command::Sign(_)
         | Command::Mappers(_)
         | Command::Replay(_) => "warn",
@@ -233,6 +257,13 @@ fn init_tracing(default_filter: &str) {
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::TestMapper(args) => test_mapper(args),
+        Command::NewMapper(args) => {
+            let dir = args.dir.unwrap_or_else(|| PathBuf::from(&args.name));
+            let files = crate::scaffold::scaffold(&args.name, args.lang, &dir)?;
+            println!("wrote {} files into {}; next:", files.len(), dir.display());
+            println!("{}", crate::scaffold::next_steps(&args.name, &dir));
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Check(args) => {
             let config = Config::load(&args.config)?;
             crate::outbound::ProviderApis::from_config(&config)?;
@@ -600,8 +631,13 @@ fn test_mapper(args: TestMapperArgs) -> anyhow::Result<ExitCode> {
         branches,
         ..EngineSettings::default()
     })?;
+    let cache = if args.no_cache {
+        None
+    } else {
+        test_cache(args.cache_dir.clone())
+    };
     let mapper = engine
-        .load_file(&args.mapper)
+        .load_file_cached(&args.mapper, cache.as_ref())
         .with_context(|| format!("{}", args.mapper.display()))?;
     let files = collect_files(&args.paths)?;
     let opts = RunOptions {
@@ -623,8 +659,13 @@ fn test_mapper(args: TestMapperArgs) -> anyhow::Result<ExitCode> {
             }
         }
     }
-    let label = args.mapper.display().to_string();
-    print!("{}", report::render(args.format, &label, &results, total));
+    let info = report::MapperInfo {
+        label: args.mapper.display().to_string(),
+        size: mapper.size(),
+        origin: mapper.origin().as_str(),
+        load_time: mapper.load_time(),
+    };
+    print!("{}", report::render(args.format, &info, &results, total));
     let failed = results
         .iter()
         .any(|r| !r.passed() && (!args.update || r.actual.is_none()));
@@ -633,6 +674,25 @@ fn test_mapper(args: TestMapperArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// The artifact cache test-mapper uses: `dir`, else the host's default
+/// folder, under the host's key. The cache only saves time, so a folder or
+/// key it cannot use is a warning and a compile, not a failed run.
+fn test_cache(dir: Option<PathBuf>) -> Option<ArtifactCache> {
+    let dir = dir.or_else(ArtifactCache::default_dir)?;
+    let key = ArtifactCache::check_folder(&dir).and_then(|()| {
+        ArtifactKey::default_file()
+            .ok_or(crate::mapper::CacheError::NoKeyFile)
+            .and_then(|path| ArtifactKey::load_or_create(&path))
+    });
+    match key {
+        Ok(key) => Some(ArtifactCache::new(dir, key)),
+        Err(e) => {
+            tracing::warn!(error = %e, "artifact cache off: the component is compiled");
+            None
+        }
+    }
 }
 
 /// `mappers/bitbucket_mapper.wasm` → `bitbucket`.

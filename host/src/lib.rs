@@ -30,6 +30,7 @@
 //!   knows SQL.
 //! - [`fixture`]: `host test-mapper` — fixture files, comparison, reports;
 //!   also the hot-reload canary.
+//! - [`scaffold`]: `host new-mapper` — a new mapper project per language.
 //! - [`shadow`]: `host replay --shadow` — stored deliveries through a
 //!   candidate mapper, compared with the live output, nothing applied.
 
@@ -49,6 +50,7 @@ pub mod redacted;
 pub mod reload;
 pub mod resolve;
 pub mod retention;
+pub mod scaffold;
 pub mod shadow;
 pub mod store;
 pub mod tickets;

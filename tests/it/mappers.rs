@@ -61,3 +61,41 @@ fn python_example_fixtures_pass() {
     let dir = workspace().join("examples/python-mapper/fixtures");
     fixtures_pass(&component("uptime-mapper"), &dir, 8);
 }
+
+/// A JavaScript component (jco: ~11 MB, StarlingMonkey inside) runs under
+/// the same world, fixtures and limits.
+#[test]
+fn javascript_example_fixtures_pass() {
+    let dir = workspace().join("examples/js-mapper/fixtures");
+    fixtures_pass(&component("pagerduty-js-mapper"), &dir, 12);
+}
+
+/// An accidental JavaScript bug (a TypeError, not a map-error) reaches the
+/// author as `internal` with its message and its line in app.js, through
+/// the guard the build appends — not as a trap into generated glue.
+#[test]
+fn a_javascript_bug_reports_its_message_and_line_in_app_js() {
+    let app = workspace().join("examples/js-mapper/app.js");
+    let source = std::fs::read_to_string(&app).expect("app.js");
+    let line = source
+        .lines()
+        .position(|l| l.contains("data.priority.summary ==="))
+        .expect("the unguarded line")
+        + 1;
+    let fixture = workspace().join("examples/js-mapper/fixtures/error_priority_cleared.json");
+    let out = Command::new(env!("CARGO_BIN_EXE_host"))
+        .args(["test-mapper", "--format", "json"])
+        .arg(component("pagerduty-js-mapper"))
+        .arg(&fixture)
+        .output()
+        .expect("run host");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json report");
+    let output = &report["cases"][0]["output"];
+    assert_eq!(output["error"], "internal", "{report:#}");
+    let message = output["message"].as_str().unwrap_or_default();
+    assert!(message.starts_with("TypeError: "), "{message}");
+    assert!(
+        message.contains(&format!("app.js:{line}:")),
+        "line {line}: {message}"
+    );
+}

@@ -305,3 +305,27 @@ fn a_component_built_against_0_1_keeps_loading_and_mapping_both_ways() {
     assert_eq!(linked.result.expect("no trap").expect("requests"), vec![]);
     assert_eq!(linked.report.elapsed, Duration::ZERO);
 }
+
+/// Each call reports its peak linear memory, what the memory limit is
+/// measured against: a few pages for a quiet call, up to the limit for a
+/// hoarder that is stopped there.
+#[test]
+fn a_call_reports_its_peak_linear_memory() {
+    let engine = engine(Duration::from_secs(1));
+    let mapper = hostile(&engine);
+    let quiet = call(&mapper, "ok");
+    assert!(quiet.result.is_ok(), "{:?}", quiet.result);
+    assert!(
+        quiet.report.memory_bytes >= 64 << 10,
+        "{}",
+        quiet.report.memory_bytes
+    );
+    let hoard = call(&mapper, "memory");
+    assert!(matches!(hoard.result, Err(MapperError::MemoryLimit { .. })));
+    assert!(hoard.report.memory_bytes > quiet.report.memory_bytes);
+    assert!(
+        hoard.report.memory_bytes <= 32 << 20,
+        "{}",
+        hoard.report.memory_bytes
+    );
+}

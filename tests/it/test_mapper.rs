@@ -134,6 +134,70 @@ fn a_fixture_that_is_not_json_is_reported_with_file_line_and_column() {
 }
 
 #[test]
+fn a_component_importing_wasi_http_is_refused_naming_the_import_and_the_flag() {
+    let wasm = component("foreign-import-guest");
+    let out = host(&[&wasm, &fixtures("bitbucket")]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("component imports wasi:http/handler@0.3.0, which the host does not provide"),
+        "{err}"
+    );
+    assert!(err.contains("--disable http"), "{err}");
+    assert!(!err.contains("resource implementation is missing"), "{err}");
+}
+
+/// The second run of a component takes its machine code from the artifact
+/// cache; every case shows its memory, and a summary line its budget use.
+#[test]
+fn a_second_run_loads_the_compiled_component_from_the_cache() {
+    let wasm = component("bitbucket-mapper");
+    let cache = tempfile::tempdir().unwrap();
+    let run = |extra: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_host"))
+            .arg("test-mapper")
+            .args(extra)
+            .arg(&wasm)
+            .arg(fixtures("bitbucket"))
+            .output()
+            .expect("run host");
+        assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+        stdout(&out)
+    };
+    let dir = cache.path().join("artifacts");
+    let dir = dir.to_str().unwrap();
+    let first = run(&["--cache-dir", dir]);
+    let second = run(&["--cache-dir", dir]);
+    let summary = |text: &str| {
+        text.lines()
+            .find(|l| l.contains(" cases, p50 "))
+            .unwrap_or_else(|| panic!("no summary line in {text}"))
+            .to_owned()
+    };
+    assert!(summary(&first).contains("; compiled "), "{first}");
+    assert!(
+        summary(&second).contains("; loaded from cache "),
+        "{second}"
+    );
+    assert!(std::fs::read_dir(dir).unwrap().count() > 0);
+    let uncached = run(&["--no-cache"]);
+    assert!(summary(&uncached).contains("; compiled "), "{uncached}");
+
+    let count = fixture_count(&fixtures("bitbucket"));
+    let line = summary(&second);
+    assert!(line.contains(&format!(": {count} cases, p50 ")), "{line}");
+    assert!(
+        line.contains(" max fuel ") && line.contains(" max memory "),
+        "{line}"
+    );
+    let first_case = second.lines().next().unwrap_or_default();
+    assert!(
+        first_case.contains(" fuel, ") && first_case.contains(" MiB)"),
+        "{first_case}"
+    );
+}
+
+#[test]
 fn a_component_of_another_world_is_refused_without_a_panic() {
     let wasm = component("other-world-guest");
     let out = host(&[&wasm, &fixtures("bitbucket")]);

@@ -58,6 +58,9 @@ pub struct CallReport {
     pub elapsed: Duration,
     /// Fuel consumed (≈ wasm instructions), when the engine meters fuel.
     pub fuel: Option<u64>,
+    /// Peak linear memory of every instance of the call together: what
+    /// the memory limit is measured against.
+    pub memory_bytes: usize,
     pub api_calls: u32,
     /// `provider-api` calls that failed in a way worth retrying later: a
     /// timeout, no connection, 429 or a 5xx answer. A mapping error after
@@ -301,6 +304,7 @@ impl LoadedMapper {
         let report = CallReport {
             elapsed: started.elapsed(),
             fuel,
+            memory_bytes: store.data().limiter.memory_used(),
             api_calls: store.data().api_calls,
             api_transient_failures: store.data().api_transient_failures,
             logs: store.data().log.take_lines(),

@@ -182,6 +182,7 @@ impl MapperEngine {
                 (component, LoadOrigin::Compiled)
             }
         };
+        check_imports(engine, &component)?;
         let wrong_world = |e: wasmtime::Error| MapperError::WrongWorld {
             world: WORLD,
             reason: format!("{e:#}"),
@@ -217,11 +218,20 @@ impl MapperEngine {
     }
 
     pub fn load_file(&self, path: &Path) -> Result<LoadedMapper, MapperError> {
+        self.load_file_cached(path, None)
+    }
+
+    /// [`MapperEngine::load_cached`] of the file at `path`.
+    pub fn load_file_cached(
+        &self,
+        path: &Path,
+        cache: Option<&ArtifactCache>,
+    ) -> Result<LoadedMapper, MapperError> {
         let bytes = std::fs::read(path).map_err(|source| MapperError::Read {
             path: path.to_owned(),
             source,
         })?;
-        self.load(&bytes)
+        self.load_cached(&bytes, cache)
     }
 }
 
@@ -269,6 +279,53 @@ fn check_header(bytes: &[u8]) -> Result<(), MapperError> {
         return Err(MapperError::CoreModule);
     }
     Ok(())
+}
+
+/// Interfaces a mapper may import besides the world's own: WASI's
+/// command-line basics, which the sandbox links with nothing granted (no
+/// directories, environment, arguments or network). Language runtimes
+/// import them whether or not the code uses them — componentize-py even
+/// sockets — so refusing them would refuse every Python or JS mapper.
+const LINKED_PACKAGES: &[&str] = &[
+    "sluice:mapper/",
+    "wasi:io/",
+    "wasi:cli/",
+    "wasi:clocks/",
+    "wasi:random/",
+    "wasi:filesystem/",
+    "wasi:sockets/",
+];
+
+/// Refuses a component importing an interface the host does not link
+/// (`wasi:http`, `wasi:keyvalue`, another package), naming every such
+/// import and the toolchain flag that removes it — instead of the linker's
+/// "resource implementation is missing".
+fn check_imports(engine: &Engine, component: &Component) -> Result<(), MapperError> {
+    let foreign: Vec<String> = component
+        .component_type()
+        .imports(engine)
+        .map(|(name, _)| name)
+        .filter(|name| !LINKED_PACKAGES.iter().any(|p| name.starts_with(p)))
+        .map(str::to_owned)
+        .collect();
+    match foreign.first() {
+        None => Ok(()),
+        Some(first) => Err(MapperError::ForeignImport {
+            fix: foreign_import_fix(first),
+            imports: foreign,
+        }),
+    }
+}
+
+/// What removes an import, for the toolchains that add one unasked.
+fn foreign_import_fix(import: &str) -> &'static str {
+    if import.starts_with("wasi:http/") {
+        "built with jco? it adds wasi:http unless told not to: `jco componentize --disable http` \
+         (componentize-js 0.18 and later: `--disable http fetch-event`)"
+    } else {
+        "remove it from your WIT world and your code: a mapper reaches the outside \
+         only through the sluice:mapper host imports"
+    }
 }
 
 /// Advances the epoch every [`EPOCH_TICK`] for as long as the engine lives.

@@ -32,6 +32,15 @@ pub enum MapperError {
     },
     #[error("component does not implement the {world} world: {reason}")]
     WrongWorld { world: &'static str, reason: String },
+    #[error(
+        "component imports {}, which the host does not provide (a mapper may import only sluice:mapper and WASI's cli, clocks, random, io, filesystem and sockets, granted nothing): {fix}",
+        imports.join(", ")
+    )]
+    ForeignImport {
+        /// Every import outside what the host links, in the component's order.
+        imports: Vec<String>,
+        fix: &'static str,
+    },
     #[error("cannot configure the wasm engine")]
     Engine {
         #[source]
@@ -80,6 +89,7 @@ impl MapperError {
             MapperError::CoreModule => "core_module",
             MapperError::Compile { .. } => "compile",
             MapperError::WrongWorld { .. } => "wrong_world",
+            MapperError::ForeignImport { .. } => "foreign_import",
             MapperError::Engine { .. } => "engine",
             MapperError::Instantiate { .. } => "instantiate",
             MapperError::Timeout { .. } => "timeout",

@@ -272,6 +272,14 @@ impl CallLimiter {
     }
 }
 
+impl CallLimiter {
+    /// Bytes of linear memory the call's instances hold together: their
+    /// peak too, since wasm memory never shrinks.
+    pub(super) fn memory_used(&self) -> usize {
+        self.memory_used
+    }
+}
+
 impl ResourceLimiter for CallLimiter {
     fn memory_growing(
         &mut self,
