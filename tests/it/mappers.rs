@@ -53,6 +53,20 @@ fn github_fixtures_pass() {
     all_fixtures_pass("github");
 }
 
+/// Slack, both ways: every inbound row of seed 000 (events and
+/// interactivity), the resolve notice and sign-off DM, what is ignored.
+#[test]
+fn slack_fixtures_pass() {
+    all_fixtures_pass("slack");
+}
+
+/// Asana, both ways: every inbound row of seed 000, the outbound task
+/// completion, section move, story and mirror task.
+#[test]
+fn asana_fixtures_pass() {
+    all_fixtures_pass("asana");
+}
+
 /// A Python component (componentize-py: ~18 MB, an extra export of its own)
 /// runs under the same world, fixtures and limits; its uncaught exception
 /// reaches the report with the traceback's last line.

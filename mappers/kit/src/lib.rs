@@ -3,6 +3,11 @@
 //! that name their path, the `user_directory` of the mapper config, and
 //! action constructors.
 //!
+//! Outbound rules build requests with [`request`] and read a change's
+//! links with [`links_of`]; [`get_json`] and [`person_by_email`] /
+//! [`person_by_identity`] read the provider's API and the people directory;
+//! [`form_payload`] decodes a form-encoded `payload` field.
+//!
 //! A mapper crate implements [`Guest`] and calls
 //! `mapper_kit::bindings::export!(MyMapper with_types_in mapper_kit::bindings);`.
 
@@ -19,11 +24,20 @@ pub mod bindings {
     });
 }
 
+mod api;
+mod form;
+mod outbound;
+
+pub use api::{
+    answer_str, api_error_text, get_json, identity_of, person_by_email, person_by_identity,
+};
 pub use bindings::Guest;
 pub use bindings::sluice::mapper::host::{
     LogLevel, branch_ticket_guid, find_person, log, provider_api, state_get, state_set,
 };
 pub use bindings::sluice::mapper::types::*;
+pub use form::{form_field, form_payload, is_form, query_escape};
+pub use outbound::{RequestBuilder, change_guid, first_link, links_of, request};
 
 use serde_json::Value;
 
@@ -214,6 +228,38 @@ pub fn ticket_ref(external_id: Option<String>, branch: Option<String>) -> Ticket
     }
 }
 
+/// A reference by the ticket's own guid.
+pub fn guid_ref(guid: &str) -> TicketRef {
+    TicketRef {
+        guid: Some(guid.to_owned()),
+        external_id: None,
+        branch: None,
+        from_action: None,
+    }
+}
+
+/// The RACI role a letter (`R`, `A`, `C`, `I`) or word (`responsible`, …)
+/// names, case-insensitive.
+pub fn parse_role(text: &str) -> Option<RaciRole> {
+    match text.to_ascii_lowercase().as_str() {
+        "r" | "responsible" => Some(RaciRole::Responsible),
+        "a" | "accountable" => Some(RaciRole::Accountable),
+        "c" | "consulted" => Some(RaciRole::Consulted),
+        "i" | "informed" => Some(RaciRole::Informed),
+        _ => None,
+    }
+}
+
+/// The letter of a RACI role.
+pub fn role_letter(role: RaciRole) -> &'static str {
+    match role {
+        RaciRole::Responsible => "R",
+        RaciRole::Accountable => "A",
+        RaciRole::Consulted => "C",
+        RaciRole::Informed => "I",
+    }
+}
+
 /// "The ticket created (or found) by action `index` of this list."
 pub fn created_by(index: u32) -> TicketRef {
     TicketRef {
@@ -280,6 +326,20 @@ pub fn config_str<'c>(config: &'c Value, key: &str, default: &'c str) -> &'c str
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn roles_read_letters_and_words() {
+        for role in [
+            RaciRole::Responsible,
+            RaciRole::Accountable,
+            RaciRole::Consulted,
+            RaciRole::Informed,
+        ] {
+            assert_eq!(parse_role(role_letter(role)), Some(role));
+        }
+        assert_eq!(parse_role("consulted"), Some(RaciRole::Consulted));
+        assert_eq!(parse_role("x"), None);
+    }
 
     #[test]
     fn author_emails() {

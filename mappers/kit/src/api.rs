@@ -1,0 +1,107 @@
+//! Reading the provider's API (`provider-api`) and the people directory
+//! (`find-person`) with errors that say which call failed.
+
+use serde_json::Value;
+
+use crate::{
+    ApiError, ApiRequest, Identity, MapError, Person, PersonKey, find_person, internal,
+    provider_api,
+};
+
+/// GETs `path` (relative to the provider's API base URL) and parses the
+/// answer as JSON. A failed call, a non-2xx status or a body that is not
+/// JSON is an internal error naming the path; the host retries the
+/// delivery when its API was down or slow.
+pub fn get_json(path: &str) -> Result<Value, MapError> {
+    let response = provider_api(&ApiRequest {
+        method: "GET".into(),
+        path: path.to_owned(),
+        headers: Vec::new(),
+        body: Vec::new(),
+    })
+    .map_err(|e| internal(format!("GET {path} failed: {}", api_error_text(&e))))?;
+    if !(200..300).contains(&response.status) {
+        return Err(internal(format!(
+            "GET {path} answered status {}",
+            response.status
+        )));
+    }
+    serde_json::from_slice(&response.body)
+        .map_err(|e| internal(format!("GET {path}: answer is not JSON: {e}")))
+}
+
+/// Why `provider-api` gave no answer, for an error message.
+pub fn api_error_text(e: &ApiError) -> String {
+    match e {
+        ApiError::Denied(why) => format!("denied: {why}"),
+        ApiError::BudgetExhausted => "call budget exhausted".into(),
+        ApiError::Timeout => "timed out".into(),
+        ApiError::TooLarge => "response too large".into(),
+        ApiError::Unavailable(why) => format!("unavailable: {why}"),
+    }
+}
+
+/// The person of the directory with this e-mail (case-insensitive).
+pub fn person_by_email(email: &str) -> Option<Person> {
+    find_person(&PersonKey::Email(email.to_owned()))
+}
+
+/// The person of the directory `provider` knows by `id`.
+pub fn person_by_identity(provider: &str, id: &str) -> Option<Person> {
+    find_person(&PersonKey::Identity(Identity {
+        provider: provider.to_owned(),
+        id: id.to_owned(),
+    }))
+}
+
+/// The person's id at `provider`, if the directory has one.
+pub fn identity_of<'p>(person: &'p Person, provider: &str) -> Option<&'p str> {
+    person
+        .identities
+        .iter()
+        .find(|i| i.provider == provider)
+        .map(|i| i.id.as_str())
+}
+
+/// A string at `pointer` of an API answer, or an internal error naming the
+/// call (`what`, e.g. `GET /tasks/12`) and the field.
+pub fn answer_str<'v>(answer: &'v Value, pointer: &str, what: &str) -> Result<&'v str, MapError> {
+    answer
+        .pointer(pointer)
+        .and_then(Value::as_str)
+        .ok_or_else(|| internal(format!("{what}: answer has no string at `{pointer}`")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn identities_are_picked_by_provider() {
+        let p = Person {
+            email: "ann@x.io".into(),
+            name: None,
+            identities: vec![
+                Identity {
+                    provider: "github".into(),
+                    id: "ann".into(),
+                },
+                Identity {
+                    provider: "slack".into(),
+                    id: "U1".into(),
+                },
+            ],
+        };
+        assert_eq!(identity_of(&p, "slack"), Some("U1"));
+        assert_eq!(identity_of(&p, "asana"), None);
+    }
+
+    #[test]
+    fn answer_fields_name_the_call() {
+        let v = json!({"data": {"name": "x", "n": 1}});
+        assert_eq!(answer_str(&v, "/data/name", "GET /tasks/1").unwrap(), "x");
+        let e = answer_str(&v, "/data/n", "GET /tasks/1").unwrap_err();
+        assert_eq!(e.message, "GET /tasks/1: answer has no string at `/data/n`");
+    }
+}
