@@ -97,6 +97,7 @@ mod tests {
     fn change(links: &[(&str, &str)]) -> TicketChange {
         TicketChange {
             id: "1".into(),
+            provider: "asana".into(),
             at: "2026-01-01T00:00:00Z".into(),
             origin: None,
             ticket: None,
