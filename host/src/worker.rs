@@ -114,9 +114,10 @@ impl Worker {
                 running
             });
             for provider in self.mappers.providers() {
-                if !lanes.contains_key(&provider) {
-                    let lane = tokio::spawn(self.clone().lane(provider.clone(), shutdown.clone()));
-                    lanes.insert(provider, lane);
+                if let std::collections::hash_map::Entry::Vacant(slot) =
+                    lanes.entry(provider.clone())
+                {
+                    slot.insert(tokio::spawn(self.clone().lane(provider, shutdown.clone())));
                 }
             }
             tokio::select! {
