@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use host::app::App;
 use host::config::Config;
-use host::store::{DeliveryStatus, Store};
+use host::store::DeliveryStatus;
 
 use crate::helpers::{
     CommentLoad, Running, all_deliveries, bitbucket_fixture, component, post_bitbucket,
