@@ -174,7 +174,7 @@ impl LoadedMapper {
         api: Box<dyn ProviderApi>,
         services: Services,
     ) -> CallOutcome<Mapped> {
-        wasmtime_wasi::runtime::in_tokio(self.map_inbound_async(delivery, config, api, services))
+        block_on(self.map_inbound_async(delivery, config, api, services))
     }
 
     /// [`LoadedMapper::map_inbound_with`] for async code: the call runs on
@@ -236,9 +236,7 @@ impl LoadedMapper {
         api: Box<dyn ProviderApi>,
         services: Services,
     ) -> CallOutcome<Vec<OutboundRequest>> {
-        wasmtime_wasi::runtime::in_tokio(
-            self.map_outbound_async(change, provider, config, api, services),
-        )
+        block_on(self.map_outbound_async(change, provider, config, api, services))
     }
 
     /// [`LoadedMapper::map_outbound`] for async code, under the same
@@ -387,6 +385,29 @@ impl LoadedMapper {
             state_writes: store.data_mut().services.state.take_writes(),
         };
         (result, report)
+    }
+}
+
+/// Drives an async call to its end from synchronous code: on the
+/// runtime this thread belongs to when it may block (a multi-thread
+/// runtime's worker or blocking thread), else on a thread of its own
+/// (inside a current-thread runtime, whose one thread must not block), or
+/// on wasmtime-wasi's own runtime outside any.
+fn block_on<F: Future + Send>(call: F) -> F::Output
+where
+    F::Output: Send,
+{
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current() {
+        Ok(handle) if handle.runtime_flavor() == RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(|| handle.block_on(call))
+        }
+        Ok(_) => std::thread::scope(|s| {
+            s.spawn(|| wasmtime_wasi::runtime::in_tokio(call))
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        }),
+        Err(_) => wasmtime_wasi::runtime::in_tokio(call),
     }
 }
 
