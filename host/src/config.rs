@@ -207,6 +207,12 @@ pub struct MappersConfig {
     /// loaded: lets a copy or an editor's save finish.
     #[serde(default = "default_debounce_ms")]
     pub debounce_ms: u64,
+    /// Wall-clock cap on one mapper call, `provider-api` waits included:
+    /// a call still running (asleep, or waiting on an API that does not
+    /// answer) is cancelled and its delivery fails (retried when it was
+    /// waiting on the API).
+    #[serde(default = "default_wall_clock_ms")]
+    pub wall_clock_ms: u64,
 }
 
 impl Default for MappersConfig {
@@ -217,6 +223,7 @@ impl Default for MappersConfig {
             cache_key_file: None,
             watch: true,
             debounce_ms: default_debounce_ms(),
+            wall_clock_ms: default_wall_clock_ms(),
         }
     }
 }
@@ -224,6 +231,10 @@ impl Default for MappersConfig {
 fn yes() -> bool {
     true
 }
+fn default_wall_clock_ms() -> u64 {
+    30_000
+}
+
 fn default_debounce_ms() -> u64 {
     50
 }
@@ -627,6 +638,7 @@ impl Config {
                 self.database_statement_timeout_ms,
             ),
             ("retention.batch_size", u64::from(self.retention.batch_size)),
+            ("mappers.wall_clock_ms", self.mappers.wall_clock_ms),
             ("retention.interval_secs", self.retention.interval_secs),
         ];
         if let Some((key, _)) = positive.iter().find(|(_, v)| *v == 0) {

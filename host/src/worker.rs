@@ -6,16 +6,18 @@
 //! maps a batch in parallel and applies it in arrival order, which keeps
 //! per-ticket order.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
 use serde_json::Value;
-use tokio::sync::Notify;
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::action::{MapError, MapErrorKind, Mapped};
-use crate::mapper::{Delivery, ProviderApi};
+use crate::mapper::{Delivery, ProviderApi, Services};
 use crate::metrics::Metrics;
 use crate::outbound::ProviderApis;
 use crate::queue::{RetryPolicy, hold_lease};
@@ -44,7 +46,8 @@ pub struct Worker {
     /// The version serving each provider now; swapped by hot reload.
     mappers: MapperRegistry,
     policy: RetryPolicy,
-    wake: Arc<Notify>,
+    /// Bumped by [`Worker::wake`]; every lane watches it.
+    wake: Arc<watch::Sender<u64>>,
     metrics: Arc<Metrics>,
     apis: ProviderApis,
     /// Woken when a batch applied changes: their outbox rows are due.
@@ -65,7 +68,7 @@ impl Worker {
             applier,
             mappers,
             policy,
-            wake: Arc::new(Notify::new()),
+            wake: Arc::new(watch::Sender::new(0)),
             metrics,
             apis,
             outbound: None,
@@ -90,43 +93,111 @@ impl Worker {
 
     /// Tells the worker new deliveries are stored.
     pub fn wake(&self) {
-        self.wake.notify_one();
+        self.wake.send_modify(|n| *n = n.wrapping_add(1));
     }
 
-    /// Processes due deliveries until `shutdown`; wakes on [`Worker::wake`],
-    /// when a mapper version starts serving, and, for retries that came
-    /// due, every retry base delay (10 ms to 1 s).
+    /// Processes due deliveries until `shutdown`: one lane per provider
+    /// with a mapper version serving, each claiming, mapping and applying
+    /// its own provider's deliveries, so one provider's slow mapper or API
+    /// delays no other provider. Lanes start when a version starts
+    /// serving and end when none serves; each wakes on [`Worker::wake`]
+    /// and, for retries that came due, every retry base delay (10 ms to
+    /// 1 s). Returns once every lane finished its batch in hand.
     pub async fn run(self, shutdown: CancellationToken) {
         let mut served = self.mappers.served_signal();
+        let mut lanes: HashMap<String, JoinHandle<()>> = HashMap::new();
         loop {
-            // A claim or a finish that failed leaves every delivery
-            // claimable (a claim that did not commit claimed nothing; a
-            // claimed one's lease expires): the next round takes them.
-            match self.drain(&shutdown).await {
-                Err(e) if e.is_transient() => {
-                    tracing::warn!(error = %e, "delivery worker: store unavailable; trying again");
+            lanes.retain(|provider, lane| {
+                let running = !lane.is_finished();
+                if !running {
+                    tracing::debug!(provider = %provider, "delivery lane ended");
                 }
-                Err(e) => tracing::error!(error = %e, "delivery worker: store error"),
-                Ok(_) => {}
+                running
+            });
+            for provider in self.mappers.providers() {
+                if let std::collections::hash_map::Entry::Vacant(slot) =
+                    lanes.entry(provider.clone())
+                {
+                    slot.insert(tokio::spawn(self.clone().lane(provider, shutdown.clone())));
+                }
             }
             tokio::select! {
                 _ = shutdown.cancelled() => break,
-                _ = self.wake.notified() => {}
                 _ = served.changed() => {}
-                _ = tokio::time::sleep(self.policy.base.clamp(Duration::from_millis(10), Duration::from_secs(1))) => {}
+                // A lane that ended on a passing absence is started again.
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
+        }
+        for (provider, lane) in lanes {
+            if let Err(e) = lane.await {
+                tracing::error!(provider = %provider, error = %e, "delivery lane failed");
             }
         }
     }
 
-    /// Processes every delivery that is due now, batch by batch, until none
-    /// is left or `shutdown` is cancelled (the batch in hand is finished:
-    /// shutdown never waits for the backlog); returns how many.
+    /// One provider's lane: drains its due deliveries, then waits for a
+    /// wake or the retry tick; ends on shutdown or when no version of its
+    /// mapper serves (its deliveries wait; [`Worker::run`] starts the lane
+    /// again when one does).
+    async fn lane(self, provider: String, shutdown: CancellationToken) {
+        let mut wake = self.wake.subscribe();
+        let tick = self
+            .policy
+            .base
+            .clamp(Duration::from_millis(10), Duration::from_secs(1));
+        while self.mappers.get(&provider).is_some() {
+            // A claim or a finish that failed leaves every delivery
+            // claimable (a claim that did not commit claimed nothing; a
+            // claimed one's lease expires): the next round takes them.
+            match self.drain_provider(&provider, &shutdown).await {
+                Err(e) if e.is_transient() => {
+                    tracing::warn!(provider = %provider, error = %e, "delivery worker: store unavailable; trying again");
+                }
+                Err(e) => {
+                    tracing::error!(provider = %provider, error = %e, "delivery worker: store error")
+                }
+                Ok(_) => {}
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = wake.changed() => {}
+                _ = tokio::time::sleep(tick) => {}
+            }
+        }
+    }
+
+    /// Processes every delivery that is due now, every provider's lane at
+    /// once, until none is left or `shutdown` is cancelled (the batches in
+    /// hand are finished: shutdown never waits for the backlog); returns
+    /// how many.
     pub async fn drain(&self, shutdown: &CancellationToken) -> Result<usize, StoreError> {
+        let mut lanes = tokio::task::JoinSet::new();
+        for provider in self.mappers.providers() {
+            let (worker, shutdown) = (self.clone(), shutdown.clone());
+            lanes.spawn(async move { worker.drain_provider(&provider, &shutdown).await });
+        }
+        let (mut done, mut failed) = (0, None);
+        while let Some(lane) = lanes.join_next().await {
+            match lane {
+                Ok(Ok(n)) => done += n,
+                Ok(Err(e)) => failed = failed.or(Some(e)),
+                Err(e) => tracing::error!(error = %e, "delivery lane failed"),
+            }
+        }
+        failed.map_or(Ok(done), Err)
+    }
+
+    /// Drains one provider's due deliveries, batch by batch.
+    async fn drain_provider(
+        &self,
+        provider: &str,
+        shutdown: &CancellationToken,
+    ) -> Result<usize, StoreError> {
         let mut done = 0;
-        while !shutdown.is_cancelled() {
-            // Asked again every batch: a provider whose mapper went away
-            // mid-drain stops being claimed, so its rows wait untouched.
-            let providers = self.mappers.providers();
+        let providers = [provider.to_owned()];
+        // Asked again every batch: a mapper that went away mid-drain stops
+        // the lane, so its rows wait untouched.
+        while !shutdown.is_cancelled() && self.mappers.get(provider).is_some() {
             let claimed = self
                 .store
                 .claim_deliveries(&providers, BATCH, self.policy.lease)
@@ -423,43 +494,36 @@ impl Worker {
         (outcome, Some(stamp(chrono::Utc::now() + delay)))
     }
 
-    /// Runs every delivery through its provider's mapper, spread over the
-    /// cores on blocking threads (mapping is CPU-bound and synchronous).
-    /// Results are in input order, each with the hash of the version that
-    /// produced it.
+    /// Runs every delivery through its provider's mapper, at most
+    /// [`LANE_WIDTH`] at a time, each call a task of its own (a call
+    /// waiting on its provider's API or cut by its wall clock holds no
+    /// thread). Results are in input order, each with the hash of the
+    /// version that produced it.
     async fn map_all(&self, rows: &[DeliveryRow]) -> Vec<(Option<String>, Mapping)> {
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
-        let per_thread = rows.len().div_ceil(threads).max(1);
-        let mut tasks = Vec::new();
-        for chunk in rows.chunks(per_thread) {
-            let jobs: Vec<(Delivery, Option<ProviderMapper>, Box<dyn ProviderApi>)> = chunk
-                .iter()
-                .map(|row| {
-                    let delivery = Delivery::from(row);
-                    // One clone of the version serving now: the whole call,
-                    // and the hash recorded, belong to it even if a reload
-                    // swaps meanwhile.
-                    let mapper = self.mappers.get(&row.provider);
-                    (delivery, mapper, self.apis.session(&row.provider))
+        let width = Arc::new(Semaphore::new(LANE_WIDTH));
+        let tasks: Vec<_> = rows
+            .iter()
+            .map(|row| {
+                let delivery = Delivery::from(row);
+                // One clone of the version serving now: the whole call,
+                // and the hash recorded, belong to it even if a reload
+                // swaps meanwhile.
+                let mapper = self.mappers.get(&row.provider);
+                let api = self.apis.session(&row.provider);
+                let metrics = self.metrics.clone();
+                let width = width.clone();
+                tokio::spawn(async move {
+                    // The semaphore is never closed.
+                    let _permit = width.acquire_owned().await;
+                    map_one(&delivery, mapper, api, &metrics).await
                 })
-                .collect();
-            let n = jobs.len();
-            let metrics = self.metrics.clone();
-            let task = tokio::task::spawn_blocking(move || {
-                jobs.into_iter()
-                    .map(|(delivery, pm, api)| map_one(&delivery, pm, api, &metrics))
-                    .collect::<Vec<_>>()
-            });
-            tasks.push((n, task));
-        }
+            })
+            .collect();
         let mut out = Vec::with_capacity(rows.len());
-        for (n, task) in tasks {
-            match task.await {
-                Ok(results) => out.extend(results),
-                Err(join) => out.extend(
-                    (0..n).map(|_| (None, Mapping::Failed(format!("mapper task failed: {join}")))),
-                ),
-            }
+        for task in tasks {
+            out.push(task.await.unwrap_or_else(|join| {
+                (None, Mapping::Failed(format!("mapper task failed: {join}")))
+            }));
         }
         out
     }
@@ -511,8 +575,12 @@ impl From<&DeliveryRow> for Delivery {
     }
 }
 
-/// Deliveries claimed, mapped and applied together.
+/// Deliveries a lane claims, maps and applies together.
 const BATCH: u32 = 64;
+
+/// Mapper calls one lane runs at once: with the engine's 64 instance
+/// slots, eight providers' lanes at full width fit.
+const LANE_WIDTH: usize = 8;
 
 /// Tries at recording a batch's outcomes before leaving them to the lease.
 const FINISH_TRIES: u32 = 3;
@@ -531,7 +599,7 @@ enum Mapping {
     Mapped(Mapped),
 }
 
-fn map_one(
+async fn map_one(
     delivery: &Delivery,
     pm: Option<ProviderMapper>,
     api: Box<dyn ProviderApi>,
@@ -541,7 +609,10 @@ fn map_one(
         return (None, Mapping::NoMapper);
     };
     let hash = pm.mapper.content_hash().to_owned();
-    let outcome = pm.mapper.map_inbound(delivery, &pm.config, api);
+    let outcome = pm
+        .mapper
+        .map_inbound_async(delivery, &pm.config, api, Services::default())
+        .await;
     metrics.mapper_call(&delivery.provider, outcome.report.elapsed);
     let transient = outcome.report.api_transient_failures > 0;
     let mapping = match outcome.result {

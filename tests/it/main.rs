@@ -12,6 +12,7 @@ mod db;
 mod faults;
 mod helpers;
 mod ingress;
+mod liveness;
 mod mappers;
 mod openapi;
 mod outbound;

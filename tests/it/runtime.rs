@@ -140,8 +140,9 @@ fn the_guest_sees_no_environment_files_or_network() {
 
 struct AlwaysOk;
 
+#[async_trait::async_trait]
 impl ProviderApi for AlwaysOk {
-    fn call(&mut self, _request: &ApiRequest) -> Result<ApiResponse, ApiFailure> {
+    async fn call(&mut self, _request: &ApiRequest) -> Result<ApiResponse, ApiFailure> {
         Ok(ApiResponse {
             status: 200,
             headers: Vec::new(),
@@ -170,6 +171,110 @@ fn provider_api_calls_are_budgeted_per_call() {
         };
         assert_eq!(comment, "answered=5 then=budget_exhausted");
         assert_eq!(outcome.report.api_calls, 5);
+    }
+}
+
+/// An API that never answers, like a provider behind a black hole.
+struct NeverAnswers;
+
+#[async_trait::async_trait]
+impl ProviderApi for NeverAnswers {
+    async fn call(&mut self, _request: &ApiRequest) -> Result<ApiResponse, ApiFailure> {
+        std::future::pending().await
+    }
+}
+
+#[test]
+fn a_guest_asleep_in_wasi_is_cut_at_its_time_limit() {
+    // No wasm runs while the guest waits in `poll`, so the epoch deadline
+    // alone would leave it asleep for its hour.
+    let engine = engine(Duration::from_millis(200));
+    let mapper = hostile(&engine);
+    let err = call(&mapper, "sleep").result.expect_err("cut");
+    assert_eq!(err.kind(), "timeout", "{err}");
+    assert_still_serves(&mapper);
+}
+
+#[test]
+fn a_provider_api_that_never_answers_is_cut_at_the_wall_clock() {
+    let engine = MapperEngine::new(EngineSettings {
+        limits: Limits {
+            wall_clock: Duration::from_millis(300),
+            ..Limits::default()
+        },
+        ..EngineSettings::default()
+    })
+    .expect("engine");
+    let mapper = hostile(&engine);
+    let outcome = mapper.map_inbound(
+        &delivery(),
+        r#"{"mode":"hang_api"}"#,
+        Box::new(NeverAnswers),
+    );
+    let err = outcome.result.expect_err("cut");
+    assert!(
+        matches!(err, MapperError::WallClock { limit_ms: 300 }),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string().contains("wall-clock limit of 300 ms"),
+        "{err}"
+    );
+    // Cut while waiting on the API: the provider's trouble, retried.
+    assert_eq!(outcome.report.api_calls, 1);
+    assert_eq!(outcome.report.api_transient_failures, 1);
+    assert_still_serves(&mapper);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_cut_by_the_wall_clock_hold_no_thread_meanwhile() {
+    // Eight calls waiting on a dead API and eight asleep, on a runtime of
+    // two threads: a call that still held its thread would starve the
+    // healthy calls started after them.
+    let engine = MapperEngine::new(EngineSettings {
+        limits: Limits {
+            timeout: Duration::from_secs(20),
+            wall_clock: Duration::from_secs(20),
+            ..Limits::default()
+        },
+        ..EngineSettings::default()
+    })
+    .expect("engine");
+    let mapper = Arc::new(hostile(&engine));
+    let mut stuck = Vec::new();
+    for mode in ["hang_api", "sleep"].repeat(8) {
+        let mapper = mapper.clone();
+        stuck.push(tokio::spawn(async move {
+            let config = format!(r#"{{"mode":"{mode}"}}"#);
+            mapper
+                .map_inbound_async(
+                    &delivery(),
+                    &config,
+                    Box::new(NeverAnswers),
+                    Default::default(),
+                )
+                .await
+                .result
+                .map(|_| ())
+        }));
+    }
+    for _ in 0..20 {
+        let outcome = mapper
+            .map_inbound_async(
+                &delivery(),
+                r#"{"mode":"ok"}"#,
+                Box::new(NoProviderApi),
+                Default::default(),
+            )
+            .await;
+        assert!(matches!(outcome.result, Ok(Ok(_))), "{:?}", outcome.result);
+    }
+    assert!(
+        stuck.iter().all(|t| !t.is_finished()),
+        "a stuck call ended early"
+    );
+    for t in stuck {
+        t.abort();
     }
 }
 

@@ -16,6 +16,12 @@ pub mod v2 {
     wasmtime::component::bindgen!({
         path: "../wit",
         world: "mapper",
+        // Calls run on async wasmtime so a wall-clock deadline can cancel
+        // them anywhere, a WASI sleep or a provider API that never answers
+        // included; `provider-api` awaits its HTTP answer instead of
+        // blocking a thread.
+        imports: { "sluice:mapper/host.provider-api": async },
+        exports: { default: async },
     });
 }
 
@@ -24,6 +30,8 @@ pub mod v1 {
     wasmtime::component::bindgen!({
         path: "wit/v0_1",
         world: "mapper",
+        imports: { "sluice:mapper/host.provider-api": async },
+        exports: { default: async },
     });
 }
 

@@ -1,5 +1,7 @@
 //! Running one call: a fresh `Store`, limits armed, the outcome classified.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::time::{Duration, Instant};
 
 use wasmtime::{Store, Trap, UpdateDeadline};
@@ -8,13 +10,16 @@ use super::Delivery;
 use super::bindings::{self, v1, v2, wit, wit_v1};
 use super::engine::{EPOCH_TICK, LoadedMapper, Pre};
 use super::error::{MapperError, boxed};
-use super::sandbox::{ProviderApi, Sandbox};
+use super::sandbox::{ApiClock, ProviderApi, Sandbox};
 use super::services::{Services, StateWrite};
 use crate::action::{MapError, Mapped};
 use crate::change::{OutboundRequest, TicketChange};
 
 /// Fuel given to a metered call; the epoch deadline, not fuel, stops it.
 const FUEL: u64 = u64::MAX / 2;
+/// Epoch ticks between a running guest's yields to the executor (10 ms):
+/// a long computation does not hold a runtime thread for its whole limit.
+const YIELD_TICKS: u64 = 5;
 /// How many non-blank stderr lines a trap error carries: enough for a
 /// Python traceback's exception line under componentize-py's own epilogue.
 const STDERR_TAIL: usize = 8;
@@ -138,10 +143,22 @@ enum Instance {
 
 type GuestResult<T> = wasmtime::Result<Result<T, MapError>>;
 
+/// One export call on an instance, as a future borrowing the call's store.
+type CallFuture<'a, T> = Pin<Box<dyn Future<Output = GuestResult<T>> + Send + 'a>>;
+
+/// Why the watchdog ended a call.
+enum Cut {
+    /// The guest's own time ran out while it waited in WASI (a sleep).
+    Guest,
+    /// The whole call, `provider-api` waits included, ran out.
+    WallClock,
+}
+
 impl LoadedMapper {
     /// Runs `map-to-ticket-event` on a fresh instance, with no people
     /// directory and empty state. Blocking: call it from a blocking thread
-    /// in async code.
+    /// (or outside any async runtime); async code awaits
+    /// [`LoadedMapper::map_inbound_async`].
     pub fn map_inbound(
         &self,
         delivery: &Delivery,
@@ -160,16 +177,45 @@ impl LoadedMapper {
         api: Box<dyn ProviderApi>,
         services: Services,
     ) -> CallOutcome<Mapped> {
+        block_on(self.map_inbound_async(delivery, config, api, services))
+    }
+
+    /// [`LoadedMapper::map_inbound_with`] for async code: the call runs on
+    /// a fiber, yields to the executor every few milliseconds of guest
+    /// time, and is cancelled wherever it is once its wall clock
+    /// (`Limits::wall_clock`) runs out.
+    pub async fn map_inbound_async(
+        &self,
+        delivery: &Delivery,
+        config: &str,
+        api: Box<dyn ProviderApi>,
+        services: Services,
+    ) -> CallOutcome<Mapped> {
         let provider = &delivery.provider;
         let limits = &self.engine.settings().limits;
-        let (result, report) = self.run(api, services, |instance, store| match instance {
-            Instance::V2(m) => m
-                .call_map_to_ticket_event(store, &wit::Delivery::from(delivery), config)
-                .map(|r| r.map(Mapped::from).map_err(MapError::from)),
-            Instance::V1(m) => m
-                .call_map_to_ticket_event(store, &wit_v1::Delivery::from(delivery), config)
-                .map(|r| r.map(Mapped::from).map_err(MapError::from)),
-        });
+        let config = config.to_owned();
+        let offered = match &self.pre {
+            Pre::V2(_) => Offered::V2(wit::Delivery::from(delivery)),
+            Pre::V1(_) => Offered::V1(wit_v1::Delivery::from(delivery)),
+        };
+        let (result, report) = self
+            .run(api, services, move |instance, store| {
+                Box::pin(async move {
+                    match (instance, &offered) {
+                        (Instance::V2(m), Offered::V2(d)) => m
+                            .call_map_to_ticket_event(store, d, &config)
+                            .await
+                            .map(|r| r.map(Mapped::from).map_err(MapError::from)),
+                        (Instance::V1(m), Offered::V1(d)) => m
+                            .call_map_to_ticket_event(store, d, &config)
+                            .await
+                            .map(|r| r.map(Mapped::from).map_err(MapError::from)),
+                        // The offer was made for this component's own version.
+                        _ => Err(wasmtime::format_err!("world version mismatch")),
+                    }
+                })
+            })
+            .await;
         report.emit(provider, self.content_hash());
         let result = result.and_then(|r| match r {
             Ok(mapped) => {
@@ -193,11 +239,20 @@ impl LoadedMapper {
         api: Box<dyn ProviderApi>,
         services: Services,
     ) -> CallOutcome<Vec<OutboundRequest>> {
+        block_on(self.map_outbound_async(change, provider, config, api, services))
+    }
+
+    /// [`LoadedMapper::map_outbound`] for async code, under the same
+    /// wall-clock deadline as [`LoadedMapper::map_inbound_async`].
+    pub async fn map_outbound_async(
+        &self,
+        change: &TicketChange,
+        provider: &str,
+        config: &str,
+        api: Box<dyn ProviderApi>,
+        services: Services,
+    ) -> CallOutcome<Vec<OutboundRequest>> {
         let limits = &self.engine.settings().limits;
-        enum Offered {
-            V2(wit::TicketChange),
-            V1(wit_v1::TicketChange),
-        }
         let offered = match &self.pre {
             Pre::V2(_) => bindings::change_v2(change).map(Offered::V2),
             Pre::V1(_) => bindings::change_v1(change, provider).map(Offered::V1),
@@ -208,32 +263,25 @@ impl LoadedMapper {
                 report: CallReport::default(),
             };
         };
-        let (result, report) = self.run(api, services, |instance, store| {
-            match (instance, &offered) {
-                (Instance::V2(m), Offered::V2(c)) => {
-                    m.call_map_from_ticket_event(store, c, config).map(|r| {
-                        r.map(|reqs| {
-                            reqs.into_iter()
-                                .map(OutboundRequest::from)
-                                .collect::<Vec<_>>()
-                        })
-                        .map_err(MapError::from)
-                    })
-                }
-                (Instance::V1(m), Offered::V1(c)) => {
-                    m.call_map_from_ticket_event(store, c, config).map(|r| {
-                        r.map(|reqs| {
-                            reqs.into_iter()
-                                .map(OutboundRequest::from)
-                                .collect::<Vec<_>>()
-                        })
-                        .map_err(MapError::from)
-                    })
-                }
-                // The offer was made for this component's own version.
-                _ => Err(wasmtime::format_err!("world version mismatch")),
-            }
-        });
+        let config = config.to_owned();
+        let (result, report) = self
+            .run(api, services, move |instance, store| {
+                Box::pin(async move {
+                    match (instance, &offered) {
+                        (Instance::V2(m), Offered::V2(c)) => m
+                            .call_map_from_ticket_event(store, c, &config)
+                            .await
+                            .map(|r| r.map(requests).map_err(MapError::from)),
+                        (Instance::V1(m), Offered::V1(c)) => m
+                            .call_map_from_ticket_event(store, c, &config)
+                            .await
+                            .map(|r| r.map(requests).map_err(MapError::from)),
+                        // The offer was made for this component's own version.
+                        _ => Err(wasmtime::format_err!("world version mismatch")),
+                    }
+                })
+            })
+            .await;
         report.emit(provider, self.content_hash());
         let result = result.and_then(|r| match r {
             Ok(requests) => {
@@ -245,11 +293,11 @@ impl LoadedMapper {
         CallOutcome { result, report }
     }
 
-    fn run<T>(
+    async fn run<T: Send>(
         &self,
         api: Box<dyn ProviderApi>,
         services: Services,
-        call: impl FnOnce(Instance, &mut Store<Sandbox>) -> GuestResult<T>,
+        call: impl for<'a> FnOnce(Instance, &'a mut Store<Sandbox>) -> CallFuture<'a, T> + Send,
     ) -> (Result<Result<T, MapError>, MapperError>, CallReport) {
         let settings = self.engine.settings();
         let limits = &settings.limits;
@@ -262,16 +310,23 @@ impl LoadedMapper {
             settings.branches.clone(),
             services,
         );
+        let api_clock = sandbox.api_clock.clone();
         let mut store = Store::new(self.engine.engine(), sandbox);
         store.limiter(|s| &mut s.limiter);
-        store.set_epoch_deadline(deadline_ticks(limits.timeout));
+        store.set_epoch_deadline(deadline_ticks(limits.timeout).min(YIELD_TICKS));
         // The limit is on the guest's own time: waits on `provider-api`
-        // (bounded by its own timeout and call budget) extend the deadline.
+        // (bounded by its own timeout, the call budget and the wall clock)
+        // extend the deadline. Between checks the guest yields to the
+        // executor, so a long computation shares its thread.
         let timeout = limits.timeout;
         store.epoch_deadline_callback(move |ctx| {
-            let guest = started.elapsed().saturating_sub(ctx.data().api_elapsed);
+            let guest = started
+                .elapsed()
+                .saturating_sub(ctx.data().api_clock.elapsed());
             Ok(match timeout.checked_sub(guest) {
-                Some(left) if !left.is_zero() => UpdateDeadline::Continue(deadline_ticks(left)),
+                Some(left) if !left.is_zero() => {
+                    UpdateDeadline::Yield(deadline_ticks(left).min(YIELD_TICKS))
+                }
                 _ => UpdateDeadline::Interrupt,
             })
         });
@@ -280,15 +335,35 @@ impl LoadedMapper {
             let _ = store.set_fuel(FUEL);
         }
 
-        let instance = match &self.pre {
-            Pre::V2(pre) => pre.instantiate(&mut store).map(Instance::V2),
-            Pre::V1(pre) => pre.instantiate(&mut store).map(Instance::V1),
+        let pre = &self.pre;
+        let guest = async {
+            let instance = match pre {
+                Pre::V2(pre) => pre.instantiate_async(&mut store).await.map(Instance::V2),
+                Pre::V1(pre) => pre.instantiate_async(&mut store).await.map(Instance::V1),
+            };
+            match instance {
+                Ok(instance) => call(instance, &mut store).await.map_err(|e| (e, false)),
+                Err(e) => Err((e, true)),
+            }
         };
-        let result = instance
-            .map_err(|e| classify(e, &store, limits, true))
-            .and_then(|instance| {
-                call(instance, &mut store).map_err(|e| classify(e, &store, limits, false))
-            });
+        // Epoch interruption stops guest code; the watchdog stops
+        // everything else — a guest asleep in a WASI poll, an API that
+        // never answers — by dropping the call where it waits.
+        let outcome = tokio::select! {
+            biased;
+            done = guest => Ok(done),
+            cut = watchdog(started, &api_clock, limits.timeout, limits.wall_clock) => Err(cut),
+        };
+        let result = match outcome {
+            Ok(Ok(answer)) => Ok(answer),
+            Ok(Err((e, instantiating))) => Err(classify(e, &store, limits, instantiating)),
+            Err(Cut::Guest) => Err(MapperError::Timeout {
+                limit_ms: limits.timeout.as_millis(),
+            }),
+            Err(Cut::WallClock) => Err(MapperError::WallClock {
+                limit_ms: limits.wall_clock.as_millis(),
+            }),
+        };
         let result = match result {
             // A guest that hit the log limit but returned anyway still
             // broke the limit; its output is not trusted.
@@ -301,16 +376,69 @@ impl LoadedMapper {
             .fuel_metering
             .then(|| store.get_fuel().map(|left| FUEL - left).ok())
             .flatten();
+        // A call cut while it waited on the API ends in the provider's
+        // passing trouble, like an API timeout.
+        let cut_in_api = u32::from(api_clock.in_flight());
         let report = CallReport {
             elapsed: started.elapsed(),
             fuel,
             memory_bytes: store.data().limiter.memory_used(),
             api_calls: store.data().api_calls,
-            api_transient_failures: store.data().api_transient_failures,
+            api_transient_failures: store.data().api_transient_failures + cut_in_api,
             logs: store.data().log.take_lines(),
             state_writes: store.data_mut().services.state.take_writes(),
         };
         (result, report)
+    }
+}
+
+/// Drives an async call to its end from synchronous code: on the
+/// runtime this thread belongs to when it may block (a multi-thread
+/// runtime's worker or blocking thread), else on a thread of its own
+/// (inside a current-thread runtime, whose one thread must not block), or
+/// on wasmtime-wasi's own runtime outside any.
+fn block_on<F: Future + Send>(call: F) -> F::Output
+where
+    F::Output: Send,
+{
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current() {
+        Ok(handle) if handle.runtime_flavor() == RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(|| handle.block_on(call))
+        }
+        Ok(_) => std::thread::scope(|s| {
+            s.spawn(|| wasmtime_wasi::runtime::in_tokio(call))
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        }),
+        Err(_) => wasmtime_wasi::runtime::in_tokio(call),
+    }
+}
+
+/// What a call is offered, in its component's world version.
+enum Offered<V2, V1> {
+    V2(V2),
+    V1(V1),
+}
+
+/// The host's form of a component's outbound requests.
+fn requests<R: Into<OutboundRequest>>(reqs: Vec<R>) -> Vec<OutboundRequest> {
+    reqs.into_iter().map(Into::into).collect()
+}
+
+/// Ends when the call's guest time (wall time less `provider-api` waits)
+/// or its wall clock runs out; sleeps until the nearer of the two.
+async fn watchdog(started: Instant, api: &ApiClock, timeout: Duration, wall: Duration) -> Cut {
+    loop {
+        let total = started.elapsed();
+        let guest = total.saturating_sub(api.elapsed());
+        if total >= wall {
+            return Cut::WallClock;
+        }
+        if guest >= timeout {
+            return Cut::Guest;
+        }
+        tokio::time::sleep((wall - total).min(timeout - guest)).await;
     }
 }
 

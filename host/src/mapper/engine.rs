@@ -23,6 +23,10 @@ pub(super) const EPOCH_TICK: Duration = Duration::from_millis(2);
 /// Bytes of each memory and table slot kept resident between calls.
 const KEEP_RESIDENT: usize = 2 << 20;
 
+/// Bytes of each fiber stack kept resident between calls: a mapper's
+/// calls touch the top of the stack only.
+const ASYNC_STACK_KEEP_RESIDENT: usize = 64 << 10;
+
 /// Engine-wide settings, fixed when the engine is built.
 #[derive(Debug, Clone)]
 pub struct EngineSettings {
@@ -115,12 +119,18 @@ impl MapperEngine {
             // them back to the kernel: the next call would fault them in
             // again (a mapper touches its stack and heap start every call).
             .linear_memory_keep_resident(KEEP_RESIDENT)
-            .table_keep_resident(KEEP_RESIDENT);
+            .table_keep_resident(KEEP_RESIDENT)
+            // Every call runs on its own fiber stack (async wasmtime);
+            // one per instance slot.
+            .total_stacks(settings.max_instances)
+            .async_stack_keep_resident(ASYNC_STACK_KEEP_RESIDENT);
 
         let mut config = Config::new();
         if settings.pooling {
             config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         }
+        // Calls are async (`call.rs`): the call's wall-clock deadline can
+        // cancel one anywhere, and a provider API wait holds no thread.
         config
             .epoch_interruption(true)
             .consume_fuel(settings.fuel_metering)
@@ -128,7 +138,7 @@ impl MapperEngine {
         let engine = Engine::new(&config).map_err(|e| MapperError::Engine { source: boxed(e) })?;
 
         let mut linker = Linker::<Sandbox>::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
             .map_err(|e| MapperError::Engine { source: boxed(e) })?;
         // Both versions' host interfaces: their names differ by version, so
         // a 0.1.0 component links against its own.

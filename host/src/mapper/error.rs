@@ -53,6 +53,10 @@ pub enum MapperError {
     },
     #[error("mapper exceeded its time limit of {limit_ms} ms")]
     Timeout { limit_ms: u128 },
+    #[error(
+        "mapper call exceeded its wall-clock limit of {limit_ms} ms (provider-api waits included)"
+    )]
+    WallClock { limit_ms: u128 },
     #[error("mapper exceeded its memory limit of {limit_bytes} bytes")]
     MemoryLimit { limit_bytes: usize },
     #[error("mapper overflowed its stack (unbounded recursion?)")]
@@ -93,6 +97,7 @@ impl MapperError {
             MapperError::Engine { .. } => "engine",
             MapperError::Instantiate { .. } => "instantiate",
             MapperError::Timeout { .. } => "timeout",
+            MapperError::WallClock { .. } => "wall_clock",
             MapperError::MemoryLimit { .. } => "memory_limit",
             MapperError::StackOverflow => "stack_overflow",
             MapperError::LogLimit { .. } => "log_limit",

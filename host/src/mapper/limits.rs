@@ -7,8 +7,13 @@ use std::time::Duration;
 pub struct Limits {
     /// Linear memory of the whole component instance.
     pub memory_bytes: usize,
-    /// Wall-clock time of guest execution, enforced by epoch interruption.
+    /// Time of the guest's own execution (its code and its WASI waits, not
+    /// `provider-api`), enforced by epoch interruption and the call's
+    /// watchdog.
     pub timeout: Duration,
+    /// Wall-clock time of the whole call, `provider-api` waits included:
+    /// the call is cancelled wherever it is when this runs out.
+    pub wall_clock: Duration,
     /// Size of the call's output, measured as its canonical JSON rendering.
     pub output_bytes: usize,
     /// Number of actions one delivery may produce.
@@ -26,6 +31,8 @@ impl Default for Limits {
             // need tens of MiB.
             memory_bytes: 128 << 20,
             timeout: Duration::from_secs(1),
+            // 16 API calls of a few hundred ms each fit; 16 of 5 s do not.
+            wall_clock: Duration::from_secs(30),
             output_bytes: 1 << 20,
             max_actions: 256,
             log_bytes: 64 << 10,

@@ -71,16 +71,20 @@ pub enum ApiFailure {
 }
 
 /// Answers a mapper's `provider-api` calls: the live HTTP client in the
-/// server, recorded fixture answers in `host test-mapper`.
+/// server, recorded fixture answers in `host test-mapper`. Async: a call
+/// waiting on the network holds no thread, and the call's wall-clock
+/// deadline cancels it by dropping the future.
+#[async_trait::async_trait]
 pub trait ProviderApi: Send {
-    fn call(&mut self, request: &ApiRequest) -> Result<ApiResponse, ApiFailure>;
+    async fn call(&mut self, request: &ApiRequest) -> Result<ApiResponse, ApiFailure>;
 }
 
 /// For callers that give a mapper no API access at all.
 pub struct NoProviderApi;
 
+#[async_trait::async_trait]
 impl ProviderApi for NoProviderApi {
-    fn call(&mut self, _request: &ApiRequest) -> Result<ApiResponse, ApiFailure> {
+    async fn call(&mut self, _request: &ApiRequest) -> Result<ApiResponse, ApiFailure> {
         Err(ApiFailure::Unavailable(
             "no provider API is configured for this call".into(),
         ))
@@ -96,9 +100,9 @@ pub(super) struct Sandbox {
     api: Box<dyn ProviderApi>,
     api_budget: u32,
     pub(super) api_calls: u32,
-    /// Time spent waiting on `provider-api`: not the guest's, so not
-    /// counted against its time limit.
-    pub(super) api_elapsed: std::time::Duration,
+    /// Time spent waiting on `provider-api`, shared with the call's
+    /// watchdog: not the guest's own time, but part of its wall clock.
+    pub(super) api_clock: ApiClock,
     pub(super) api_transient_failures: u32,
     branches: BranchConvention,
     /// The people directory and this provider's state, with the call's
@@ -131,7 +135,7 @@ impl Sandbox {
             api,
             api_budget,
             api_calls: 0,
-            api_elapsed: std::time::Duration::ZERO,
+            api_clock: ApiClock::default(),
             api_transient_failures: 0,
             branches,
             services,
@@ -158,14 +162,14 @@ impl Sandbox {
         self.log.push_line(source, message);
     }
 
-    fn call_api(&mut self, request: ApiRequest) -> Result<ApiResponse, ApiFailure> {
+    async fn call_api(&mut self, request: ApiRequest) -> Result<ApiResponse, ApiFailure> {
         if self.api_calls >= self.api_budget {
             return Err(ApiFailure::BudgetExhausted);
         }
         self.api_calls += 1;
-        let started = std::time::Instant::now();
-        let answer = self.api.call(&request);
-        self.api_elapsed += started.elapsed();
+        self.api_clock.start();
+        let answer = self.api.call(&request).await;
+        self.api_clock.stop();
         let transient = match &answer {
             Ok(r) => r.status == 429 || r.status >= 500,
             Err(e) => matches!(e, ApiFailure::Timeout | ApiFailure::Unavailable(_)),
@@ -190,11 +194,12 @@ impl host_api::Host for Sandbox {
         self.log_line(log_source(level), message);
     }
 
-    fn provider_api(
+    async fn provider_api(
         &mut self,
         request: wit::ApiRequest,
     ) -> Result<wit::ApiResponse, wit::ApiError> {
         self.call_api(request.into())
+            .await
             .map(Into::into)
             .map_err(Into::into)
     }
@@ -236,17 +241,61 @@ impl host_api_v1::Host for Sandbox {
         self.log_line(log_source(level), message);
     }
 
-    fn provider_api(
+    async fn provider_api(
         &mut self,
         request: wit_v1::ApiRequest,
     ) -> Result<wit_v1::ApiResponse, wit_v1::ApiError> {
         self.call_api(request.into())
+            .await
             .map(Into::into)
             .map_err(Into::into)
     }
 
     fn branch_ticket_guid(&mut self, branch: String) -> Option<String> {
         self.branches.guid_of(&branch).map(str::to_owned)
+    }
+}
+
+/// Time a call spent waiting on `provider-api`, readable from outside the
+/// store while the call runs (by the watchdog in `call.rs`): the finished
+/// waits, and the start of the one in flight.
+#[derive(Clone, Default)]
+pub(super) struct ApiClock {
+    inner: Arc<Mutex<ApiTime>>,
+}
+
+#[derive(Default)]
+struct ApiTime {
+    done: std::time::Duration,
+    since: Option<std::time::Instant>,
+}
+
+impl ApiClock {
+    fn state(&self) -> MutexGuard<'_, ApiTime> {
+        // Two plain fields: a poisoned lock still holds valid values.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn start(&self) {
+        self.state().since = Some(std::time::Instant::now());
+    }
+
+    fn stop(&self) {
+        let mut s = self.state();
+        if let Some(since) = s.since.take() {
+            s.done += since.elapsed();
+        }
+    }
+
+    /// Time waited so far, the call in flight included.
+    pub(super) fn elapsed(&self) -> std::time::Duration {
+        let s = self.state();
+        s.done + s.since.map_or(std::time::Duration::ZERO, |t| t.elapsed())
+    }
+
+    /// Whether a call is waiting on the API right now.
+    pub(super) fn in_flight(&self) -> bool {
+        self.state().since.is_some()
     }
 }
 

@@ -73,8 +73,7 @@ pub struct ProviderApis {
 
 impl ProviderApis {
     /// One client per provider with an `api` block, sharing one HTTP
-    /// connection pool; errors name the config field at fault. Calls must
-    /// come from a Tokio blocking thread (they block on the runtime).
+    /// connection pool; errors name the config field at fault.
     pub fn from_config(config: &Config) -> Result<ProviderApis, ProviderApiError> {
         let configured: Vec<_> = config
             .providers
@@ -305,7 +304,7 @@ impl ProviderClient {
             .map_err(|_| ApiFailure::Timeout)?
     }
 
-    fn call(&self, request: &ApiRequest) -> Result<ApiResponse, ApiFailure> {
+    async fn call(&self, request: &ApiRequest) -> Result<ApiResponse, ApiFailure> {
         let method = parse_method(&request.method)?;
         let (url, headers) = self.prepare(request)?;
         let cache = self.cache.as_ref().filter(|_| method == Method::GET);
@@ -321,16 +320,12 @@ impl ProviderClient {
             .headers(headers)
             .body(request.body.clone());
         let max = self.max_response_bytes;
-        // Mapping runs on one of the runtime's blocking threads, which
-        // carry its handle.
-        let handle = tokio::runtime::Handle::try_current()
-            .map_err(|_| ApiFailure::Unavailable("no async runtime to call from".into()))?;
-        let response = handle
-            .block_on(async {
-                tokio::time::timeout(self.timeout, fetch(req, max))
-                    .await
-                    .map_err(|_| ApiFailure::Timeout)?
-            })
+        // Awaited on the mapper call's fiber: the call's wall-clock
+        // deadline cancels it by dropping this future.
+        let response = tokio::time::timeout(self.timeout, fetch(req, max))
+            .await
+            .map_err(|_| ApiFailure::Timeout)
+            .and_then(|r| r)
             .inspect_err(|e| {
                 tracing::debug!(provider = %self.provider, error = ?e, "provider-api call failed");
             })?;
@@ -444,9 +439,10 @@ struct Session {
     client: Arc<ProviderClient>,
 }
 
+#[async_trait::async_trait]
 impl ProviderApi for Session {
-    fn call(&mut self, request: &ApiRequest) -> Result<ApiResponse, ApiFailure> {
-        self.client.call(request)
+    async fn call(&mut self, request: &ApiRequest) -> Result<ApiResponse, ApiFailure> {
+        self.client.call(request).await
     }
 }
 

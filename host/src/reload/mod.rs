@@ -29,7 +29,7 @@ pub use registry::{
 
 use crate::config::Config;
 use crate::mapper::{
-    ArtifactCache, ArtifactKey, CacheError, EngineSettings, MapperEngine, MapperError,
+    ArtifactCache, ArtifactKey, CacheError, EngineSettings, Limits, MapperEngine, MapperError,
 };
 use crate::metrics::Metrics;
 
@@ -168,6 +168,10 @@ impl Reloader {
             Some(
                 MapperEngine::new(EngineSettings {
                     branches: config.branches(),
+                    limits: Limits {
+                        wall_clock: Duration::from_millis(config.mappers.wall_clock_ms),
+                        ..Limits::default()
+                    },
                     ..EngineSettings::default()
                 })
                 .map_err(ReloadError::Engine)?,

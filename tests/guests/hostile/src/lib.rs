@@ -58,6 +58,26 @@ impl Guest for Hostile {
                 }
             }
             "recursion" => mapped("never", vec![note(recurse(0).to_string())]),
+            // Blocks in WASI (`wasi:clocks` subscribe + `poll`): no wasm
+            // runs, so only a wall-clock deadline can end it.
+            "sleep" => {
+                std::thread::sleep(std::time::Duration::from_secs(3600));
+                mapped("slept", vec![note("woke".into())])
+            }
+            // One provider-api call; the host's test API never answers it.
+            "hang_api" => {
+                let request = ApiRequest {
+                    method: "GET".into(),
+                    path: "/hang".into(),
+                    headers: Vec::new(),
+                    body: Vec::new(),
+                };
+                let answer = match mapper_kit::provider_api(&request) {
+                    Ok(r) => format!("status {}", r.status),
+                    Err(e) => format!("{e:?}"),
+                };
+                mapped("api", vec![note(answer)])
+            }
             "panic" => panic!("boom: the hostile mapper gave up on purpose"),
             "huge_output" => {
                 let big = "x".repeat(20_000);
