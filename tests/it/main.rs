@@ -10,6 +10,7 @@ mod cache;
 mod crash;
 mod db;
 mod faults;
+mod flow;
 mod helpers;
 mod ingress;
 mod liveness;

@@ -310,7 +310,8 @@ pub async fn retry_many(
     Ok(Json(RetryAnswer { retried }))
 }
 
-fn wake(state: &ApiState) {
+/// Tells the outbound worker (if any) that changes are queued.
+pub(super) fn wake(state: &ApiState) {
     if let Some(o) = state
         .worker
         .as_ref()

@@ -471,7 +471,9 @@ async fn apply_one(state: &ApiState, action: Action) -> Result<ApplyOutcome, Api
         mapper_hash: None,
         actions: std::slice::from_ref(&action),
     };
-    Ok(state.applier.apply(&state.store, input).await?)
+    let out = state.applier.apply(&state.store, input).await?;
+    super::outbox::wake(state);
+    Ok(out)
 }
 
 #[utoipa::path(
@@ -653,6 +655,7 @@ pub async fn update(
         .applier
         .update(&state.store, &guid, &update, &actor)
         .await?;
+    super::outbox::wake(&state);
     Ok(Json(detail(&state, &guid).await?))
 }
 
