@@ -71,6 +71,7 @@ impl From<ApplyError> for ApiError {
                 ApiError::NotFound(format!("no ticket found for {reference}"))
             }
             ApplyError::NotFound(guid) => ApiError::NotFound(format!("no ticket `{guid}`")),
+            c @ ApplyError::StateConflict { .. } => ApiError::Conflict(c.to_string()),
             ApplyError::Store(s) => ApiError::Store(s),
         }
     }

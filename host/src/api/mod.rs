@@ -12,6 +12,7 @@ mod error;
 mod mappers;
 mod outbox;
 mod params;
+mod people;
 mod tickets;
 
 use std::sync::Arc;
@@ -39,6 +40,10 @@ pub struct ApiState {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// The mapper versions serving; absent when no provider has a mapper.
     pub mappers: Option<crate::reload::MapperRegistry>,
+    /// The people directory mappers read; reloaded after each write.
+    pub people: crate::people::Directory,
+    /// The configured providers' names.
+    pub providers: Arc<std::collections::BTreeSet<String>>,
 }
 
 /// The OpenAPI 3.1 description of this API, before [`openapi_document`]
@@ -88,6 +93,15 @@ pub fn router(state: ApiState) -> Router {
             axum::routing::post(deliveries::replay_one),
         )
         .route("/v1/mappers", get(mappers::list))
+        .route("/v1/people", get(people::list))
+        .route(
+            "/v1/people/{email}",
+            get(people::show).put(people::put).delete(people::delete),
+        )
+        .route(
+            "/v1/providers/{provider}/state",
+            get(people::provider_state),
+        )
         .route("/v1/outbox", get(outbox::list))
         .route("/v1/outbox/retry", axum::routing::post(outbox::retry_many))
         .route("/v1/outbox/{id}", get(outbox::show))

@@ -6,6 +6,7 @@ use thiserror::Error;
 
 use super::validate::{ValidationError, Workflow, validate};
 use crate::action::{Action, TicketRef};
+use crate::mapper::StateWrite;
 use crate::resolve::BranchConvention;
 use crate::store::{NewHistory, Store, StoreError, TicketRow, Tx, now};
 
@@ -33,6 +34,9 @@ pub struct ApplyInput<'a> {
     pub origin: Option<&'a str>,
     pub mapper_hash: Option<&'a str>,
     pub actions: &'a [Action],
+    /// The mapping's `state-set`s for `origin`'s mapper state: committed
+    /// in this delivery's transaction, each a compare-and-set, or none is.
+    pub state: &'a [StateWrite],
 }
 
 /// A delivery's `applied` row: id, result JSON, time.
@@ -76,6 +80,11 @@ pub enum ApplyError {
     },
     #[error("no ticket `{0}`")]
     NotFound(String),
+    /// The mapper state changed since the mapping read it (another
+    /// delivery of the provider wrote the key first): mapped again later,
+    /// it sees the new value.
+    #[error("mapper state `{key}` of `{provider}` changed while the delivery was mapped")]
+    StateConflict { provider: String, key: String },
     #[error("ticket store")]
     Store(#[from] StoreError),
 }
@@ -86,6 +95,7 @@ impl ApplyError {
     pub fn is_retryable(&self) -> bool {
         match self {
             ApplyError::Unresolved { may_appear, .. } => *may_appear,
+            ApplyError::StateConflict { .. } => true,
             ApplyError::Store(e) => e.is_transient(),
             ApplyError::Invalid(_) | ApplyError::NotFound(_) => false,
         }
@@ -202,6 +212,14 @@ impl Applier {
                 },
                 None,
             ));
+        }
+        if let (Some(provider), false) = (input.origin, input.state.is_empty())
+            && let Some(key) = tx.commit_state(provider, input.state).await?
+        {
+            return Err(ApplyError::StateConflict {
+                provider: provider.to_owned(),
+                key,
+            });
         }
         let at = now();
         let mut created: Vec<Option<String>> = vec![None; actions.len()];
@@ -701,6 +719,7 @@ impl Applier {
             origin: Some(provider),
             mapper_hash: None,
             actions: &[],
+            state: &[],
         };
         let change = json!({"action": "link", "ticket_guid": guid, "provider": provider, "external_id": external_id});
         self.record_change(tx, &input, guid, "link", change, None, at)

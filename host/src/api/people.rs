@@ -1,0 +1,197 @@
+//! The people directory (`/v1/people`: list, show, put, delete; writes
+//! need the admin scope) and each provider's mapper state
+//! (`GET /v1/providers/{provider}/state`, read scope). A write reloads this
+//! process's in-memory directory before it answers, so the next mapping
+//! sees it.
+
+use std::collections::BTreeSet;
+
+use axum::Json;
+use axum::extract::State;
+use axum::extract::rejection::JsonRejection;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use serde::{Deserialize, Serialize};
+
+use super::ApiState;
+use super::auth::{Admin, Reader};
+use super::error::ApiError;
+use super::params::{Key, body};
+use crate::people::{NAME_MAX, check_email, check_identity};
+use crate::store::{PersonRow, PutPerson, StateEntry};
+
+/// One person of the directory.
+#[derive(Debug, Serialize)]
+pub struct PersonView {
+    pub email: String,
+    pub name: Option<String>,
+    pub identities: Vec<IdentityView>,
+    pub updated_at: String,
+}
+
+/// Their id at one provider.
+#[derive(Debug, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(deny_unknown_fields)]
+pub struct IdentityView {
+    pub provider: String,
+    pub id: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct PeoplePage {
+    pub items: Vec<PersonView>,
+}
+
+/// `PUT /v1/people/{email}`: the person's whole record.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PutBody {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub identities: Vec<IdentityView>,
+}
+
+/// `GET /v1/providers/{provider}/state`.
+#[derive(Debug, Serialize)]
+pub struct StateView {
+    pub provider: String,
+    pub entries: Vec<StateEntryView>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct StateEntryView {
+    pub key: String,
+    pub value: String,
+    pub updated_at: String,
+}
+
+impl From<PersonRow> for PersonView {
+    fn from(p: PersonRow) -> Self {
+        PersonView {
+            email: p.email,
+            name: p.name,
+            identities: p
+                .identities
+                .into_iter()
+                .map(|(provider, id)| IdentityView { provider, id })
+                .collect(),
+            updated_at: p.updated_at,
+        }
+    }
+}
+
+pub async fn list(_: Reader, State(state): State<ApiState>) -> Result<Json<PeoplePage>, ApiError> {
+    let items = state
+        .store
+        .people()
+        .await?
+        .into_iter()
+        .map(Into::into)
+        .collect();
+    Ok(Json(PeoplePage { items }))
+}
+
+pub async fn show(
+    _: Reader,
+    State(state): State<ApiState>,
+    Key(email): Key,
+) -> Result<Json<PersonView>, ApiError> {
+    match state.store.person(&email).await? {
+        Some(p) => Ok(Json(p.into())),
+        None => Err(no_person(&email)),
+    }
+}
+
+pub async fn put(
+    _: Admin,
+    State(state): State<ApiState>,
+    Key(email): Key,
+    b: Result<Json<PutBody>, JsonRejection>,
+) -> Result<impl IntoResponse, ApiError> {
+    check_email(&email).map_err(|why| ApiError::invalid("email", why))?;
+    let b = body(b)?;
+    let name = b
+        .name
+        .map(|n| n.trim().to_owned())
+        .filter(|n| !n.is_empty());
+    if let Some(n) = &name
+        && (n.len() > NAME_MAX || n.chars().any(char::is_control))
+    {
+        return Err(ApiError::invalid(
+            "name",
+            format!("must be at most {NAME_MAX} bytes without control characters"),
+        ));
+    }
+    let mut identities = BTreeSet::new();
+    for (i, ident) in b.identities.into_iter().enumerate() {
+        check_identity(&ident.provider, &ident.id)
+            .map_err(|why| ApiError::invalid(&format!("identities[{i}]"), why))?;
+        identities.insert((ident.provider, ident.id));
+    }
+    let identities: Vec<(String, String)> = identities.into_iter().collect();
+    let (status, row) = match state
+        .store
+        .put_person(&email, name.as_deref(), &identities)
+        .await?
+    {
+        PutPerson::Created(row) => (StatusCode::CREATED, row),
+        PutPerson::Updated(row) => (StatusCode::OK, row),
+        PutPerson::IdentityTaken {
+            provider,
+            id,
+            email,
+        } => {
+            return Err(ApiError::Conflict(format!(
+                "the {provider} identity `{id}` belongs to {email}"
+            )));
+        }
+    };
+    state.people.refresh(&state.store).await?;
+    let location = format!("/v1/people/{}", row.email);
+    Ok((
+        status,
+        [(header::LOCATION, location)],
+        Json(PersonView::from(row)),
+    ))
+}
+
+pub async fn delete(
+    _: Admin,
+    State(state): State<ApiState>,
+    Key(email): Key,
+) -> Result<StatusCode, ApiError> {
+    if !state.store.delete_person(&email).await? {
+        return Err(no_person(&email));
+    }
+    state.people.refresh(&state.store).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn provider_state(
+    _: Reader,
+    State(state): State<ApiState>,
+    Key(provider): Key,
+) -> Result<Json<StateView>, ApiError> {
+    if !state.providers.contains(&provider) {
+        return Err(ApiError::NotFound(format!(
+            "no provider `{provider}` is configured"
+        )));
+    }
+    let entries = state
+        .store
+        .mapper_state(&[provider.as_str()])
+        .await?
+        .into_iter()
+        .map(|e: StateEntry| StateEntryView {
+            key: e.key,
+            value: e.value,
+            updated_at: e.updated_at,
+        })
+        .collect();
+    Ok(Json(StateView { provider, entries }))
+}
+
+fn no_person(email: &str) -> ApiError {
+    ApiError::NotFound(format!("no person with e-mail `{email}`"))
+}
