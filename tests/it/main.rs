@@ -13,6 +13,7 @@ mod faults;
 mod helpers;
 mod ingress;
 mod mappers;
+mod people;
 mod provider_api;
 mod reload;
 mod retention;
