@@ -53,6 +53,11 @@ fn github_fixtures_pass() {
     all_fixtures_pass("github");
 }
 
+#[test]
+fn gitlab_fixtures_pass() {
+    all_fixtures_pass("gitlab");
+}
+
 /// A Python component (componentize-py: ~18 MB, an extra export of its own)
 /// runs under the same world, fixtures and limits; its uncaught exception
 /// reaches the report with the traceback's last line.
