@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use crate::config::PersonConfig;
 use crate::mapper::{People, Person, PersonKey};
-use crate::store::{PersonRow, Store, StoreError};
+use crate::store::{NewPerson, PersonRow, Store, StoreError};
 
 /// The directory as mapper calls read it; cheap to clone.
 #[derive(Clone, Default)]
@@ -44,15 +44,22 @@ impl Directory {
 
     /// Writes the config's people to the store, then loads the directory.
     pub async fn seed(store: &Store, people: &[PersonConfig]) -> Result<Self, StoreError> {
-        let rows: Vec<(String, Option<String>, Vec<(String, String)>)> = people
+        let identities: Vec<Vec<(String, String)>> = people
             .iter()
             .map(|p| {
-                let ids = p
-                    .identities
+                p.identities
                     .iter()
                     .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect();
-                (p.email.clone(), p.name.clone(), ids)
+                    .collect()
+            })
+            .collect();
+        let rows: Vec<NewPerson<'_>> = people
+            .iter()
+            .zip(&identities)
+            .map(|(p, ids)| NewPerson {
+                email: &p.email,
+                name: p.name.as_deref(),
+                identities: ids,
             })
             .collect();
         if !rows.is_empty() {
@@ -136,15 +143,15 @@ impl People for Directory {
     }
 }
 
-/// Longest e-mail, name, provider name and id the directory takes.
+/// Longest e-mail, name and id the directory takes, in characters.
 pub const EMAIL_MAX: usize = 254;
 pub const NAME_MAX: usize = 200;
 pub const ID_MAX: usize = 200;
 
 /// An e-mail the directory accepts: one `@` with text on both sides, no
-/// spaces or control characters, at most [`EMAIL_MAX`] bytes.
+/// spaces or control characters, at most [`EMAIL_MAX`] characters.
 pub fn check_email(email: &str) -> Result<(), String> {
-    let ok = email.len() <= EMAIL_MAX
+    let ok = email.chars().count() <= EMAIL_MAX
         && !email.chars().any(|c| c.is_whitespace() || c.is_control())
         && matches!(email.split_once('@'), Some((local, domain))
             if !local.is_empty() && !domain.is_empty() && !domain.contains('@'));
@@ -156,7 +163,7 @@ pub fn check_email(email: &str) -> Result<(), String> {
 }
 
 /// A provider name (lower-case letters, digits, `_` and `-`) and a
-/// non-empty id without control characters.
+/// non-empty id without control characters, at most [`ID_MAX`] characters.
 pub fn check_identity(provider: &str, id: &str) -> Result<(), String> {
     if provider.is_empty()
         || provider.len() > 64
@@ -168,9 +175,9 @@ pub fn check_identity(provider: &str, id: &str) -> Result<(), String> {
             "provider `{provider}` must be lower-case letters, digits, `_` or `-`"
         ));
     }
-    if id.trim().is_empty() || id.len() > ID_MAX || id.chars().any(char::is_control) {
+    if id.is_empty() || id.chars().count() > ID_MAX || id.chars().any(char::is_control) {
         return Err(format!(
-            "the {provider} id must be 1 to {ID_MAX} bytes without control characters"
+            "the {provider} id must be 1 to {ID_MAX} characters without control characters"
         ));
     }
     Ok(())
@@ -229,7 +236,7 @@ mod tests {
                 .contains("GitHub")
         );
         assert!(
-            check_identity("slack", " ")
+            check_identity("slack", "U\u{1b}")
                 .unwrap_err()
                 .contains("slack id")
         );

@@ -445,12 +445,7 @@ impl Worker {
         let per_thread = rows.len().div_ceil(threads).max(1);
         let mut tasks = Vec::new();
         for chunk in rows.chunks(per_thread) {
-            let jobs: Vec<(
-                Delivery,
-                Option<ProviderMapper>,
-                Box<dyn ProviderApi>,
-                Services,
-            )> = chunk
+            let jobs: Vec<Job> = chunk
                 .iter()
                 .map(|row| {
                     let delivery = Delivery::from(row);
@@ -543,6 +538,15 @@ const BATCH: u32 = 64;
 
 /// Tries at recording a batch's outcomes before leaving them to the lease.
 const FINISH_TRIES: u32 = 3;
+
+/// One mapper call to make: the delivery, the version serving its
+/// provider, an API session and the services lent to the call.
+type Job = (
+    Delivery,
+    Option<ProviderMapper>,
+    Box<dyn ProviderApi>,
+    Services,
+);
 
 /// One delivery's mapping: the version's hash, the verdict, and the
 /// state writes to commit with it.

@@ -116,11 +116,11 @@ pub async fn put(
         .map(|n| n.trim().to_owned())
         .filter(|n| !n.is_empty());
     if let Some(n) = &name
-        && (n.len() > NAME_MAX || n.chars().any(char::is_control))
+        && (n.chars().count() > NAME_MAX || n.chars().any(char::is_control))
     {
         return Err(ApiError::invalid(
             "name",
-            format!("must be at most {NAME_MAX} bytes without control characters"),
+            format!("must be at most {NAME_MAX} characters without control characters"),
         ));
     }
     let mut identities = BTreeSet::new();

@@ -25,6 +25,14 @@ pub struct PersonRow {
     pub updated_at: String,
 }
 
+/// A person to write: e-mail, display name, `(provider, id)` identities.
+#[derive(Debug, Clone, Copy)]
+pub struct NewPerson<'a> {
+    pub email: &'a str,
+    pub name: Option<&'a str>,
+    pub identities: &'a [(String, String)],
+}
+
 /// What [`Store::put_person`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PutPerson {
@@ -157,14 +165,11 @@ impl Store {
     /// Writes the config's people in one transaction: each replaces the
     /// stored person of that e-mail, and takes its identities from whoever
     /// held them (the config is the operator's word).
-    pub async fn seed_people(
-        &self,
-        people: &[(String, Option<String>, Vec<(String, String)>)],
-    ) -> Result<(), StoreError> {
+    pub async fn seed_people(&self, people: &[NewPerson<'_>]) -> Result<(), StoreError> {
         let mut tx = self.begin().await?;
-        for (email, name, identities) in people {
-            let email = email.to_lowercase();
-            for (provider, id) in identities {
+        for person in people {
+            let email = person.email.to_lowercase();
+            for (provider, id) in person.identities {
                 sqlx::query(
                     "DELETE FROM person_identities WHERE provider = $1 AND external_id = $2",
                 )
@@ -173,7 +178,7 @@ impl Store {
                 .execute(tx.conn())
                 .await?;
             }
-            write_person(&mut tx, &email, name.as_deref(), identities).await?;
+            write_person(&mut tx, &email, person.name, person.identities).await?;
         }
         tx.commit().await
     }
