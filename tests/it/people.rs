@@ -324,9 +324,77 @@ async fn people_are_seeded_edited_and_found_by_mappers(db: TestDb) {
     running.stop().await;
 }
 
+/// The GitLab mapper over real HTTP (`X-Gitlab-Token`), with no
+/// `user_directory`: every user comes from the people directory through
+/// the kit's `find-person`; one found nowhere is a replayable failure
+/// naming provider and id.
+async fn gitlab_users_come_from_the_people_directory(db: TestDb) {
+    let yaml = format!(
+        "listen: 127.0.0.1:0\ndatabase: \"{}\"\n\
+         providers:\n  gitlab:\n    verify: {{secret: gl-secret-0123456789}}\n    mapper: \"{}\"\n\
+         people:\n  - {{email: ann@technocore.co.za, identities: {{gitlab: ann}}}}\n  - {{email: michael@technocore.co.za, identities: {{gitlab: michael}}}}\n  - {{email: priya@technocore.co.za, identities: {{gitlab: \"4111\"}}}}\n",
+        db.url,
+        component("gitlab-mapper").display()
+    );
+    let config = Config::parse(&yaml, Path::new("/config.yaml"), |_| None).unwrap();
+    let app = App::build(&config).await.unwrap();
+    let (base, running) = crate::helpers::Running::start(app);
+    let http = reqwest::Client::new();
+    let send = |name: &str, token: &str| {
+        let f: Value = serde_json::from_str(
+            &std::fs::read_to_string(crate::helpers::fixtures("gitlab").join(name)).unwrap(),
+        )
+        .unwrap();
+        let req = http
+            .post(format!("{base}/hooks/gitlab?wait=true"))
+            .header("x-gitlab-token", token)
+            .header(
+                "x-gitlab-event",
+                f["delivery"]["headers"]["X-Gitlab-Event"].as_str().unwrap(),
+            )
+            .header("x-gitlab-event-uuid", uuid::Uuid::new_v4().to_string())
+            .body(f["delivery"]["body"].to_string());
+        async move {
+            let resp = req.send().await.unwrap();
+            (
+                resp.status(),
+                resp.json::<Value>().await.unwrap_or(Value::Null),
+            )
+        }
+    };
+    let (s, _) = send("pr_created_other_branch.json", "wrong-secret-0123456789").await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    let (s, out) = send("pr_created_other_branch.json", "gl-secret-0123456789").await;
+    assert!(s.is_success(), "{s}");
+    assert_eq!(out["status"], "applied", "{out}");
+    let emails: Vec<&str> = out["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|a| a["email"].as_str().or(a["requested_by"].as_str()))
+        .collect();
+    // Priya is found by her numeric GitLab id.
+    assert_eq!(
+        emails,
+        [
+            "ann@technocore.co.za",
+            "ann@technocore.co.za",
+            "michael@technocore.co.za",
+            "priya@technocore.co.za"
+        ]
+    );
+    let (_, out) = send("error_user_not_in_directory.json", "gl-secret-0123456789").await;
+    assert_eq!(out["status"], "failed");
+    let error = out["error"].as_str().unwrap();
+    assert!(error.contains("no e-mail for gitlab user `zoe`"), "{error}");
+    assert!(error.contains("`4999`"), "{error}");
+    running.stop().await;
+}
+
 conformance!(
     a_cursor_advances_only_with_deliveries_that_apply,
     racing_writers_one_wins_and_the_other_retries,
     state_writes_are_compare_and_set,
     people_are_seeded_edited_and_found_by_mappers,
+    gitlab_users_come_from_the_people_directory,
 );
