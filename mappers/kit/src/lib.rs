@@ -1,7 +1,7 @@
 //! The `sluice:mapper` world's bindings for Rust mappers, and the helpers
 //! every provider's rules need: reading the delivery, JSON fields with errors
-//! that name their path, the `user_directory` of the mapper config, and
-//! action constructors.
+//! that name their path, who is who (the host's people directory, then the
+//! `user_directory` of the mapper config), and action constructors.
 //!
 //! A mapper crate implements [`Guest`] and calls
 //! `mapper_kit::bindings::export!(MyMapper with_types_in mapper_kit::bindings);`.
