@@ -302,6 +302,17 @@ async fn people_are_seeded_edited_and_found_by_mappers(db: TestDb) {
         (StatusCode::UNPROCESSABLE_ENTITY, Some("email"))
     );
 
+    let (s, e) = call(
+        Method::PUT,
+        "/v1/people/bob@example.com",
+        ADMIN,
+        Some(json!([])),
+    )
+    .await;
+    assert_eq!(
+        (s, e["error"]["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("body"))
+    );
     let (s, shown) = call(Method::GET, "/v1/people/BOB@example.com", READ, None).await;
     assert_eq!((s, shown["name"].as_str()), (StatusCode::OK, Some("Bob")));
     let (s, _) = call(Method::DELETE, "/v1/people/bob@example.com", ADMIN, None).await;

@@ -107,10 +107,17 @@ pub async fn put(
     _: Admin,
     State(state): State<ApiState>,
     Key(email): Key,
-    b: Result<Json<PutBody>, JsonRejection>,
+    b: Result<Json<serde_json::Value>, JsonRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
     check_email(&email).map_err(|why| ApiError::invalid("email", why))?;
+    // serde takes a struct from a JSON array too (`[]` is "no fields"):
+    // the body must be an object.
     let b = body(b)?;
+    if !b.is_object() {
+        return Err(ApiError::invalid("body", "must be a JSON object"));
+    }
+    let b: PutBody =
+        serde_json::from_value(b).map_err(|e| ApiError::invalid("body", e.to_string()))?;
     let name = b
         .name
         .map(|n| n.trim().to_owned())
