@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use axum::Json;
 use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
-use axum::http::{StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use serde::{Deserialize, Serialize};
 
@@ -155,12 +155,9 @@ pub async fn put(
         }
     };
     state.people.refresh(&state.store).await?;
-    let location = format!("/v1/people/{}", row.email);
-    Ok((
-        status,
-        [(header::LOCATION, location)],
-        Json(PersonView::from(row)),
-    ))
+    // No `Location`: an e-mail may hold characters a header cannot carry
+    // as they are, and the path is the one the caller just used.
+    Ok((status, Json(PersonView::from(row))))
 }
 
 pub async fn delete(

@@ -146,15 +146,18 @@ impl Store {
                 });
             }
         }
-        let created = write_person(&mut tx, &email, name, identities).await?;
+        let (created, updated_at) = write_person(&mut tx, &email, name, identities).await?;
         tx.commit().await?;
-        let row = self
-            .person(&email)
-            .await?
-            .ok_or_else(|| StoreError::Corrupt {
-                column: "people.email",
-                reason: format!("`{email}` vanished after it was written"),
-            })?;
+        // What was written, not a read after the commit: a concurrent
+        // delete may already have removed it.
+        let mut identities = identities.to_vec();
+        identities.sort();
+        let row = PersonRow {
+            email,
+            name: name.map(str::to_owned),
+            identities,
+            updated_at,
+        };
         Ok(if created {
             PutPerson::Created(row)
         } else {
@@ -293,14 +296,15 @@ impl Tx {
     }
 }
 
-/// Upserts the person row and replaces their identities; true when the
-/// person is new.
+/// Upserts the person row and replaces their identities; whether the
+/// person is new, and the time written.
 async fn write_person(
     tx: &mut Tx,
     email: &str,
     name: Option<&str>,
     identities: &[(String, String)],
-) -> Result<bool, StoreError> {
+) -> Result<(bool, String), StoreError> {
+    let at = now();
     let existed = sqlx::query("SELECT 1 FROM people WHERE email = $1")
         .bind(email)
         .fetch_optional(tx.conn())
@@ -312,7 +316,7 @@ async fn write_person(
     )
     .bind(email)
     .bind(name)
-    .bind(now())
+    .bind(&at)
     .execute(tx.conn())
     .await?;
     sqlx::query("DELETE FROM person_identities WHERE email = $1")
@@ -329,5 +333,5 @@ async fn write_person(
         .execute(tx.conn())
         .await?;
     }
-    Ok(!existed)
+    Ok((!existed, at))
 }
