@@ -79,6 +79,7 @@ async fn seed(store: &Store, applier: &Applier) -> Vec<String> {
                     origin: None,
                     mapper_hash: None,
                     actions: &create,
+                    state: &[],
                 },
             )
             .await
@@ -108,6 +109,7 @@ async fn trial(
                 origin: Some("bitbucket"),
                 mapper_hash: Some("bench"),
                 actions,
+                state: &[],
             })
             .collect();
         if batch == 1 {

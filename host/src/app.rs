@@ -21,6 +21,7 @@ use crate::mapper::{CacheError, MapperError};
 use crate::metrics::Metrics;
 use crate::outbound::{OutboundPolicy, OutboundWorker};
 use crate::outbound::{ProviderApiError, ProviderApis};
+use crate::people::Directory;
 use crate::queue::RetryPolicy;
 use crate::reload::watch::Watch;
 use crate::reload::{Availability, ReloadError, Reloader};
@@ -129,10 +130,18 @@ fn start_mappers(
 
 /// The delivery worker for `config`'s mappers; `None` when no provider
 /// has a mapper source.
-pub fn worker(config: &Config, store: Store) -> Result<Option<Worker>, AppError> {
+pub async fn worker(config: &Config, store: Store) -> Result<Option<Worker>, AppError> {
     let applier = config.applier();
     let reloader = load_mappers(config)?;
-    build_worker(config, store, Arc::new(applier), Arc::default(), &reloader)
+    let people = Directory::seed(&store, &config.people).await?;
+    build_worker(
+        config,
+        store,
+        Arc::new(applier),
+        Arc::default(),
+        &reloader,
+        people,
+    )
 }
 
 fn build_worker(
@@ -141,6 +150,7 @@ fn build_worker(
     applier: Arc<Applier>,
     metrics: Arc<Metrics>,
     reloader: &Reloader,
+    people: Directory,
 ) -> Result<Option<Worker>, AppError> {
     if reloader.sources().is_empty() {
         return Ok(None);
@@ -159,8 +169,10 @@ fn build_worker(
         policy,
         metrics.clone(),
         apis.clone(),
-    );
-    let outbound = outbound_worker(config, store, applier, metrics, reloader, apis);
+    )
+    .with_people(people.clone());
+    let outbound = outbound_worker(config, store, applier, metrics, reloader, apis)
+        .map(|o| o.with_people(Arc::new(people)));
     Ok(Some(match outbound {
         Some(o) => worker.with_outbound(o),
         None => worker,
@@ -302,12 +314,14 @@ impl App {
         let applier = Arc::new(applier);
         let metrics = Arc::new(Metrics::default());
         let (reloader, watch) = start_mappers(config, metrics.clone(), true)?;
+        let people = Directory::seed(&store, &config.people).await?;
         let worker = build_worker(
             config,
             store.clone(),
             applier.clone(),
             metrics.clone(),
             &reloader,
+            people.clone(),
         )?;
         let mappers = (!reloader.sources().is_empty()).then(|| reloader.registry().clone());
         Ok(App {
@@ -327,6 +341,8 @@ impl App {
                 tokens: Arc::new(tokens),
                 worker,
                 mappers,
+                people,
+                providers: Arc::new(config.providers.keys().cloned().collect()),
             },
         })
     }

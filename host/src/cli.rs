@@ -384,7 +384,7 @@ fn deliveries(args: ConfigArgs, command: DeliveriesCommand) -> anyhow::Result<Ex
                         .await?;
                     ids = page.items.into_iter().map(|d| d.id).collect();
                 }
-                let worker = crate::app::worker(&config, store.clone())?
+                let worker = crate::app::worker(&config, store.clone()).await?
                     .context("no provider in the config has a mapper")?;
                 for id in ids {
                     match worker.process_now(&id, crate::store::Reclaim::Any).await? {

@@ -77,6 +77,23 @@ pub struct Config {
     /// Where mapper components come from and how they are reloaded.
     #[serde(default)]
     pub mappers: MappersConfig,
+    /// The people directory's seed: written to the store at start-up (each
+    /// replacing the stored person of that e-mail); `/v1/people` edits the
+    /// rest.
+    #[serde(default)]
+    pub people: Vec<PersonConfig>,
+}
+
+/// One person of the people directory.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PersonConfig {
+    pub email: String,
+    pub name: Option<String>,
+    /// Their id at each provider, by provider name: a GitHub login, a
+    /// Bitbucket account id, a Slack user id, …
+    #[serde(default)]
+    pub identities: BTreeMap<String, String>,
 }
 
 /// Bounds on the HTTP server, so that slow or too many clients cannot
@@ -576,6 +593,31 @@ impl Config {
         }
         BranchConvention::parse(self.branch_pattern())
             .map_err(|e| invalid("tickets.branch_pattern", e.to_string()))?;
+        let mut emails = std::collections::BTreeSet::new();
+        let mut ids = BTreeMap::new();
+        for (i, person) in self.people.iter().enumerate() {
+            if let Err(why) = crate::people::check_email(&person.email) {
+                return Err(invalid(&format!("people[{i}].email"), why));
+            }
+            if !emails.insert(person.email.to_lowercase()) {
+                return Err(invalid(
+                    &format!("people[{i}].email"),
+                    format!("`{}` is listed twice", person.email),
+                ));
+            }
+            for (provider, id) in &person.identities {
+                let key = format!("people[{i}].identities.{provider}");
+                if let Err(why) = crate::people::check_identity(provider, id) {
+                    return Err(invalid(&key, why));
+                }
+                if let Some(other) = ids.insert((provider, id), &person.email) {
+                    return Err(invalid(
+                        &key,
+                        format!("`{id}` is also {other}'s {provider} identity"),
+                    ));
+                }
+            }
+        }
         for (name, p) in &self.providers {
             let preset = p.verify.preset.as_deref().unwrap_or(name);
             if crate::ingress::presets::preset(preset).is_none() {

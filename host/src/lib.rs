@@ -22,6 +22,8 @@
 //! - [`action`]: the canonical ticket actions and their JSON rendering;
 //!   [`change`]: the ticket changes offered to outbound rules and the
 //!   requests they answer with.
+//! - [`people`]: the people directory mappers look people up in
+//!   (`find-person`): stored, seeded from the config, held in memory.
 //! - [`resolve`]: ticket resolution rules that need no storage (branches).
 //! - [`tickets`]: applying actions — validation, resolution, status and RACI
 //!   rules, history and outbox rows, one transaction per delivery.
@@ -45,6 +47,7 @@ pub mod ingress;
 pub mod mapper;
 pub mod metrics;
 pub mod outbound;
+pub mod people;
 pub mod queue;
 pub mod redacted;
 pub mod reload;

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use crate::fixture::MatchMode;
 use crate::fixture::compare::diff;
-use crate::mapper::{Delivery, LoadedMapper, NoProviderApi};
+use crate::mapper::{Delivery, LoadedMapper, NoProviderApi, People, Services, StateView};
 use crate::store::{DeliveryFilter, DeliveryRow, DeliveryStatus, Store, StoreError};
 
 /// Which deliveries to replay.
@@ -101,15 +101,30 @@ pub async fn replay(
     let mut rows = page.items;
     // The store lists newest first; a report reads better in arrival order.
     rows.reverse();
+    // The candidate sees who is who and the provider's state as the live
+    // mapper would now; its state writes are dropped.
+    let people = crate::people::Directory::new();
+    people.refresh(store).await?;
+    let people: std::sync::Arc<dyn People> = std::sync::Arc::new(people);
+    let state: std::collections::BTreeMap<String, String> = store
+        .mapper_state(&[opts.provider.as_str()])
+        .await?
+        .into_iter()
+        .map(|e| (e.key, e.value))
+        .collect();
     let mut out = Vec::with_capacity(rows.len());
     for row in rows {
         let mapper = candidate.clone();
         let config = mapper_config.to_owned();
         let delivery = Delivery::from(&row);
+        let services = Services {
+            people: Some(people.clone()),
+            state: StateView::new(state.clone()),
+        };
         // Mapping is CPU-bound and synchronous: off the async threads.
         let result = tokio::task::spawn_blocking(move || {
             mapper
-                .map_inbound(&delivery, &config, Box::new(NoProviderApi))
+                .map_inbound_with(&delivery, &config, Box::new(NoProviderApi), services)
                 .result
         })
         .await;

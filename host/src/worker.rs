@@ -17,9 +17,10 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::action::{MapError, MapErrorKind, Mapped};
-use crate::mapper::{Delivery, ProviderApi, Services};
+use crate::mapper::{Delivery, People, ProviderApi, Services, StateView, StateWrite};
 use crate::metrics::Metrics;
 use crate::outbound::ProviderApis;
+use crate::people::Directory;
 use crate::queue::{RetryPolicy, hold_lease};
 use crate::reload::{MapperRegistry, ProviderMapper, chain};
 use crate::store::{
@@ -52,6 +53,8 @@ pub struct Worker {
     apis: ProviderApis,
     /// Woken when a batch applied changes: their outbox rows are due.
     outbound: Option<crate::outbound::OutboundWorker>,
+    /// The people directory mappers look people up in (`find-person`).
+    people: Option<Directory>,
 }
 
 impl Worker {
@@ -72,7 +75,14 @@ impl Worker {
             metrics,
             apis,
             outbound: None,
+            people: None,
         }
+    }
+
+    /// This worker, lending mappers the people directory.
+    pub fn with_people(mut self, people: Directory) -> Self {
+        self.people = Some(people);
+        self
     }
 
     /// This worker, waking `outbound` whenever it applied changes.
@@ -248,17 +258,22 @@ impl Worker {
     /// is pure, so its order does not matter; applying in claim order
     /// (oldest first) keeps per-ticket order.
     async fn process_batch(&self, rows: Vec<DeliveryRow>) -> Result<Vec<Outcome>, StoreError> {
-        let mapped = self.map_all(&rows).await;
+        let mapped = self.map_all(&rows).await?;
+        // A mapping with state writes is applied even without actions (a
+        // cursor moved past nothing to map): its writes commit with it.
         let inputs: Vec<ApplyInput<'_>> = rows
             .iter()
             .zip(&mapped)
-            .filter_map(|(row, (hash, m))| match m {
-                Mapping::Mapped(mapped) if !mapped.actions.is_empty() => Some(ApplyInput {
-                    delivery_id: Some(&row.id),
-                    origin: Some(&row.provider),
-                    mapper_hash: hash.as_deref(),
-                    actions: &mapped.actions,
-                }),
+            .filter_map(|(row, (hash, m, writes))| match m {
+                Mapping::Mapped(mapped) if !mapped.actions.is_empty() || !writes.is_empty() => {
+                    Some(ApplyInput {
+                        delivery_id: Some(&row.id),
+                        origin: Some(&row.provider),
+                        mapper_hash: hash.as_deref(),
+                        actions: &mapped.actions,
+                        state: writes,
+                    })
+                }
                 _ => None,
             })
             .collect();
@@ -272,7 +287,7 @@ impl Worker {
         let mut outcomes = Vec::with_capacity(rows.len());
         let mut retry_at = Vec::with_capacity(rows.len());
         let mut refunds = Vec::with_capacity(rows.len());
-        for (row, (_, m)) in rows.iter().zip(mapped.iter()) {
+        for (row, (_, m, writes)) in rows.iter().zip(mapped.iter()) {
             // A delivery that waits for a mapper, or for the store, has not
             // been tried: its claim does not count as an attempt.
             let mut refund = matches!(m, Mapping::NoMapper);
@@ -308,7 +323,7 @@ impl Worker {
                     (failed(None, format!("mapper failed: {e}")), None)
                 }
                 Mapping::ApiTrouble(e) => self.retry(row, None, None, e.clone()),
-                Mapping::Mapped(mapped) if mapped.actions.is_empty() => (
+                Mapping::Mapped(mapped) if mapped.actions.is_empty() && writes.is_empty() => (
                     Outcome {
                         output: Some(mapped.to_json()),
                         ..ignored(Some(mapped), IgnoreReason::Filtered, None)
@@ -332,6 +347,13 @@ impl Worker {
                                 None,
                             )
                         }
+                        Some(Ok(_)) if mapped.actions.is_empty() => (
+                            Outcome {
+                                output: Some(output),
+                                ..ignored(Some(mapped), IgnoreReason::Filtered, None)
+                            },
+                            None,
+                        ),
                         Some(Ok(out)) => {
                             output["applied"] =
                                 serde_json::to_value(&out.actions).unwrap_or(Value::Null);
@@ -412,7 +434,7 @@ impl Worker {
             .zip(&mapped)
             .zip(outcomes.iter().zip(&outputs).zip(&retry_at))
             .zip(&refunds)
-            .map(|(((row, (hash, _)), ((o, output), at)), refund)| {
+            .map(|(((row, (hash, _, _)), ((o, output), at)), refund)| {
                 (
                     row.id.as_str(),
                     Finish {
@@ -498,8 +520,31 @@ impl Worker {
     /// [`LANE_WIDTH`] at a time, each call a task of its own (a call
     /// waiting on its provider's API or cut by its wall clock holds no
     /// thread). Results are in input order, each with the hash of the
-    /// version that produced it.
-    async fn map_all(&self, rows: &[DeliveryRow]) -> Vec<(Option<String>, Mapping)> {
+    /// version that produced it and the state writes it made. Each call
+    /// gets the people directory and its provider's state as read once for
+    /// the batch (one query): two deliveries of a batch that write one key
+    /// race, and the compare-and-set at apply lets one win.
+    async fn map_all(&self, rows: &[DeliveryRow]) -> Result<Vec<Mapped3>, StoreError> {
+        if let Some(people) = &self.people
+            && let Err(e) = people.refresh_if_stale(&self.store).await
+        {
+            // The copy in hand still serves; the next batch tries again.
+            tracing::warn!(error = %e, "people directory not reloaded");
+        }
+        let people = self
+            .people
+            .clone()
+            .map(|p| -> std::sync::Arc<dyn People> { std::sync::Arc::new(p) });
+        let mut providers: Vec<&str> = rows.iter().map(|r| r.provider.as_str()).collect();
+        providers.sort_unstable();
+        providers.dedup();
+        let mut state: std::collections::HashMap<
+            String,
+            std::collections::BTreeMap<String, String>,
+        > = std::collections::HashMap::new();
+        for e in self.store.mapper_state(&providers).await? {
+            state.entry(e.provider).or_default().insert(e.key, e.value);
+        }
         let width = Arc::new(Semaphore::new(LANE_WIDTH));
         let tasks: Vec<_> = rows
             .iter()
@@ -510,22 +555,27 @@ impl Worker {
                 // swaps meanwhile.
                 let mapper = self.mappers.get(&row.provider);
                 let api = self.apis.session(&row.provider);
+                let services = Services {
+                    people: people.clone(),
+                    state: StateView::new(state.get(&row.provider).cloned().unwrap_or_default()),
+                };
                 let metrics = self.metrics.clone();
                 let width = width.clone();
                 tokio::spawn(async move {
                     // The semaphore is never closed.
                     let _permit = width.acquire_owned().await;
-                    map_one(&delivery, mapper, api, &metrics).await
+                    map_one(&delivery, mapper, api, services, &metrics).await
                 })
             })
             .collect();
         let mut out = Vec::with_capacity(rows.len());
         for task in tasks {
             out.push(task.await.unwrap_or_else(|join| {
-                (None, Mapping::Failed(format!("mapper task failed: {join}")))
+                let failed = Mapping::Failed(format!("mapper task failed: {join}"));
+                (None, failed, Vec::new())
             }));
         }
-        out
+        Ok(out)
     }
 
     /// Retries later, or dead-letters once the attempts are used up.
@@ -585,6 +635,10 @@ const LANE_WIDTH: usize = 8;
 /// Tries at recording a batch's outcomes before leaving them to the lease.
 const FINISH_TRIES: u32 = 3;
 
+/// One delivery's mapping: the version's hash, the verdict, and the
+/// state writes to commit with it.
+type Mapped3 = (Option<String>, Mapping, Vec<StateWrite>);
+
 /// What a mapper made of one delivery.
 enum Mapping {
     NoMapper,
@@ -603,15 +657,16 @@ async fn map_one(
     delivery: &Delivery,
     pm: Option<ProviderMapper>,
     api: Box<dyn ProviderApi>,
+    services: Services,
     metrics: &Metrics,
-) -> (Option<String>, Mapping) {
+) -> Mapped3 {
     let Some(pm) = pm else {
-        return (None, Mapping::NoMapper);
+        return (None, Mapping::NoMapper, Vec::new());
     };
     let hash = pm.mapper.content_hash().to_owned();
     let outcome = pm
         .mapper
-        .map_inbound_async(delivery, &pm.config, api, Services::default())
+        .map_inbound_async(delivery, &pm.config, api, services)
         .await;
     metrics.mapper_call(&delivery.provider, outcome.report.elapsed);
     let transient = outcome.report.api_transient_failures > 0;
@@ -622,7 +677,12 @@ async fn map_one(
         Err(e) if transient => Mapping::ApiTrouble(format!("mapper failed: {e}")),
         Err(e) => Mapping::Failed(e.to_string()),
     };
-    (Some(hash), mapping)
+    // Only a mapping that produced a result commits its writes.
+    let writes = match &mapping {
+        Mapping::Mapped(_) => outcome.report.state_writes,
+        _ => Vec::new(),
+    };
+    (Some(hash), mapping, writes)
 }
 
 fn ignored(mapped: Option<&Mapped>, reason: IgnoreReason, detail: Option<String>) -> Outcome {

@@ -475,6 +475,7 @@ async fn detail_reports_fully_signed_per_activity(db: TestDb) {
                 origin: Some("bitbucket"),
                 mapper_hash: None,
                 actions: &actions,
+                state: &[],
             },
         )
         .await

@@ -17,6 +17,7 @@ mod liveness;
 mod mappers;
 mod openapi;
 mod outbound;
+mod people;
 mod provider_api;
 mod reload;
 mod retention;

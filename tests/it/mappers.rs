@@ -67,6 +67,11 @@ fn asana_fixtures_pass() {
     all_fixtures_pass("asana");
 }
 
+#[test]
+fn gitlab_fixtures_pass() {
+    all_fixtures_pass("gitlab");
+}
+
 /// A Python component (componentize-py: ~18 MB, an extra export of its own)
 /// runs under the same world, fixtures and limits; its uncaught exception
 /// reaches the report with the traceback's last line.

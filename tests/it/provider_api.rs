@@ -204,10 +204,24 @@ async fn a_redirect_to_another_origin_is_not_followed() {
     });
     let (api, seen) = stand_in(redirect, Duration::ZERO).await;
     let h = host(crate::db::sqlite().await, &api, "").await;
-    let out = h.send("pr_review_approved_completes.json").await;
+    let opened = h.send("pr_opened_other_branch.json").await;
+    assert_eq!(opened["status"], "applied", "{opened}");
+    // An approval whose reviews read fails keeps the reviewer's C
+    // sign-off; whether it completes the set (A) is left undecided.
+    let approved = h.send("pr_review_approved_completes.json").await;
+    assert_eq!(approved["status"], "applied", "{approved}");
+    let roles: Vec<&str> = approved["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["role"].as_str().unwrap())
+        .collect();
+    assert_eq!(roles, ["C"]);
+    // A PR comment needs the PR read: the 3xx fails it.
+    let out = h.send("pr_issue_comment.json").await;
     assert_eq!(out["status"], "failed", "{out}");
     assert!(out["error"].as_str().unwrap().contains("302"), "{out}");
-    assert_eq!(seen.lock().unwrap().len(), 1);
+    assert_eq!(seen.lock().unwrap().len(), 2);
     assert!(
         stolen.lock().unwrap().is_empty(),
         "credentials left the origin"
@@ -223,7 +237,7 @@ async fn an_unreachable_api_is_retried_then_dead_lettered() {
         format!("http://{}", l.local_addr().unwrap())
     };
     let h = host(crate::db::sqlite().await, &closed, "").await;
-    let out = h.send("pr_review_approved_completes.json").await;
+    let out = h.send("pr_issue_comment.json").await;
     // The first attempt's answer: retried later, not failed.
     assert_eq!(out["status"], "retrying", "{out}");
     assert!(
@@ -266,7 +280,7 @@ async fn waiting_on_the_api_does_not_count_against_the_guest_time_limit() {
 async fn a_slow_api_times_out_at_the_configured_limit() {
     let (api, _) = stand_in(reviews(), Duration::from_secs(3)).await;
     let h = host(crate::db::sqlite().await, &api, "      timeout_ms: 200\n").await;
-    let out = h.send("pr_review_approved_completes.json").await;
+    let out = h.send("pr_issue_comment.json").await;
     assert_eq!(out["status"], "retrying", "{out}");
     assert!(
         out["error"].as_str().unwrap().contains("timed out"),

@@ -356,10 +356,10 @@ async fn a_release_failing_its_checks_is_refused_and_the_old_version_keeps_servi
         "{reason}"
     );
     let canary = &m["last_refused"]["canary"];
-    assert_eq!(canary["total"], 21, "{canary}");
+    assert_eq!(canary["total"], 22, "{canary}");
     assert!(canary["failed"].as_u64().unwrap() > 0, "{canary}");
     assert_eq!(m["version"]["hash"], hash(&good).as_str());
-    assert_eq!(m["version"]["canary"]["passed"], 21);
+    assert_eq!(m["version"]["canary"]["passed"], 22);
 
     let (_, metrics) = s.get("/metrics").await;
     assert!(
@@ -518,7 +518,7 @@ fn a_restart_takes_the_compiled_artifact_from_the_cache() {
     assert_eq!(first["state"], "serving", "{first}");
     assert_eq!(first["version"]["hash"], hash(&good).as_str());
     assert_eq!(first["version"]["origin"], "compiled", "{first}");
-    assert_eq!(first["version"]["canary"]["passed"], 21, "{first}");
+    assert_eq!(first["version"]["canary"]["passed"], 22, "{first}");
     let cached: Vec<PathBuf> = std::fs::read_dir(deploy.dir.path().join("cache"))
         .unwrap()
         .map(|e| e.unwrap().path())

@@ -103,6 +103,7 @@ async fn apply(
                 origin: Some("bitbucket"),
                 mapper_hash: Some("abc123hash"),
                 actions,
+                state: &[],
             },
         )
         .await
@@ -615,6 +616,7 @@ async fn a_batch_commits_together_and_a_bad_delivery_only_costs_its_speed(db: Te
             origin: Some("bitbucket"),
             mapper_hash: None,
             actions,
+            state: &[],
         }
     }
 

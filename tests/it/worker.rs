@@ -267,10 +267,12 @@ async fn mapping_errors_are_recorded_with_the_mapper_version(db: TestDb) {
     assert_eq!(row.mapper_hash.as_deref().map(str::len), Some(64));
     assert_eq!(row.body, b"<html>not json</html>");
 
-    let (_, ignored) = s.send("ignored_build_in_progress.json", "?wait=true").await;
+    let (_, ignored) = s
+        .send("ignored_pipeline_in_progress.json", "?wait=true")
+        .await;
     assert_eq!(
         (ignored["status"].as_str(), ignored["event_type"].as_str()),
-        (Some("ignored"), Some("build_pending"))
+        (Some("ignored"), Some("pipeline_pending"))
     );
     s.stop().await;
 }

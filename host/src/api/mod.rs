@@ -14,6 +14,7 @@ mod mappers;
 pub mod openapi;
 mod outbox;
 mod params;
+mod people;
 mod tickets;
 
 use std::sync::Arc;
@@ -45,6 +46,10 @@ pub struct ApiState {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// The mapper versions serving; absent when no provider has a mapper.
     pub mappers: Option<crate::reload::MapperRegistry>,
+    /// The people directory mappers read; reloaded after each write.
+    pub people: crate::people::Directory,
+    /// The configured providers' names.
+    pub providers: Arc<std::collections::BTreeSet<String>>,
 }
 
 /// The routes of the API. Each handler carries its `#[utoipa::path]`
@@ -67,6 +72,15 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/deliveries/{id}", get(deliveries::show))
         .route("/v1/deliveries/{id}/replay", post(deliveries::replay_one))
         .route("/v1/mappers", get(mappers::list))
+        .route("/v1/people", get(people::list))
+        .route(
+            "/v1/people/{email}",
+            get(people::show).put(people::put).delete(people::delete),
+        )
+        .route(
+            "/v1/providers/{provider}/state",
+            get(people::provider_state),
+        )
         .route("/v1/outbox", get(outbox::list))
         .route("/v1/outbox/retry", post(outbox::retry_many))
         .route("/v1/outbox/{id}", get(outbox::show))

@@ -470,6 +470,7 @@ async fn apply_one(state: &ApiState, action: Action) -> Result<ApplyOutcome, Api
         origin: None,
         mapper_hash: None,
         actions: std::slice::from_ref(&action),
+        state: &[],
     };
     let out = state.applier.apply(&state.store, input).await?;
     super::outbox::wake(state);

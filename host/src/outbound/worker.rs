@@ -98,6 +98,15 @@ impl OutboundWorker {
         }
     }
 
+    /// This worker, lending outbound rules the people directory. Call it
+    /// before the worker is cloned: a shared worker is left as it is.
+    pub fn with_people(mut self, people: Arc<dyn crate::mapper::People>) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.people = Some(people);
+        }
+        self
+    }
+
     /// Tells the worker new changes are queued.
     pub fn wake(&self) {
         self.inner.wake.notify_one();

@@ -16,6 +16,7 @@ mod group;
 mod inbox;
 mod lease;
 mod outbox;
+mod people;
 mod query;
 mod retention;
 mod rows;
@@ -35,6 +36,7 @@ pub use group::{InboxEntry, InboxWriter};
 pub use inbox::{DeliveryFilter, DeliveryRow, Finish, NewDelivery, Reclaim, Stored};
 pub use lease::Queue;
 pub use outbox::{OutboxAttempt, OutboxFilter, OutboxFinish, OutboxRow};
+pub use people::{NewPerson, PersonRow, PutPerson, StateEntry};
 pub use query::cursor_position;
 pub use rows::{
     Comment, HistoryRow, Link, NewHistory, Page, PrLink, Signoff, TicketFilter, TicketRow,

@@ -6,6 +6,7 @@ use thiserror::Error;
 
 use super::validate::{ValidationError, Workflow, validate};
 use crate::action::{Action, TicketRef};
+use crate::mapper::StateWrite;
 use crate::resolve::BranchConvention;
 use crate::store::{NewHistory, Store, StoreError, TicketRow, Tx, now};
 
@@ -33,6 +34,9 @@ pub struct ApplyInput<'a> {
     pub origin: Option<&'a str>,
     pub mapper_hash: Option<&'a str>,
     pub actions: &'a [Action],
+    /// The mapping's `state-set`s for `origin`'s mapper state: committed
+    /// in this delivery's transaction, each a compare-and-set, or none is.
+    pub state: &'a [StateWrite],
 }
 
 /// A delivery's `applied` row: id, result JSON, time.
@@ -83,6 +87,11 @@ pub enum ApplyError {
         "action {index}: a comment of this ticket is being sent to `{provider}`; waiting to tell its echo from a new comment"
     )]
     EchoPending { index: usize, provider: String },
+    /// The mapper state changed since the mapping read it (another
+    /// delivery of the provider wrote the key first): mapped again later,
+    /// it sees the new value.
+    #[error("mapper state `{key}` of `{provider}` changed while the delivery was mapped")]
+    StateConflict { provider: String, key: String },
     #[error("ticket store")]
     Store(#[from] StoreError),
 }
@@ -94,6 +103,7 @@ impl ApplyError {
         match self {
             ApplyError::Unresolved { may_appear, .. } => *may_appear,
             ApplyError::EchoPending { .. } => true,
+            ApplyError::StateConflict { .. } => true,
             ApplyError::Store(e) => e.is_transient(),
             ApplyError::Invalid(_) | ApplyError::NotFound(_) => false,
         }
@@ -210,6 +220,14 @@ impl Applier {
                 },
                 None,
             ));
+        }
+        if let (Some(provider), false) = (input.origin, input.state.is_empty())
+            && let Some(key) = tx.commit_state(provider, input.state).await?
+        {
+            return Err(ApplyError::StateConflict {
+                provider: provider.to_owned(),
+                key,
+            });
         }
         let at = now();
         let mut created: Vec<Option<String>> = vec![None; actions.len()];
@@ -728,6 +746,7 @@ impl Applier {
             origin: Some(provider),
             mapper_hash: None,
             actions: &[],
+            state: &[],
         };
         let change = json!({"action": "link", "ticket_guid": guid, "provider": provider, "external_id": external_id});
         self.record_change(tx, &input, guid, "link", change, None, at)

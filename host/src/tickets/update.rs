@@ -83,6 +83,7 @@ impl Applier {
             origin: None,
             mapper_hash: None,
             actions: &[],
+            state: &[],
         };
         self.record_change(&mut tx, &input, guid, "update", change, Some(actor), &at)
             .await?;

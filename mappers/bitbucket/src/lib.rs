@@ -12,7 +12,8 @@
 //! Config keys: `user_directory` (required for PR events), `activity`
 //! (default `Development`), `ticket_type` (default `FEATURE`),
 //! `default_priority` (default `MEDIUM`), `ci_actor` (default
-//! `bitbucket-pipelines`).
+//! `bitbucket-pipelines`: who a build's comment or escalation is by when
+//! the pusher is not in the directory).
 
 mod payload;
 
@@ -43,7 +44,7 @@ impl Guest for Bitbucket {
         };
         match event.as_str() {
             "pullrequest:created" => ctx.pr_created(),
-            "pullrequest:updated" => ctx.pr_updated(),
+            "pullrequest:updated" => ctx.pr_reviewer_added(),
             "pullrequest:approved" => ctx.pr_approved(),
             "pullrequest:unapproved" => ctx.reviewer_state("pr_unapproved", SignoffStatus::Pending),
             "pullrequest:changes_request_created" => {
@@ -154,12 +155,12 @@ impl Ctx<'_> {
         mapped("pr_created", actions)
     }
 
-    /// Bitbucket has no "reviewer added" event: each created or updated PR
-    /// carries its reviewers, and their current state is re-stated (an
-    /// unchanged sign-off changes nothing in the host).
-    fn pr_updated(&self) -> MapResult {
+    /// Bitbucket has no "reviewer added" event: each updated PR carries its
+    /// reviewers, and their current state is re-stated (an unchanged
+    /// sign-off changes nothing in the host), which records the new ones.
+    fn pr_reviewer_added(&self) -> MapResult {
         let ticket = self.pr_ticket()?;
-        mapped("pr_updated", self.reviewer_signoffs(&ticket)?)
+        mapped("pr_reviewer_added", self.reviewer_signoffs(&ticket)?)
     }
 
     fn reviewer_signoffs(&self, ticket: &TicketRef) -> Result<Vec<Action>, MapError> {
@@ -288,15 +289,15 @@ impl Ctx<'_> {
         let status = required(&self.body.commit_status, "commit_status")?;
         let Some(branch) = &status.refname else {
             // A status on a bare commit names no branch, so no ticket.
-            return ignored("build_status_without_branch");
+            return ignored("pipeline_without_branch");
         };
         let ticket = ticket_ref(None, Some(branch.clone()));
         let name = status.name.as_deref().unwrap_or("build");
         let url = status.url.as_deref().unwrap_or("");
-        let actor = config_str(self.config, "ci_actor", "bitbucket-pipelines").to_owned();
+        let actor = self.pusher();
         match status.state.as_str() {
             "SUCCESSFUL" => mapped(
-                "build_succeeded",
+                "pipeline_success",
                 vec![comment(
                     &ticket,
                     format!("Build {name} passed: {url}"),
@@ -305,7 +306,7 @@ impl Ctx<'_> {
                 )],
             ),
             "FAILED" => mapped(
-                "build_failed",
+                "pipeline_failed",
                 vec![Action::Escalate(Escalate {
                     ticket,
                     escalated_by: actor,
@@ -313,11 +314,25 @@ impl Ctx<'_> {
                 })],
             ),
             // Running and stopped builds say nothing about the work yet.
-            "INPROGRESS" | "STOPPED" => ignored("build_pending"),
+            "INPROGRESS" | "STOPPED" => ignored("pipeline_pending"),
             other => Err(malformed(format!(
                 "body field `commit_status.state` has unknown value `{other}`"
             ))),
         }
+    }
+
+    /// Who a build speaks for: the person who pushed the commit (the
+    /// status event's `actor`, which Pipelines sets to whoever triggered
+    /// the run) when the directory knows them; otherwise `ci_actor`, since
+    /// a build's result is worth recording even for an unknown pusher.
+    fn pusher(&self) -> String {
+        self.body
+            .actor
+            .as_ref()
+            .and_then(|a| self.email(a).ok())
+            .unwrap_or_else(|| {
+                config_str(self.config, "ci_actor", "bitbucket-pipelines").to_owned()
+            })
     }
 
     fn push(&self) -> MapResult {

@@ -6,8 +6,9 @@
 //! refer to their ticket by the PR's external id (`owner/repo#number`) and
 //! its head branch, so both a ticket branch and a ticket this mapper created
 //! for the PR resolve. Two rows read the REST API through `provider-api`: an
-//! approval reads the PR's reviews to decide whether it completes the set,
-//! and a PR comment (an `issue_comment`, which names no branch) reads the PR.
+//! approval reads the PR's reviews to decide whether it completes the set
+//! (when the API is not configured or fails, the reviewer's C sign-off is
+//! still recorded and A is left to a later approval), and a PR comment (an `issue_comment`, which names no branch) reads the PR.
 //!
 //! Config keys: `user_directory` (required for PR events), `activity`
 //! (default `Development`), `ticket_type` (default `FEATURE`),
@@ -16,10 +17,10 @@
 
 use mapper_kit::{
     Action, ApiError, ApiRequest, CreateTicket, Delivery, Escalate, Fields, Guest, Header, LinkPr,
-    MapError, MapResult, OutboundRequest, Priority, RaciRole, Resolve, SignoffStatus, TicketChange,
-    TicketRef, UserDirectory, branch_ticket_guid, comment, config_priority, config_str, created_by,
-    header, ignored, internal, json_body, mapped, parse_config, provider_api, signoff, ticket_ref,
-    unsupported,
+    LogLevel, MapError, MapResult, OutboundRequest, Priority, RaciRole, Resolve, SignoffStatus,
+    TicketChange, TicketRef, UserDirectory, branch_ticket_guid, comment, config_priority,
+    config_str, created_by, header, ignored, internal, json_body, log, mapped, parse_config,
+    provider_api, signoff, ticket_ref, unsupported,
 };
 use serde_json::Value;
 
@@ -45,7 +46,7 @@ impl Guest for Github {
             ("pull_request", "review_requested") => ctx.pr_reviewer_added(),
             ("pull_request", "closed") => ctx.pr_closed(),
             // Pushes, edits, labels and the like change no sign-off.
-            ("pull_request", _) => ignored("pr_updated"),
+            ("pull_request", _) => ignored("pr_changed"),
             ("pull_request_review", "submitted") => ctx.pr_review(),
             ("pull_request_review", "dismissed") => ctx.signoff_by(
                 "pr_review_dismissed",
@@ -237,8 +238,20 @@ impl Ctx<'_> {
             .list("/pull_request/requested_reviewers")?
             .iter()
             .any(|r| r["login"].as_str() != Some(approver));
-        if !still_requested && self.all_reviews_approved(approver)? {
-            actions.push(self.sign(&ticket, RaciRole::Accountable, email, approved));
+        // Whether it completes the set needs the reviews API; without an
+        // answer the reviewer's own sign-off still stands, and a later
+        // approval decides A.
+        if !still_requested {
+            match self.all_reviews_approved(approver) {
+                Ok(true) => {
+                    actions.push(self.sign(&ticket, RaciRole::Accountable, email, approved))
+                }
+                Ok(false) => {}
+                Err(e) => log(
+                    LogLevel::Warn,
+                    &format!("A sign-off not decided: {}", e.message),
+                ),
+            }
         }
         mapped("pr_approved", actions)
     }
@@ -318,17 +331,19 @@ impl Ctx<'_> {
         let state = self.body.str_at("/state")?;
         let Some(branch) = self.body.opt_str("/branches/0/name")? else {
             // A status on a commit no branch points at names no ticket.
-            return ignored("build_status_without_branch");
+            return ignored("pipeline_without_branch");
         };
         let context = self.body.opt_str("/context")?.unwrap_or("default");
         let url = self.body.opt_str("/target_url")?.unwrap_or("");
+        // The commit's author pushed it (a status names no pusher).
+        let by = || self.pusher(&["/commit/author"], Some("/commit/commit/author/email"));
         match state {
-            "success" => self.build_passed(branch, format!("Build {context} passed: {url}")),
+            "success" => self.build_passed(branch, format!("Build {context} passed: {url}"), by()),
             "failure" | "error" => {
-                self.build_failed(branch, format!("Build {context} failed: {url}"))
+                self.build_failed(branch, format!("Build {context} failed: {url}"), by())
             }
             // A running build says nothing about the work yet.
-            "pending" => ignored("build_pending"),
+            "pending" => ignored("pipeline_pending"),
             other => Err(mapper_kit::malformed(format!(
                 "field `/state` has unknown value `{other}`"
             ))),
@@ -337,40 +352,69 @@ impl Ctx<'_> {
 
     fn check_run(&self, action: &str) -> MapResult {
         if action != "completed" {
-            return ignored("check_pending");
+            return ignored("pipeline_pending");
         }
         let Some(branch) = self.body.opt_str("/check_run/check_suite/head_branch")? else {
-            return ignored("build_status_without_branch");
+            return ignored("pipeline_without_branch");
         };
         let name = self.body.str_at("/check_run/name")?;
         let url = self.body.opt_str("/check_run/html_url")?.unwrap_or("");
+        // A check run's sender is whoever triggered it (the pusher, for a
+        // workflow run on push), unless it is the app itself.
+        let by = || self.pusher(&["/sender"], None);
         match self.body.str_at("/check_run/conclusion")? {
-            "success" => self.build_passed(branch, format!("Check {name} passed: {url}")),
+            "success" => self.build_passed(branch, format!("Check {name} passed: {url}"), by()),
             "failure" | "timed_out" => {
-                self.build_failed(branch, format!("Check {name} failed: {url}"))
+                self.build_failed(branch, format!("Check {name} failed: {url}"), by())
             }
             // Neutral, cancelled, skipped, stale or waiting on a person.
-            _ => ignored("check_inconclusive"),
+            _ => ignored("pipeline_inconclusive"),
         }
     }
 
-    fn build_passed(&self, branch: &str, text: String) -> MapResult {
+    fn build_passed(&self, branch: &str, text: String, by: String) -> MapResult {
         let ticket = ticket_ref(None, Some(branch.to_owned()));
-        mapped(
-            "build_succeeded",
-            vec![comment(&ticket, text, self.ci_actor(), None)],
-        )
+        mapped("pipeline_success", vec![comment(&ticket, text, by, None)])
     }
 
-    fn build_failed(&self, branch: &str, reason: String) -> MapResult {
+    fn build_failed(&self, branch: &str, reason: String, by: String) -> MapResult {
         mapped(
-            "build_failed",
+            "pipeline_failed",
             vec![Action::Escalate(Escalate {
                 ticket: ticket_ref(None, Some(branch.to_owned())),
-                escalated_by: self.ci_actor(),
+                escalated_by: by,
                 reason: Some(reason),
             })],
         )
+    }
+
+    /// Who a build speaks for: the first of `logins` (pointers to a user
+    /// object) the directory knows, else the commit's own e-mail at
+    /// `email`, else `ci_actor` — a build's result is worth recording even
+    /// for a pusher nobody listed.
+    fn pusher(&self, logins: &[&str], email: Option<&str>) -> String {
+        logins
+            .iter()
+            .filter(|p| {
+                self.body
+                    .pointer(&format!("{p}/type"))
+                    .and_then(Value::as_str)
+                    != Some("Bot")
+            })
+            .filter_map(|p| {
+                self.body
+                    .pointer(&format!("{p}/login"))
+                    .and_then(Value::as_str)
+            })
+            .find_map(|login| login_email(&self.users, login).ok())
+            .or_else(|| {
+                email
+                    .and_then(|p| self.body.pointer(p))
+                    .and_then(Value::as_str)
+                    .filter(|e| e.contains('@') && !e.ends_with("@users.noreply.github.com"))
+                    .map(str::to_owned)
+            })
+            .unwrap_or_else(|| self.ci_actor())
     }
 
     fn push(&self) -> MapResult {

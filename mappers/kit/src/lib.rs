@@ -1,7 +1,7 @@
 //! The `sluice:mapper` world's bindings for Rust mappers, and the helpers
 //! every provider's rules need: reading the delivery, JSON fields with errors
-//! that name their path, the `user_directory` of the mapper config, and
-//! action constructors.
+//! that name their path, who is who (the host's people directory, then the
+//! `user_directory` of the mapper config), and action constructors.
 //!
 //! Outbound rules build requests with [`request`] and read a change's
 //! links with [`links_of`]; [`get_json`] and [`person_by_email`] /
@@ -174,8 +174,10 @@ impl Fields for Value {
     }
 }
 
-/// `mapper_config.user_directory`: provider user keys (login, nickname,
-/// account id, uuid) to e-mail addresses, since the providers send none.
+/// Who a provider's user is, since the providers send no e-mail: first
+/// the host's people directory (`find-person` by this provider's identity,
+/// shared by every mapper), then `mapper_config.user_directory` (provider
+/// user keys — login, nickname, account id, uuid — to e-mail addresses).
 pub struct UserDirectory<'c> {
     entries: Option<&'c serde_json::Map<String, Value>>,
     provider: &'static str,
@@ -195,14 +197,17 @@ impl<'c> UserDirectory<'c> {
         Ok(UserDirectory { entries, provider })
     }
 
-    /// The e-mail of the user known by any of `keys` (tried in order);
-    /// `who` describes the user in the error.
+    /// The e-mail of the user known by any of `keys` (tried in order, in
+    /// the people directory, then in `user_directory`); `who` describes
+    /// the user in the error.
     pub fn email(&self, keys: &[&str], who: &str) -> Result<String, MapError> {
-        let found = self.entries.and_then(|m| {
-            keys.iter()
-                .filter(|k| !k.is_empty())
-                .find_map(|k| m.get(*k).and_then(Value::as_str))
-        });
+        let keys: Vec<&str> = keys.iter().copied().filter(|k| !k.is_empty()).collect();
+        if let Some(person) = keys.iter().find_map(|k| self.person(k)) {
+            return Ok(person.email);
+        }
+        let found = self
+            .entries
+            .and_then(|m| keys.iter().find_map(|k| m.get(*k).and_then(Value::as_str)));
         found.map(str::to_owned).ok_or_else(|| {
             let tried: Vec<String> = keys
                 .iter()
@@ -210,11 +215,28 @@ impl<'c> UserDirectory<'c> {
                 .map(|k| format!("`{k}`"))
                 .collect();
             bad_config(format!(
-                "no e-mail for {} user {who}: add one of {} to mapper_config.user_directory",
+                "no e-mail for {} user {who}: add one of {} to mapper_config.user_directory, \
+                 or the person with that {} identity to the people directory",
                 self.provider,
-                tried.join(", ")
+                tried.join(", "),
+                self.provider,
             ))
         })
+    }
+
+    /// The people directory's person with this provider's id `key`.
+    #[cfg(target_family = "wasm")]
+    pub fn person(&self, key: &str) -> Option<Person> {
+        find_person(&PersonKey::Identity(Identity {
+            provider: self.provider.to_owned(),
+            id: key.to_owned(),
+        }))
+    }
+
+    /// Outside a component (the kit's own unit tests) there is no host.
+    #[cfg(not(target_family = "wasm"))]
+    pub fn person(&self, _key: &str) -> Option<Person> {
+        None
     }
 }
 

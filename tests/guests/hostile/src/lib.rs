@@ -26,6 +26,19 @@ fn note(text: String) -> Action {
     )
 }
 
+/// A new ticket: needs no ticket to exist, so it applies anywhere.
+fn ticket(subject: String) -> Action {
+    Action::Create(CreateTicket {
+        subject,
+        description: String::new(),
+        priority: Priority::Low,
+        ticket_type: "TASK".into(),
+        requested_by: None,
+        external_id: None,
+        labels: Vec::new(),
+    })
+}
+
 fn mode(config: &str) -> &str {
     // No JSON parser on purpose: keep this guest tiny and obvious.
     config
@@ -157,6 +170,41 @@ impl Guest for Hostile {
                         labels: Vec::new(),
                     })],
                 )
+            }
+            "cursor" => {
+                // Advances state `cursor` by one; a body of `fail` refuses
+                // after the write (which must then not stick), `empty`
+                // advances without an action.
+                let seen = mapper_kit::state_get("cursor");
+                let next = seen.as_deref().map_or(0, |v| v.parse::<u64>().unwrap_or(0)) + 1;
+                let won = mapper_kit::state_set("cursor", Some(&next.to_string()), seen.as_deref());
+                match delivery.body.as_slice() {
+                    b"fail" => Err(mapper_kit::internal("refused after writing")),
+                    b"empty" => mapped("cursor", Vec::new()),
+                    _ => mapped("cursor", vec![ticket(format!("cursor {next} won={won}"))]),
+                }
+            }
+            "person" => {
+                // Looks the body up as a `hostile` identity, then as an e-mail.
+                let key = String::from_utf8_lossy(&delivery.body).into_owned();
+                let person = mapper_kit::find_person(&mapper_kit::PersonKey::Identity(
+                    mapper_kit::Identity {
+                        provider: "hostile".into(),
+                        id: key.clone(),
+                    },
+                ))
+                .or_else(|| mapper_kit::find_person(&mapper_kit::PersonKey::Email(key.clone())));
+                match person {
+                    Some(p) => mapped(
+                        "person",
+                        vec![ticket(format!(
+                            "{} {}",
+                            p.email,
+                            p.name.unwrap_or_default()
+                        ))],
+                    ),
+                    None => Err(mapper_kit::bad_config(format!("nobody is `{key}`"))),
+                }
             }
             other => Err(mapper_kit::bad_config(format!("unknown mode `{other}`"))),
         }
