@@ -222,3 +222,144 @@ mod outbound {
         drop(host.log);
     }
 }
+
+/// Comments each cycle of the chaos series offers; the kill comes first.
+const CHAOS_PER_CYCLE: usize = 400;
+
+/// The chaos series on SQLite: `SLUICE_CHAOS_KILLS` kills (default 3; the
+/// `scripts/chaos` series runs 20).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chaos_kill_9_series_on_sqlite() {
+    let kills = kills_from_env("SLUICE_CHAOS_KILLS", 3);
+    chaos(crate::db::sqlite().await, kills).await;
+}
+
+/// The chaos series on PostgreSQL: `SLUICE_CHAOS_PG_KILLS` kills (default
+/// 2; the `scripts/chaos` series runs 5).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chaos_kill_9_series_on_postgres() {
+    let kills = kills_from_env("SLUICE_CHAOS_PG_KILLS", 2);
+    chaos(crate::db::postgres().await, kills).await;
+}
+
+fn kills_from_env(var: &str, default: usize) -> usize {
+    match std::env::var(var) {
+        Ok(v) => v
+            .parse()
+            .unwrap_or_else(|_| panic!("{var}={v:?} is not a count of kills")),
+        Err(_) => default,
+    }
+}
+
+/// A random number below `n`: each kill lands somewhere else.
+fn below(n: u64) -> u64 {
+    (uuid::Uuid::new_v4().as_u128() % u128::from(n)) as u64
+}
+
+/// kill -9 `kills` times under mixed load — signed comments from 8
+/// concurrent senders, the worker applying them, and the mapper file in
+/// the watched folder rewritten just before each kill so a hot reload
+/// (debounce, canary, swap) is in flight — restarting on the same
+/// database each time; then one last start drains the inbox. Every
+/// acknowledged comment is applied exactly once, with one history row,
+/// and no delivery is left waiting, failed or half-applied.
+async fn chaos(db: crate::db::TestDb, kills: usize) {
+    let started = std::time::Instant::now();
+    let dir = tempfile::tempdir().unwrap();
+    let created = bitbucket_fixture("pr_created_other_branch.json");
+    let mappers = dir.path().join("mappers");
+    std::fs::create_dir_all(mappers.join("bitbucket.fixtures")).unwrap();
+    let fixtures = crate::helpers::fixtures("bitbucket");
+    for e in std::fs::read_dir(&fixtures).unwrap() {
+        let p = e.unwrap().path();
+        std::fs::copy(
+            &p,
+            mappers
+                .join("bitbucket.fixtures")
+                .join(p.file_name().unwrap()),
+        )
+        .unwrap();
+    }
+    let original = std::fs::read(component("bitbucket-mapper")).unwrap();
+    let wasm = mappers.join("bitbucket.wasm");
+    std::fs::write(&wasm, &original).unwrap();
+    let config = dir.path().join("sluice.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen: 127.0.0.1:0\ndatabase: \"{}\"\ndelivery: {{retry_base_ms: 20, retry_max_ms: 200, lease_ms: 300}}\nmappers:\n  dir: mappers\n  cache_dir: cache\n  cache_key_file: artifact.key\n  debounce_ms: 10\nproviders:\n  bitbucket:\n    verify: {{secret: bb-secret-0123456789}}\n    mapper_config: {}\n",
+            db.url, created["config"]
+        ),
+    )
+    .unwrap();
+
+    let host = start_host(&config, &[]);
+    let first = post_bitbucket(
+        &reqwest::Client::new(),
+        &format!("http://{}", host.addr),
+        "pullrequest:created",
+        created["delivery"]["body"].to_string().into_bytes(),
+        "?wait=true",
+    )
+    .await
+    .unwrap();
+    assert!(first.status().is_success());
+
+    let mut acked = std::collections::BTreeSet::new();
+    let mut host = Some(host);
+    for kill in 0..kills {
+        let mut running = match host.take() {
+            Some(h) => h,
+            None => start_host(&config, &[]),
+        };
+        let load = CommentLoad::start_at(
+            &format!("http://{}", running.addr),
+            10_000 + kill * CHAOS_PER_CYCLE,
+            CHAOS_PER_CYCLE,
+        );
+        // Somewhere in the stream: after 10 to 80 acknowledgements …
+        let at = 10 + below(70) as usize;
+        load.until("acknowledgements", |l| l.acks() >= at).await;
+        // … a new release lands in the watched folder (renamed over, or
+        // overwritten in place as `cp` does) …
+        let bytes = crate::reload::release(&original, &format!("chaos-{kill}"));
+        if kill % 2 == 0 {
+            let tmp = dir.path().join("incoming.wasm");
+            std::fs::write(&tmp, &bytes).unwrap();
+            std::fs::rename(&tmp, &wasm).unwrap();
+        } else {
+            std::fs::write(&wasm, &bytes).unwrap();
+        }
+        // … and the host dies 0–60 ms later: before, during or after the
+        // reload, mid-batch, mid-request.
+        tokio::time::sleep(std::time::Duration::from_millis(below(60))).await;
+        running.child.kill().unwrap(); // SIGKILL
+        running.child.wait().unwrap();
+        acked.extend(load.finish().await);
+    }
+
+    // The last start drains what the kills left.
+    let mut host = match host.take() {
+        Some(h) => h,
+        None => start_host(&config, &[]),
+    };
+    until_inbox_empty(&db.store, 120).await;
+    host.child.kill().unwrap();
+    host.child.wait().unwrap();
+    let all = crate::helpers::all_deliveries(&db.store).await;
+    assert_comments_applied_once(&db.store, &acked).await;
+    // The releases were loaded: a restart picks up the file the kill
+    // interrupted, if the hot reload had not already swapped it in.
+    let versions: std::collections::BTreeSet<_> =
+        all.iter().filter_map(|d| d.mapper_hash.clone()).collect();
+    if kills >= 2 {
+        assert!(versions.len() >= 2, "one mapper version mapped everything");
+    }
+    eprintln!(
+        "chaos: {kills} kills, {} comments acknowledged, {} deliveries stored and applied once each by {} mapper versions, 0 duplicates, {:.1} s",
+        acked.len(),
+        all.len(),
+        versions.len(),
+        started.elapsed().as_secs_f64()
+    );
+}

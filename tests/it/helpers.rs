@@ -281,6 +281,12 @@ pub struct CommentLoad {
 
 impl CommentLoad {
     pub fn start(base: &str, total: usize) -> CommentLoad {
+        CommentLoad::start_at(base, 10_000, total)
+    }
+
+    /// As [`CommentLoad::start`], with comment ids `first..first + total`:
+    /// successive loads on one database use disjoint ranges.
+    pub fn start_at(base: &str, first: usize, total: usize) -> CommentLoad {
         let comment = bitbucket_fixture("pr_comment.json");
         let http = reqwest::Client::new();
         let (acked, acks, refused) = Default::default();
@@ -297,7 +303,7 @@ impl CommentLoad {
             let mut body = comment["delivery"]["body"].clone();
             load.lanes.push(tokio::spawn(async move {
                 for i in (lane..total).step_by(LANES) {
-                    body["comment"]["id"] = Value::from(10_000 + i);
+                    body["comment"]["id"] = Value::from(first + i);
                     body["comment"]["content"]["raw"] = Value::from(format!("load comment {i}"));
                     let body = body.to_string().into_bytes();
                     match post_bitbucket(&http, &base, "pullrequest:comment_created", body, "")
@@ -307,7 +313,7 @@ impl CommentLoad {
                             acked
                                 .lock()
                                 .unwrap()
-                                .insert(format!("comment:{}", 10_000 + i));
+                                .insert(format!("comment:{}", first + i));
                             acks.fetch_add(1, Ordering::SeqCst);
                         }
                         _ => {

@@ -95,7 +95,7 @@ fn bitbucket() -> Vec<u8> {
 
 /// The same component with a custom section appended: another file, another
 /// content hash, the same behaviour — a new release of the same rules.
-fn release(bytes: &[u8], tag: &str) -> Vec<u8> {
+pub(crate) fn release(bytes: &[u8], tag: &str) -> Vec<u8> {
     let name = b"sluice-test-release";
     let mut payload = leb(name.len());
     payload.extend_from_slice(name);
