@@ -77,6 +77,9 @@ pub struct Config {
     /// Where mapper components come from and how they are reloaded.
     #[serde(default)]
     pub mappers: MappersConfig,
+    /// The stale-ticket sweeper; absent: off. Present without `rules`:
+    /// seed 2's rules.
+    pub sweeper: Option<crate::sweeper::SweeperConfig>,
 }
 
 /// Bounds on the HTTP server, so that slow or too many clients cannot
@@ -576,6 +579,20 @@ impl Config {
         }
         BranchConvention::parse(self.branch_pattern())
             .map_err(|e| invalid("tickets.branch_pattern", e.to_string()))?;
+        if let Some(sw) = &self.sweeper {
+            sw.rules()
+                .map_err(|(key, message)| invalid(&key, message))?;
+            for (i, r) in sw.rules.iter().enumerate() {
+                for (j, p) in r.providers.iter().flatten().enumerate() {
+                    if self.providers.get(p).is_none_or(|c| c.outbound.is_none()) {
+                        return Err(invalid(
+                            &format!("sweeper.rules[{i}].providers[{j}]"),
+                            format!("`{p}` is not a provider with `outbound`"),
+                        ));
+                    }
+                }
+            }
+        }
         for (name, p) in &self.providers {
             let preset = p.verify.preset.as_deref().unwrap_or(name);
             if crate::ingress::presets::preset(preset).is_none() {

@@ -20,6 +20,7 @@ mod query;
 mod retention;
 mod rows;
 mod status;
+mod sweeper;
 mod tx;
 
 use std::future::Future;
@@ -40,6 +41,7 @@ pub use rows::{
     Comment, HistoryRow, Link, NewHistory, Page, PrLink, Signoff, TicketFilter, TicketRow,
 };
 pub use status::{DeliveryStatus, IgnoreReason, OutboxStatus};
+pub use sweeper::{Leadership, NewNotice, NoticeSummary};
 pub use tx::Tx;
 
 #[derive(Debug, Error)]
