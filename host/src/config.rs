@@ -718,6 +718,17 @@ impl Config {
     }
 }
 
+impl Config {
+    /// The sweeper, when `sweeper:` is set; its rules tell every provider
+    /// with `outbound` unless they name their own.
+    pub fn sweeper(&self) -> Result<Option<crate::sweeper::Sweeper>, crate::sweeper::SweepError> {
+        let Some(cfg) = &self.sweeper else {
+            return Ok(None);
+        };
+        crate::sweeper::Sweeper::new(cfg, self.applier().outbound).map(Some)
+    }
+}
+
 /// Shortest webhook secret or token accepted: an empty `GL_SECRET=` or a
 /// guessable word must not verify anything.
 pub const MIN_SECRET_LEN: usize = 16;

@@ -14,6 +14,7 @@ mod mappers;
 pub mod openapi;
 mod outbox;
 mod params;
+mod sweeper;
 mod tickets;
 
 use std::sync::Arc;
@@ -45,6 +46,8 @@ pub struct ApiState {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// The mapper versions serving; absent when no provider has a mapper.
     pub mappers: Option<crate::reload::MapperRegistry>,
+    /// The stale-ticket sweeper; absent when `sweeper:` is not set.
+    pub sweeper: Option<Arc<crate::sweeper::Sweeper>>,
 }
 
 /// The routes of the API. Each handler carries its `#[utoipa::path]`
@@ -67,6 +70,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/deliveries/{id}", get(deliveries::show))
         .route("/v1/deliveries/{id}/replay", post(deliveries::replay_one))
         .route("/v1/mappers", get(mappers::list))
+        .route("/v1/sweeper", get(sweeper::show))
         .route("/v1/outbox", get(outbox::list))
         .route("/v1/outbox/retry", post(outbox::retry_many))
         .route("/v1/outbox/{id}", get(outbox::show))

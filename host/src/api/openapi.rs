@@ -18,7 +18,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{OpenApi as Document, RefOr};
 use utoipa::{Modify, OpenApi};
 
-use super::{deliveries, error, mappers, outbox, tickets};
+use super::{deliveries, error, mappers, outbox, sweeper, tickets};
 
 /// Every described route, and the schemas they use.
 #[derive(OpenApi)]
@@ -44,6 +44,7 @@ use super::{deliveries, error, mappers, outbox, tickets};
         outbox::retry_many,
         outbox::show,
         outbox::retry_one,
+        sweeper::show,
         super::openapi_json,
         super::healthz,
         super::readyz,

@@ -219,9 +219,14 @@ impl Leadership {
         }
     }
 
-    /// Gives leadership up now.
+    /// Gives leadership up now: unlocks before closing, since the server
+    /// ends a closed session (and frees its locks) only a moment later.
     pub async fn release(self) {
-        if let Some(c) = self.conn {
+        if let Some(mut c) = self.conn {
+            let _ = sqlx::query("SELECT pg_advisory_unlock($1) AS unlocked")
+                .bind(LEADER_KEY)
+                .fetch_one(&mut c)
+                .await;
             let _ = c.close().await;
         }
     }

@@ -307,3 +307,43 @@ impl Sweeper {
         }
     }
 }
+
+/// The text `host sweep` prints: one line per notice, then a total.
+pub fn render(notices: &[Notice], now: DateTime<Utc>, dry_run: bool) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let verb = if dry_run { "would send" } else { "recorded" };
+    for n in notices {
+        let period = timestamp(n.period);
+        let to = n.providers.join(",");
+        match n.kind {
+            NoticeKind::Direct => {
+                let Some(t) = n.tickets.first() else { continue };
+                let days = rules::whole_days(&t.updated_at, now).unwrap_or_default();
+                let in_status = rules::whole_days(t.status_since(), now).unwrap_or_default();
+                let _ = writeln!(
+                    out,
+                    "{} direct  {} {} \"{}\" untouched {days}d, in status {in_status}d -> {} via [{to}] (period {period})",
+                    n.rule,
+                    t.guid,
+                    t.status,
+                    t.subject,
+                    n.recipient().unwrap_or("(no assignee or requester)"),
+                );
+            }
+            NoticeKind::Digest => {
+                let _ = writeln!(
+                    out,
+                    "{} digest  {} tickets via [{to}] (period {period})",
+                    n.rule,
+                    n.tickets.len()
+                );
+                for t in &n.tickets {
+                    let _ = writeln!(out, "    {} {} \"{}\"", t.guid, t.status, t.subject);
+                }
+            }
+        }
+    }
+    let _ = writeln!(out, "{verb} {} notices", notices.len());
+    out
+}

@@ -146,13 +146,23 @@ pub fn default_rules() -> Vec<RuleConfig> {
 pub struct Schedule {
     cron: Cron,
     tz: Tz,
+    expr: String,
 }
 
 impl Schedule {
     pub fn parse(expr: &str, tz: Tz) -> Result<Schedule, String> {
         let cron =
             Cron::from_str(expr).map_err(|e| format!("`{expr}` is not a cron expression: {e}"))?;
-        Ok(Schedule { cron, tz })
+        Ok(Schedule {
+            cron,
+            tz,
+            expr: expr.to_owned(),
+        })
+    }
+
+    /// The cron expression as configured.
+    pub fn expression(&self) -> &str {
+        &self.expr
     }
 
     /// The latest tick at or before `now`.
