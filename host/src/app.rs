@@ -59,6 +59,8 @@ pub enum AppError {
     },
     #[error("mapper reload")]
     Reload(#[source] ReloadError),
+    #[error("sweeper")]
+    Sweeper(#[from] crate::sweeper::SweepError),
     #[error("artifact cache off")]
     CacheOff(#[source] Arc<CacheError>),
 }
@@ -267,6 +269,10 @@ fn routes(
     api::bounded(router.merge(route::router(ingress)), server)
 }
 
+/// How often the sweeper looks for due ticks (and a replica that does not
+/// lead tries to take the lead): a tick is sent within this of its time.
+const SWEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
+
 pub struct App {
     listener: TcpListener,
     state: ApiState,
@@ -277,6 +283,7 @@ pub struct App {
     max_waiting: usize,
     server: ServerConfig,
     retention: Option<Retention>,
+    sweeper: Option<Arc<crate::sweeper::Sweeper>>,
     /// `/metrics` on its own listener, when `metrics_listen` is set.
     metrics_listener: Option<TcpListener>,
 }
@@ -324,7 +331,11 @@ impl App {
             people.clone(),
         )?;
         let mappers = (!reloader.sources().is_empty()).then(|| reloader.registry().clone());
+        let sweeper = config
+            .sweeper()?
+            .map(|s| Arc::new(s.with_metrics(metrics.clone())));
         Ok(App {
+            sweeper: sweeper.clone(),
             listener,
             providers: Arc::new(providers),
             worker: worker.clone(),
@@ -343,6 +354,7 @@ impl App {
                 mappers,
                 people,
                 providers: Arc::new(config.providers.keys().cloned().collect()),
+                sweeper,
             },
         })
     }
@@ -430,6 +442,16 @@ impl App {
                 "mapper watcher",
                 tracker.spawn(async move {
                     w.run(reloader, stop).await;
+                    Ok(())
+                }),
+            ));
+        }
+        if let Some(s) = self.sweeper {
+            let (stop, store) = (shutdown.clone(), store.clone());
+            tasks.push((
+                "sweeper",
+                tracker.spawn(async move {
+                    s.as_ref().clone().run(store, SWEEP_INTERVAL, stop).await;
                     Ok(())
                 }),
             ));

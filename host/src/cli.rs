@@ -59,12 +59,27 @@ pub enum Command {
         #[command(subcommand)]
         command: OutboxCommand,
     },
+    /// Run the stale-ticket sweeper once now; `--dry-run` prints what it
+    /// would send and records nothing.
+    Sweep(SweepArgs),
     /// Load every provider's mapper as `serve` would (artifact cache, world
     /// check, canary fixtures) and print each version, or why it was refused.
     Mappers(ConfigArgs),
     /// Run stored deliveries through a candidate mapper and report where
     /// its actions differ from the live version's; applies nothing.
     Replay(ReplayArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct SweepArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// Print the notices due now; record and send nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Sweep as if it were this moment (RFC 3339) instead of now.
+    #[arg(long)]
+    pub at: Option<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -232,6 +247,7 @@ pub fn main() -> ExitCode {
         | Command::NewMapper(_)
         | Command::Sign(_)
         | Command::Mappers(_)
+        | Command::Sweep(_)
         | Command::Replay(_) => "warn",
     });
     match run(cli) {
@@ -299,11 +315,37 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             })
         }
         Command::Replay(args) => shadow(args),
+        Command::Sweep(args) => sweep(args),
         Command::Serve(args) => serve(args),
         Command::Sign(args) => sign(args),
         Command::Deliveries { config, command } => deliveries(config, command),
         Command::Outbox { config, command } => outbox(config, command),
     }
+}
+
+fn sweep(args: SweepArgs) -> anyhow::Result<ExitCode> {
+    let config = Config::load(&args.config.config)?;
+    let Some(sweeper) = config.sweeper()? else {
+        anyhow::bail!("{}: no `sweeper:` configured", args.config.config.display());
+    };
+    let now = match &args.at {
+        Some(at) => chrono::DateTime::parse_from_rfc3339(at)
+            .with_context(|| format!("--at `{at}` is not an RFC 3339 time"))?
+            .with_timezone(&chrono::Utc),
+        None => chrono::Utc::now(),
+    };
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let store = crate::app::open_store(&config).await?;
+        let notices = if args.dry_run {
+            sweeper.plan(&store, now).await?
+        } else {
+            sweeper.sweep(&store, now).await?
+        };
+        print!("{}", crate::sweeper::render(&notices, now, args.dry_run));
+        store.close().await;
+        Ok(ExitCode::SUCCESS)
+    })
 }
 
 fn outbox(args: ConfigArgs, command: OutboxCommand) -> anyhow::Result<ExitCode> {

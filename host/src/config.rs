@@ -82,6 +82,9 @@ pub struct Config {
     /// rest.
     #[serde(default)]
     pub people: Vec<PersonConfig>,
+    /// The stale-ticket sweeper; absent: off. Present without `rules`:
+    /// seed 2's rules.
+    pub sweeper: Option<crate::sweeper::SweeperConfig>,
 }
 
 /// One person of the people directory.
@@ -618,6 +621,20 @@ impl Config {
                 }
             }
         }
+        if let Some(sw) = &self.sweeper {
+            sw.rules()
+                .map_err(|(key, message)| invalid(&key, message))?;
+            for (i, r) in sw.rules.iter().enumerate() {
+                for (j, p) in r.providers.iter().flatten().enumerate() {
+                    if self.providers.get(p).is_none_or(|c| c.outbound.is_none()) {
+                        return Err(invalid(
+                            &format!("sweeper.rules[{i}].providers[{j}]"),
+                            format!("`{p}` is not a provider with `outbound`"),
+                        ));
+                    }
+                }
+            }
+        }
         for (name, p) in &self.providers {
             let preset = p.verify.preset.as_deref().unwrap_or(name);
             if crate::ingress::presets::preset(preset).is_none() {
@@ -740,6 +757,17 @@ impl Config {
             outbound: outbound(false),
             own_changes: outbound(true),
         }
+    }
+}
+
+impl Config {
+    /// The sweeper, when `sweeper:` is set; its rules tell every provider
+    /// with `outbound` unless they name their own.
+    pub fn sweeper(&self) -> Result<Option<crate::sweeper::Sweeper>, crate::sweeper::SweepError> {
+        let Some(cfg) = &self.sweeper else {
+            return Ok(None);
+        };
+        crate::sweeper::Sweeper::new(cfg, self.applier().outbound).map(Some)
     }
 }
 

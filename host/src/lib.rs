@@ -27,6 +27,8 @@
 //! - [`resolve`]: ticket resolution rules that need no storage (branches).
 //! - [`tickets`]: applying actions — validation, resolution, status and RACI
 //!   rules, history and outbox rows, one transaction per delivery.
+//! - [`sweeper`]: the stale-ticket sweeper — rules on a schedule, notices
+//!   recorded once per period as `stale` changes through the outbox.
 //! - [`retention`]: the background task that drops old delivery bodies.
 //! - [`store`]: SQLite and PostgreSQL through sqlx; the only module that
 //!   knows SQL.
@@ -56,5 +58,6 @@ pub mod retention;
 pub mod scaffold;
 pub mod shadow;
 pub mod store;
+pub mod sweeper;
 pub mod tickets;
 pub mod worker;

@@ -13,7 +13,9 @@
 //!   `ignored`, `failed`, `retried`, `dead`;
 //! - `sluice_outbound_request_seconds{provider}`: a histogram of each
 //!   request sent to a provider (answer or no answer);
-//! - `sluice_outbox_depth`: outbox rows pending, retrying or being sent.
+//! - `sluice_outbox_depth`: outbox rows pending, retrying or being sent;
+//! - `sluice_sweeper_notices_total{rule,kind}`: notices the sweeper
+//!   recorded (`direct`, `digest`).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -45,6 +47,7 @@ struct Inner {
     mapper_reloads: BTreeMap<(String, &'static str), u64>,
     outbound: BTreeMap<(String, &'static str), u64>,
     outbound_requests: BTreeMap<String, Histogram<{ HTTP_BUCKETS.len() }>>,
+    sweeper_notices: BTreeMap<(String, &'static str), u64>,
 }
 
 struct Histogram<const N: usize = { BUCKETS.len() }> {
@@ -148,6 +151,15 @@ impl Metrics {
             .entry(provider.to_owned())
             .or_default()
             .observe(&HTTP_BUCKETS, elapsed.as_secs_f64());
+    }
+
+    /// The sweeper recorded a notice of `rule`.
+    pub fn sweeper_notice(&self, rule: &str, kind: &'static str) {
+        *self
+            .inner()
+            .sweeper_notices
+            .entry((rule.to_owned(), kind))
+            .or_default() += 1;
     }
 
     /// A reload of `provider`'s mapper ended with `outcome`.
@@ -256,6 +268,18 @@ impl Metrics {
         );
         let _ = writeln!(out, "# TYPE sluice_outbox_depth gauge");
         let _ = writeln!(out, "sluice_outbox_depth {}", depths.outbox);
+        let _ = writeln!(
+            out,
+            "# HELP sluice_sweeper_notices_total Notices the stale-ticket sweeper recorded."
+        );
+        let _ = writeln!(out, "# TYPE sluice_sweeper_notices_total counter");
+        for ((rule, kind), n) in &inner.sweeper_notices {
+            let _ = writeln!(
+                out,
+                "sluice_sweeper_notices_total{{rule=\"{}\",kind=\"{kind}\"}} {n}",
+                esc(rule)
+            );
+        }
         out
     }
 }
@@ -282,6 +306,7 @@ mod tests {
         m.inbox_commit(1);
         m.mapper_reload("github", "refused");
         m.outbound("slack", "sent");
+        m.sweeper_notice("stale", "direct");
         m.outbound_request("slack", Duration::from_millis(3));
         let text = m.render(Depths {
             inbox: 4,
@@ -300,6 +325,7 @@ mod tests {
             "sluice_inbox_rows_total 4",
             r#"sluice_mapper_reloads_total{provider="github",outcome="refused"} 1"#,
             r#"sluice_outbound_total{provider="slack",outcome="sent"} 1"#,
+            r#"sluice_sweeper_notices_total{rule="stale",kind="direct"} 1"#,
             r#"sluice_outbound_request_seconds_bucket{provider="slack",le="0.0025"} 0"#,
             r#"sluice_outbound_request_seconds_bucket{provider="slack",le="0.005"} 1"#,
             "sluice_outbox_depth 2",

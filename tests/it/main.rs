@@ -26,5 +26,6 @@ mod security;
 mod serve;
 mod status;
 mod store;
+mod sweeper;
 mod test_mapper;
 mod worker;

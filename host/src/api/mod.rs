@@ -15,6 +15,7 @@ pub mod openapi;
 mod outbox;
 mod params;
 mod people;
+mod sweeper;
 mod tickets;
 
 use std::sync::Arc;
@@ -50,6 +51,8 @@ pub struct ApiState {
     pub people: crate::people::Directory,
     /// The configured providers' names.
     pub providers: Arc<std::collections::BTreeSet<String>>,
+    /// The stale-ticket sweeper; absent when `sweeper:` is not set.
+    pub sweeper: Option<Arc<crate::sweeper::Sweeper>>,
 }
 
 /// The routes of the API. Each handler carries its `#[utoipa::path]`
@@ -81,6 +84,7 @@ pub fn router(state: ApiState) -> Router {
             "/v1/providers/{provider}/state",
             get(people::provider_state),
         )
+        .route("/v1/sweeper", get(sweeper::show))
         .route("/v1/outbox", get(outbox::list))
         .route("/v1/outbox/retry", post(outbox::retry_many))
         .route("/v1/outbox/{id}", get(outbox::show))

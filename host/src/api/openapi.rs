@@ -18,7 +18,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{OpenApi as Document, RefOr};
 use utoipa::{Modify, OpenApi};
 
-use super::{deliveries, error, mappers, outbox, people, tickets};
+use super::{deliveries, error, mappers, outbox, people, sweeper, tickets};
 
 /// Every described route, and the schemas they use.
 #[derive(OpenApi)]
@@ -49,6 +49,7 @@ use super::{deliveries, error, mappers, outbox, people, tickets};
         people::put,
         people::delete,
         people::provider_state,
+        sweeper::show,
         super::openapi_json,
         super::healthz,
         super::readyz,

@@ -5,7 +5,9 @@
 use serde_json::Value;
 
 use crate::action::{Action, Priority};
-use crate::change::{ChangeKind, FieldChange, LinkView, TicketChange, TicketView};
+use crate::change::{
+    ChangeKind, FieldChange, LinkView, NoticeKind, StaleNotice, TicketChange, TicketView,
+};
 use crate::store::{HistoryRow, OutboxRow, TicketRow};
 
 /// Why a row's change cannot be built.
@@ -86,6 +88,23 @@ fn kind_of(h: &HistoryRow) -> Result<ChangeKind, FeedError> {
                 .as_str()
                 .ok_or_else(|| unreadable("a link without `external_id`"))?
                 .to_owned(),
+        })),
+        // A sweeper notice keeps its tickets as they were when it was
+        // swept: the days it counts are the days of that moment.
+        "stale" => Ok(ChangeKind::Stale(StaleNotice {
+            rule: change["rule"]
+                .as_str()
+                .ok_or_else(|| unreadable("a stale notice without `rule`"))?
+                .to_owned(),
+            kind: serde_json::from_value::<NoticeKind>(change["notice"].clone())
+                .map_err(|e| unreadable(&format!("a stale notice's `notice`: {e}")))?,
+            tickets: change["tickets"]
+                .as_array()
+                .ok_or_else(|| unreadable("a stale notice without `tickets`"))?
+                .iter()
+                .map(TicketView::from_json)
+                .collect::<Result<_, _>>()
+                .map_err(|e| unreadable(&format!("a stale notice's tickets: {e}")))?,
         })),
         _ => Action::from_json(&change)
             .map(ChangeKind::Applied)

@@ -15,7 +15,7 @@
 //!   every attempt, and turns captures into mirror links and echo ids.
 
 mod client;
-mod feed;
+pub mod feed;
 mod worker;
 
 pub use client::{ProviderApiError, ProviderApis};

@@ -21,6 +21,7 @@ mod query;
 mod retention;
 mod rows;
 mod status;
+mod sweeper;
 mod tx;
 
 use std::future::Future;
@@ -42,6 +43,7 @@ pub use rows::{
     Comment, HistoryRow, Link, NewHistory, Page, PrLink, Signoff, TicketFilter, TicketRow,
 };
 pub use status::{DeliveryStatus, IgnoreReason, OutboxStatus};
+pub use sweeper::{Leadership, NewNotice, NoticeSummary};
 pub use tx::Tx;
 
 #[derive(Debug, Error)]
