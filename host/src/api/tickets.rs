@@ -269,6 +269,11 @@ pub struct Ticket {
     pub escalated_at: Option<String>,
     pub escalated_by: Option<String>,
     pub escalation_reason: Option<String>,
+    /// When the ticket entered its current status.
+    #[schema(format = DateTime)]
+    pub status_changed_at: String,
+    /// Custom fields, by name (set by providers' `set_fields` actions).
+    pub fields: std::collections::BTreeMap<String, String>,
 }
 
 fn priority() -> ObjectBuilder {
@@ -294,6 +299,8 @@ impl From<&TicketRow> for Ticket {
             escalated_at: t.escalated_at.clone(),
             escalated_by: t.escalated_by.clone(),
             escalation_reason: t.escalation_reason.clone(),
+            status_changed_at: t.status_since().to_owned(),
+            fields: t.fields.clone(),
         }
     }
 }
