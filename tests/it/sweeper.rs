@@ -198,3 +198,275 @@ async fn two_postgres_replicas_record_each_notice_once_and_one_leads() {
     second.unwrap().release().await;
     other.close().await;
 }
+
+/// A config serving `database` with the built-in Slack mapper (API at
+/// `slack_url`) and seed 2's sweeper rules.
+fn config_yaml(database: &str, slack_url: &str) -> String {
+    config_with(database, slack_url, "{}")
+}
+
+/// The same with `sweeper` as the `sweeper:` block (flow YAML).
+fn config_with(database: &str, slack_url: &str, sweeper: &str) -> String {
+    format!(
+        r#"listen: 127.0.0.1:0
+database: "{database}"
+api:
+  tokens:
+    - {{name: ops, token: {ADMIN}, scope: admin}}
+sweeper: {sweeper}
+providers:
+  slack:
+    verify: {{secret: slack-signing-0123456789}}
+    mapper: "{slack}"
+    mapper_config: {{channel: {CHANNEL}, ticket_url: "https://tickets.example.com/t/{{guid}}"}}
+    api: {{base_url: "{slack_url}"}}
+    outbound: {{ok_pointer: /ok, retry_base_ms: 10, retry_max_ms: 50}}
+"#,
+        slack = crate::helpers::component("slack-mapper").display(),
+    )
+}
+
+const ADMIN: &str = "admin-token-0123456789abcdef";
+const CHANNEL: &str = "C0AXIONALR";
+
+#[tokio::test]
+async fn sweep_dry_run_prints_what_would_be_sent_and_writes_nothing() {
+    let db = db::sqlite().await;
+    seed(&db.store).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("sluice.yaml");
+    std::fs::write(&config, config_yaml(&db.url, "http://127.0.0.1:9")).unwrap();
+    let run = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_host"))
+            .args(["sweep", "--config"])
+            .arg(&config)
+            .args(["--dry-run", "--at", "2026-06-01T09:30:00Z"])
+            .output()
+            .unwrap()
+    };
+    let out = run();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    for line in [
+        "stale direct  old OPEN \"ticket old\" untouched 70d",
+        "-> ana via [slack]",
+        "qa_overdue direct  qa QA \"ticket qa\"",
+        "in status 10d",
+        "stale digest  1 tickets via [slack]",
+        "qa_overdue digest  1 tickets via [slack]",
+        "would send 4 notices",
+    ] {
+        assert!(text.contains(line), "missing {line:?} in:\n{text}");
+    }
+    assert!(!text.contains("fresh") && !text.contains("done"), "{text}");
+    // Nothing recorded: no outbox rows, and the same notices are still due.
+    assert!(outbox(&db.store).await.is_empty());
+    assert_eq!(
+        sweeper()
+            .plan(&db.store, at("2026-06-01T09:30:00Z"))
+            .await
+            .unwrap()
+            .len(),
+        4
+    );
+    assert_eq!(String::from_utf8(run().stdout).unwrap(), text);
+}
+
+/// A recording Slack Web API on loopback: every `chat.postMessage` body,
+/// `users.lookupByEmail` answering `U` + the e-mail's length.
+async fn recording_slack() -> (
+    String,
+    std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>>,
+) {
+    use axum::extract::State;
+    use serde_json::{Value, json};
+    type Posts = std::sync::Arc<std::sync::Mutex<Vec<Value>>>;
+    async fn answer(
+        State(posts): State<Posts>,
+        uri: axum::http::Uri,
+        body: axum::body::Bytes,
+    ) -> axum::Json<Value> {
+        let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("");
+        if let Some(email) = path.strip_prefix("/users.lookupByEmail?email=") {
+            return axum::Json(json!({"ok": true, "user": {"id": format!("U{}", email.len())}}));
+        }
+        let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        let mut posts = posts.lock().unwrap();
+        posts.push(body.clone());
+        axum::Json(
+            json!({"ok": true, "channel": body["channel"], "ts": format!("1700000000.{:06}", posts.len())}),
+        )
+    }
+    let posts = Posts::default();
+    let app = axum::Router::new()
+        .fallback(answer)
+        .with_state(posts.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, posts)
+}
+
+#[tokio::test]
+async fn get_sweeper_shows_rules_next_runs_and_last_results() {
+    let db = db::sqlite().await;
+    seed_2030(&db.store).await;
+    sweeper()
+        .sweep(&db.store, at("2030-06-03T09:30:00Z"))
+        .await
+        .unwrap();
+    let (slack_url, _posts) = recording_slack().await;
+    let yaml = config_yaml(&db.url, &slack_url);
+    let config =
+        host::config::Config::parse(&yaml, std::path::Path::new("/config.yaml"), |_| None).unwrap();
+    let (base, running) =
+        crate::helpers::Running::start(host::app::App::build(&config).await.unwrap());
+    let http = reqwest::Client::new();
+    let unauthorized = http.get(format!("{base}/v1/sweeper")).send().await.unwrap();
+    assert_eq!(unauthorized.status(), 401);
+    let v: serde_json::Value = http
+        .get(format!("{base}/v1/sweeper"))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["enabled"], true);
+    let rules = v["rules"].as_array().unwrap();
+    let names: Vec<_> = rules.iter().map(|r| r["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["stale", "qa_overdue"]);
+    let stale = &rules[0];
+    assert_eq!(stale["schedule"], "0 9 * * MON-FRI");
+    assert_eq!(stale["digest_schedule"], "0 9 * * MON");
+    assert_eq!(stale["direct"], true);
+    // Next runs are in the future, at 09:00 UTC, the digest on a Monday.
+    let now = Utc::now();
+    for key in ["next_direct", "next_digest"] {
+        let next = at(stale[key].as_str().unwrap());
+        assert!(next > now, "{key} {next} is not after {now}");
+        assert_eq!(next.format("%H:%M").to_string(), "09:00");
+    }
+    assert_eq!(
+        at(stale["next_digest"].as_str().unwrap())
+            .format("%a")
+            .to_string(),
+        "Mon"
+    );
+    // The last results: the swept Monday's period, one direct notice and one digest.
+    let mut last: Vec<_> = stale["last"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            (
+                l["kind"].as_str().unwrap().to_owned(),
+                l["period"].as_str().unwrap().to_owned(),
+                l["notices"].as_i64().unwrap(),
+                l["tickets"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    last.sort();
+    assert_eq!(
+        last,
+        [
+            (
+                "digest".to_owned(),
+                "2030-06-03T09:00:00.000000Z".to_owned(),
+                1,
+                1
+            ),
+            (
+                "direct".to_owned(),
+                "2030-06-03T09:00:00.000000Z".to_owned(),
+                1,
+                1
+            ),
+        ]
+    );
+    running.stop().await;
+}
+
+/// Tickets of known ages in 2030, so the host's own sweeps on today's
+/// clock find none of them stale: only the test's sweep does.
+async fn seed_2030(store: &Store) {
+    seed_at(store, at("2030-06-03T09:30:00Z")).await;
+}
+
+/// One ticket untouched 70 days before `now`, one touched the day before,
+/// both assigned to ana@example.com.
+async fn seed_at(store: &Store, now: DateTime<Utc>) {
+    let days_ago = |d: i64| host::store::timestamp(now - chrono::Duration::days(d));
+    let mut tx = store.begin().await.unwrap();
+    let mut old = ticket("old30", "OPEN", &days_ago(70), None);
+    old.assignee = Some("ana@example.com".into());
+    let mut fresh = ticket("fresh30", "OPEN", &days_ago(1), None);
+    fresh.assignee = Some("ana@example.com".into());
+    for t in [old, fresh] {
+        tx.insert_ticket(&t).await.unwrap();
+    }
+    tx.commit().await.unwrap();
+}
+
+#[tokio::test]
+async fn stale_notices_reach_slack_once_as_a_dm_and_in_the_channel() {
+    use host::store::OutboxStatus;
+    let db = db::sqlite().await;
+    // The outbound worker sends rows due by the wall clock, so this sweep
+    // runs now: a daily tick at midnight UTC, caught up all day, with the
+    // host's own sweeper loop sharing the period (whichever sweeps first
+    // records the notices; the other finds the key taken).
+    let now = Utc::now();
+    seed_at(&db.store, now).await;
+    let (slack_url, posts) = recording_slack().await;
+    let rules = r#"{rules: [{name: stale, schedule: "0 0 * * *", digest: {schedule: "0 0 * * *"},
+      filter: {status_not_in: [RESOLVED, CLOSED, CANCELLED], untouched_over_days: 60}}]}"#;
+    let yaml = config_with(&db.url, &slack_url, rules);
+    let config =
+        host::config::Config::parse(&yaml, std::path::Path::new("/config.yaml"), |_| None).unwrap();
+    let sweeper = config.sweeper().unwrap().unwrap();
+    let (_base, running) =
+        crate::helpers::Running::start(host::app::App::build(&config).await.unwrap());
+    sweeper.sweep(&db.store, now).await.unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let rows = outbox(&db.store).await;
+        if rows.len() == 2 && rows.iter().all(|r| r.status == OutboxStatus::Sent) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "outbox not sent: {rows:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    // A rerun of the same period records nothing, so nothing more is sent.
+    assert!(sweeper.sweep(&db.store, now).await.unwrap().is_empty());
+    running.stop().await;
+    let posts = posts.lock().unwrap().clone();
+    assert_eq!(posts.len(), 2, "{posts:#?}");
+    let dm = posts.iter().find(|p| p["channel"] != CHANNEL).unwrap();
+    // U + len("ana%40example.com"), the id users.lookupByEmail answered.
+    assert_eq!(dm["channel"], "U17");
+    let a = &dm["attachments"][0];
+    assert_eq!(a["pretext"], "Review old ticket");
+    assert_eq!(a["title"], "Ticket #old30: ticket old30");
+    assert_eq!(a["title_link"], "https://tickets.example.com/t/old30");
+    assert_eq!(
+        a["text"],
+        "Hey, <@U17>: The ticket has not been updated for over 70 days, please check if it is \
+         still valid - https://tickets.example.com/t/old30"
+    );
+    let digest = posts.iter().find(|p| p["channel"] == CHANNEL).unwrap();
+    assert_eq!(digest["attachments"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        digest["attachments"][0]["title"],
+        "Ticket #old30: ticket old30"
+    );
+}

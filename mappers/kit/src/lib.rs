@@ -6,7 +6,8 @@
 //! Outbound rules build requests with [`request`] and read a change's
 //! links with [`links_of`]; [`get_json`] and [`person_by_email`] /
 //! [`person_by_identity`] read the provider's API and the people directory;
-//! [`form_payload`] decodes a form-encoded `payload` field.
+//! [`form_payload`] decodes a form-encoded `payload` field; [`whole_days`]
+//! counts the days between two RFC 3339 instants (a stale notice's ages).
 //!
 //! A mapper crate implements [`Guest`] and calls
 //! `mapper_kit::bindings::export!(MyMapper with_types_in mapper_kit::bindings);`.
@@ -27,6 +28,7 @@ pub mod bindings {
 mod api;
 mod form;
 mod outbound;
+mod time;
 
 pub use api::{
     answer_str, api_error_text, get_json, identity_of, person_by_email, person_by_identity,
@@ -38,6 +40,7 @@ pub use bindings::sluice::mapper::host::{
 pub use bindings::sluice::mapper::types::*;
 pub use form::{form_field, form_payload, is_form, query_escape};
 pub use outbound::{RequestBuilder, change_guid, first_link, links_of, request};
+pub use time::{epoch_seconds, whole_days};
 
 use serde_json::Value;
 

@@ -22,7 +22,12 @@
 //! thread; both messages are captured as echoes. A sign-off requested of
 //! someone with a Slack account (directory identity, else
 //! `users.lookupByEmail`) is a DM with Approve/Reject buttons whose clicks
-//! come back as the inbound rows above. Nothing else is sent. Slack answers
+//! come back as the inbound rows above. The stale-ticket sweeper's notices
+//! (`stale` changes) are seed 2's messages: a `direct` one is a DM to the
+//! ticket's assignee (else requester), found by e-mail like a sign-off's,
+//! and someone Slack does not know is a config error naming the e-mail (the
+//! outbox row fails: reported, not skipped); a `digest` is one message to
+//! `digest_channel` listing every ticket. Nothing else is sent. Slack answers
 //! errors with HTTP 200 and `"ok": false`: set the provider's
 //! `outbound.ok_pointer` to `/ok`.
 //!
@@ -34,10 +39,17 @@
 //! `approve_role` (`R`, `A`, `C` or `I`; default `C`), `create_phrase`
 //! (default `create ticket`), `ticket_type` (default `TASK`),
 //! `default_priority` (default `MEDIUM`), `channel` (a channel id for
-//! resolve notices; unset: only the thread reply).
+//! resolve notices and the default digest channel; unset: only the thread
+//! reply), `digest_channel` (a channel id for the sweeper's digests;
+//! default `channel`), `ticket_url` (the link a stale notice's title
+//! carries, `{guid}` replaced by the ticket's guid, e.g.
+//! `https://tickets.example.com/t/{guid}`; unset: no link), `username` and
+//! `icon_emoji` (the seed's `codebase cop` and `:cop:` on stale notices;
+//! they need the `chat:write.customize` scope; unset: the app's own).
 
 mod inbound;
 mod outbound;
+mod stale;
 
 use mapper_kit::{
     Delivery, Guest, MapError, MapResult, OutboundRequest, Priority, RaciRole, TicketChange,
@@ -75,6 +87,10 @@ struct Config {
     ticket_type: String,
     priority: Priority,
     channel: Option<String>,
+    digest_channel: Option<String>,
+    ticket_url: Option<String>,
+    username: Option<String>,
+    icon_emoji: Option<String>,
 }
 
 impl Config {
@@ -82,6 +98,7 @@ impl Config {
         let v = parse_config(text)?;
         let s = |key: &str, default: &str| config_str(&v, key, default).to_owned();
         let role = config_str(&v, "approve_role", "C");
+        let opt = |key: &str| v[key].as_str().filter(|c| !c.is_empty()).map(str::to_owned);
         Ok(Config {
             provider: s("provider", "slack"),
             bot_user_id: v["bot_user_id"].as_str().map(str::to_owned),
@@ -96,10 +113,11 @@ impl Config {
             create_phrase: s("create_phrase", "create ticket").to_lowercase(),
             ticket_type: s("ticket_type", "TASK"),
             priority: config_priority(&v, "default_priority", Priority::Medium)?,
-            channel: v["channel"]
-                .as_str()
-                .filter(|c| !c.is_empty())
-                .map(str::to_owned),
+            channel: opt("channel"),
+            digest_channel: opt("digest_channel"),
+            ticket_url: opt("ticket_url"),
+            username: opt("username"),
+            icon_emoji: opt("icon_emoji"),
         })
     }
 }

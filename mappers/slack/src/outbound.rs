@@ -1,4 +1,5 @@
-//! Ticket changes → Slack Web API calls: resolve notices and sign-off DMs.
+//! Ticket changes → Slack Web API calls: resolve notices, sign-off DMs
+//! and (in `stale`) the sweeper's notices.
 
 use mapper_kit::{
     Action, ChangeKind, MapError, OutboundRequest, Resolve, Signoff, SignoffStatus, TicketChange,
@@ -14,6 +15,7 @@ pub(crate) fn map(change: &TicketChange, cfg: &Config) -> Result<Vec<OutboundReq
         ChangeKind::Applied(Action::Signoff(s)) if s.signoff_status == SignoffStatus::Pending => {
             signoff_requested(change, cfg, s)
         }
+        ChangeKind::Stale(notice) => crate::stale::map(change, cfg, notice),
         _ => Ok(Vec::new()),
     }
 }
@@ -111,7 +113,7 @@ fn signoff_requested(
 
 /// The Slack user id of `email`: the people directory, else
 /// `users.lookupByEmail`; `None` when Slack knows nobody by it.
-fn slack_user(cfg: &Config, email: &str) -> Result<Option<String>, MapError> {
+pub(crate) fn slack_user(cfg: &Config, email: &str) -> Result<Option<String>, MapError> {
     if let Some(id) = person_by_email(email)
         .as_ref()
         .and_then(|p| identity_of(p, &cfg.provider))
