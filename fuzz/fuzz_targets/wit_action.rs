@@ -120,7 +120,39 @@ fn ticket(u: &mut Unstructured<'_>) -> Result<wit::TicketRef> {
 }
 
 fn wit_action(u: &mut Unstructured<'_>) -> Result<wit::Action> {
-    Ok(match u.int_in_range(0..=7)? {
+    Ok(match u.int_in_range(0..=9)? {
+        8 => wit::Action::SetFields(wit::SetFields {
+            ticket: ticket(u)?,
+            fields: {
+                let n = u.int_in_range(0..=4)?;
+                (0..n)
+                    .map(|_| {
+                        Ok(wit::Field {
+                            name: text(u)?,
+                            value: text(u)?,
+                        })
+                    })
+                    .collect::<Result<_>>()?
+            },
+            changed_by: text(u)?,
+        }),
+        9 => wit::Action::Update(wit::UpdateTicket {
+            ticket: ticket(u)?,
+            subject: opt_text(u)?,
+            description: opt_text(u)?,
+            priority: if u.arbitrary()? {
+                Some(*u.choose(&[
+                    wit::Priority::Low,
+                    wit::Priority::Medium,
+                    wit::Priority::High,
+                    wit::Priority::Critical,
+                ])?)
+            } else {
+                None
+            },
+            ticket_type: opt_text(u)?,
+            changed_by: text(u)?,
+        }),
         0 => wit::Action::Create(wit::CreateTicket {
             subject: text(u)?,
             description: text(u)?,
@@ -297,6 +329,38 @@ fn to_wit(a: &Action) -> wit::Action {
             escalated_by,
             reason,
         }),
+        Action::SetFields {
+            ticket,
+            fields,
+            changed_by,
+        } => wit::Action::SetFields(wit::SetFields {
+            ticket: t(&ticket),
+            fields: fields
+                .into_iter()
+                .map(|(name, value)| wit::Field { name, value })
+                .collect(),
+            changed_by,
+        }),
+        Action::Update {
+            ticket,
+            subject,
+            description,
+            priority,
+            ticket_type,
+            changed_by,
+        } => wit::Action::Update(wit::UpdateTicket {
+            ticket: t(&ticket),
+            subject,
+            description,
+            priority: priority.map(|p| match p {
+                Priority::Low => wit::Priority::Low,
+                Priority::Medium => wit::Priority::Medium,
+                Priority::High => wit::Priority::High,
+                Priority::Critical => wit::Priority::Critical,
+            }),
+            ticket_type,
+            changed_by,
+        }),
     }
 }
 
@@ -320,6 +384,8 @@ fn render(a: &wit::Action) -> Value {
         wit::Action::LinkPr(_) => "link_pr",
         wit::Action::Resolve(_) => "resolve",
         wit::Action::Escalate(_) => "escalate",
+        wit::Action::SetFields(_) => "set_fields",
+        wit::Action::Update(_) => "update",
     };
     put("action", Some(json!(name)));
     let ticket = match a {
@@ -331,6 +397,8 @@ fn render(a: &wit::Action) -> Value {
         wit::Action::LinkPr(x) => Some(&x.ticket),
         wit::Action::Resolve(x) => Some(&x.ticket),
         wit::Action::Escalate(x) => Some(&x.ticket),
+        wit::Action::SetFields(x) => Some(&x.ticket),
+        wit::Action::Update(x) => Some(&x.ticket),
     };
     if let Some(t) = ticket {
         put("ticket_guid", o(&t.guid));
@@ -393,6 +461,28 @@ fn render(a: &wit::Action) -> Value {
         wit::Action::Escalate(x) => {
             put("escalated_by", s(&x.escalated_by));
             put("reason", o(&x.reason));
+        }
+        wit::Action::SetFields(x) => {
+            // Later fields of one name win, in the place of the first.
+            let mut fields = Map::new();
+            for f in &x.fields {
+                fields.insert(f.name.clone(), json!(f.value));
+            }
+            put("fields", Some(Value::Object(fields)));
+            put("changed_by", s(&x.changed_by));
+        }
+        wit::Action::Update(x) => {
+            put("subject", o(&x.subject));
+            put("description", o(&x.description));
+            let priority = x.priority.map(|p| match p {
+                wit::Priority::Low => "LOW",
+                wit::Priority::Medium => "MEDIUM",
+                wit::Priority::High => "HIGH",
+                wit::Priority::Critical => "CRITICAL",
+            });
+            put("priority", priority.map(|p| json!(p)));
+            put("ticket_type", o(&x.ticket_type));
+            put("changed_by", s(&x.changed_by));
         }
     }
     Value::Object(m)

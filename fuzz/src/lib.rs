@@ -219,6 +219,29 @@ pub fn decode_action(v: &Value) -> Option<Action> {
             escalated_by: d.req("escalated_by")?,
             reason: d.opt("reason")?,
         },
+        "set_fields" => Action::SetFields {
+            ticket: ticket(&mut d)?,
+            fields: {
+                d.used.push("fields");
+                m.get("fields")?
+                    .as_object()?
+                    .iter()
+                    .map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
+                    .collect::<Option<Vec<_>>>()?
+            },
+            changed_by: d.req("changed_by")?,
+        },
+        "update" => Action::Update {
+            ticket: ticket(&mut d)?,
+            subject: d.opt("subject")?,
+            description: d.opt("description")?,
+            priority: match d.opt("priority")? {
+                None => None,
+                Some(p) => Some(Priority::parse(&p)?),
+            },
+            ticket_type: d.opt("ticket_type")?,
+            changed_by: d.req("changed_by")?,
+        },
         _ => return None,
     };
     m.keys()

@@ -417,7 +417,7 @@ mod shared_v2 {
         into_host {
             wit::Action::SetFields(s) => Action::SetFields {
                 ticket: s.ticket.into(),
-                fields: s.fields.into_iter().map(|f| (f.name, f.value)).collect(),
+                fields: last_of_each(s.fields.into_iter().map(|f| (f.name, f.value))),
                 changed_by: s.changed_by,
             },
             wit::Action::Update(u) => Action::Update {
@@ -439,6 +439,20 @@ mod shared_v1 {
         from_host { Action::SetFields { .. } | Action::Update { .. } => return None, },
         into_host {}
     );
+}
+
+/// Fields named more than once keep their last value, in the place of the
+/// first: what setting them in order leaves, and what the JSON rendering
+/// (an object) can say.
+fn last_of_each(fields: impl Iterator<Item = (String, String)>) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    for (name, value) in fields {
+        match out.iter_mut().find(|(n, _)| *n == name) {
+            Some(slot) => slot.1 = value,
+            None => out.push((name, value)),
+        }
+    }
+    out
 }
 
 impl From<&change::TicketView> for wit::Ticket {
