@@ -108,6 +108,20 @@ pub struct Capture {
     pub prefix: String,
 }
 
+impl Capture {
+    /// The id this capture takes from an answer's body: the string or
+    /// number at its pointer, after its prefix; `None` when there is none
+    /// (an empty string counts as none).
+    pub fn read(&self, body: &Value) -> Option<String> {
+        let value = match body.pointer(&self.pointer)? {
+            Value::String(s) if !s.is_empty() => s.clone(),
+            Value::Number(n) => n.to_string(),
+            _ => return None,
+        };
+        Some(format!("{}{value}", self.prefix))
+    }
+}
+
 /// A request for the provider's API, relative to its base URL.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OutboundRequest {

@@ -70,6 +70,21 @@ pub enum ApiFailure {
     Unavailable(String),
 }
 
+impl ApiResponse {
+    /// An answer worth trying again later: 429 or a 5xx. Mapping and
+    /// outbound sending both retry on it.
+    pub fn is_transient(&self) -> bool {
+        self.status == 429 || self.status >= 500
+    }
+}
+
+impl ApiFailure {
+    /// No answer, for a reason that may pass: a timeout or no connection.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, ApiFailure::Timeout | ApiFailure::Unavailable(_))
+    }
+}
+
 /// Answers a mapper's `provider-api` calls: the live HTTP client in the
 /// server, recorded fixture answers in `host test-mapper`. Async: a call
 /// waiting on the network holds no thread, and the call's wall-clock
@@ -171,8 +186,8 @@ impl Sandbox {
         let answer = self.api.call(&request).await;
         self.api_clock.stop();
         let transient = match &answer {
-            Ok(r) => r.status == 429 || r.status >= 500,
-            Err(e) => matches!(e, ApiFailure::Timeout | ApiFailure::Unavailable(_)),
+            Ok(r) => r.is_transient(),
+            Err(e) => e.is_transient(),
         };
         self.api_transient_failures += u32::from(transient);
         answer

@@ -531,11 +531,9 @@ enum Verdict {
 
 fn judge(answer: &Result<ApiResponse, ApiFailure>, ok_pointer: Option<&str>) -> Verdict {
     match answer {
-        Err(e @ (ApiFailure::Timeout | ApiFailure::Unavailable(_))) => {
-            Verdict::Transient(describe_failure(e), None)
-        }
+        Err(e) if e.is_transient() => Verdict::Transient(describe_failure(e), None),
         Err(e) => Verdict::Permanent(describe_failure(e)),
-        Ok(r) if r.status == 429 || r.status >= 500 => Verdict::Transient(
+        Ok(r) if r.is_transient() => Verdict::Transient(
             format!("answered {}: {}", r.status, excerpt(&r.body)),
             retry_after(&r.headers),
         ),
@@ -628,14 +626,7 @@ fn captures(request: &OutboundRequest, response: &ApiResponse) -> Vec<(CaptureKi
     request
         .captures
         .iter()
-        .filter_map(|c| {
-            let value = match body.pointer(&c.pointer)? {
-                serde_json::Value::String(s) if !s.is_empty() => s.clone(),
-                serde_json::Value::Number(n) => n.to_string(),
-                _ => return None,
-            };
-            Some((c.kind, format!("{}{value}", c.prefix)))
-        })
+        .filter_map(|c| Some((c.kind, c.read(&body)?)))
         .collect()
 }
 
