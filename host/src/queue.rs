@@ -5,7 +5,10 @@
 use std::future::Future;
 use std::time::Duration;
 
-use crate::store::{Queue, Store};
+use crate::store::{Queue, Store, StoreError};
+
+/// Tries at recording a batch's outcomes before leaving them to the lease.
+pub const FINISH_TRIES: u32 = 3;
 
 /// When to try again.
 #[derive(Debug, Clone)]
@@ -86,6 +89,32 @@ pub async fn hold_lease<T>(
                     }
                 }
             }
+        }
+    }
+}
+
+/// Runs `op`, and again after a transient store fault (a dropped
+/// connection is usually replaced at once), at most [`FINISH_TRIES`]
+/// times in all, pausing `pause(n)` after the n-th failure. If it still
+/// fails, the claimed rows stay `processing` until their lease runs out
+/// and are claimed again.
+pub async fn retry_transient<T, Fut>(
+    what: &str,
+    pause: impl Fn(u32) -> Duration,
+    mut op: impl FnMut() -> Fut,
+) -> Result<T, StoreError>
+where
+    Fut: Future<Output = Result<T, StoreError>>,
+{
+    let mut tries = 1;
+    loop {
+        match op().await {
+            Err(e) if e.is_transient() && tries < FINISH_TRIES => {
+                tracing::warn!(error = %e, tries, "{what} failed; trying again");
+                tokio::time::sleep(pause(tries)).await;
+                tries += 1;
+            }
+            done => return done,
         }
     }
 }

@@ -21,7 +21,7 @@ use crate::mapper::{Delivery, People, ProviderApi, Services, StateView, StateWri
 use crate::metrics::Metrics;
 use crate::outbound::ProviderApis;
 use crate::people::Directory;
-use crate::queue::{RetryPolicy, hold_lease};
+use crate::queue::{RetryPolicy, hold_lease, retry_transient};
 use crate::reload::{MapperRegistry, ProviderMapper, chain};
 use crate::store::{
     DeliveryRow, DeliveryStatus, Finish, IgnoreReason, Queue, Reclaim, Store, StoreError,
@@ -476,18 +476,12 @@ impl Worker {
     /// expires and are claimed again: those applied already are found in
     /// the `applied` table and change nothing the second time.
     async fn finish(&self, finished: &[(&str, Finish<'_>)]) -> Result<u64, StoreError> {
-        let mut tries = 1;
-        loop {
-            match self.store.finish_deliveries(finished).await {
-                Err(e) if e.is_transient() && tries < FINISH_TRIES => {
-                    tracing::warn!(error = %e, tries, "recording outcomes failed; trying again");
-                    let pause = self.policy.delay(tries).min(Duration::from_secs(1));
-                    tokio::time::sleep(pause).await;
-                    tries += 1;
-                }
-                done => return done,
-            }
-        }
+        retry_transient(
+            "recording outcomes",
+            |tries| self.policy.delay(tries).min(Duration::from_secs(1)),
+            || self.store.finish_deliveries(finished),
+        )
+        .await
     }
 
     /// Tries again after a transient store fault (a lost connection, a
@@ -631,9 +625,6 @@ const BATCH: u32 = 64;
 /// Mapper calls one lane runs at once: with the engine's 64 instance
 /// slots, eight providers' lanes at full width fit.
 const LANE_WIDTH: usize = 8;
-
-/// Tries at recording a batch's outcomes before leaving them to the lease.
-const FINISH_TRIES: u32 = 3;
 
 /// One delivery's mapping: the version's hash, the verdict, and the
 /// state writes to commit with it.

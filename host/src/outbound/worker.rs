@@ -15,7 +15,7 @@ use super::feed::{FeedError, change_of};
 use crate::change::{CaptureKind, OutboundRequest, TicketChange};
 use crate::mapper::{ApiFailure, ApiRequest, ApiResponse, Services};
 use crate::metrics::Metrics;
-use crate::queue::{RetryPolicy, hold_lease};
+use crate::queue::{RetryPolicy, hold_lease, retry_transient};
 use crate::reload::{MapperRegistry, ProviderMapper};
 use crate::store::{
     OutboxAttempt, OutboxFinish, OutboxRow, OutboxStatus, Queue, Store, StoreError, now,
@@ -28,8 +28,6 @@ const BATCH: u32 = 64;
 const CONCURRENT_ROWS: usize = 32;
 /// Bytes of a response kept with its attempt.
 const EXCERPT: usize = 512;
-/// Tries at recording a batch before leaving it to the lease.
-const FINISH_TRIES: u32 = 3;
 
 /// How one provider's changes are sent.
 #[derive(Debug, Clone)]
@@ -409,18 +407,12 @@ impl OutboundWorker {
     /// Records how the rows ended, with their attempts and captures, in one
     /// transaction; fenced, so a row another worker took over is left to it.
     async fn finish(&self, done: &[(&OutboxRow, Ending)]) -> Result<(), StoreError> {
-        let mut tries = 1;
-        loop {
-            match self.try_finish(done).await {
-                Err(e) if e.is_transient() && tries < FINISH_TRIES => {
-                    tracing::warn!(error = %e, tries, "outbound worker: recording failed; trying again");
-                    tokio::time::sleep(Duration::from_millis(100 * u64::from(tries))).await;
-                    tries += 1;
-                }
-                Err(e) => return Err(e),
-                Ok(()) => break,
-            }
-        }
+        retry_transient(
+            "outbound worker: recording outcomes",
+            |tries| Duration::from_millis(100 * u64::from(tries)),
+            || self.try_finish(done),
+        )
+        .await?;
         for (row, ending) in done {
             let counted = match ending.status {
                 OutboxStatus::Retrying => "retried",
