@@ -1,9 +1,69 @@
-//! A delivery's status, one enum for code and SQL: the lifecycle in
-//! ARCHITECTURE.md ("Delivery lifecycle") names who moves each one.
+//! A delivery's and an outbox row's status, and why a delivery was
+//! ignored: one enum each for code and SQL. The lifecycles in
+//! ARCHITECTURE.md ("Delivery lifecycle", "Outbox lifecycle") name who
+//! moves each status.
 
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
+
+/// For an enum whose variants are stored as text: `ALL`, `as_str`,
+/// `parse`, `FromStr` (an error listing the names) and `Display`; with
+/// `sql`, also `sql` and `sql_list`, its names as SQL constants (the
+/// statuses spliced into queries are these constants, never input).
+macro_rules! names {
+    ($ty:ident, $what:literal, sql, { $($v:ident => $s:literal),+ $(,)? }) => {
+        names!($ty, $what, { $($v => $s),+ });
+
+        impl $ty {
+            /// `'a', 'b'` for an SQL `IN (…)`.
+            pub(crate) fn sql_list(items: &[$ty]) -> String {
+                items
+                    .iter()
+                    .map(|s| format!("'{}'", s.as_str()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }
+
+            /// `'a'` for SQL.
+            pub(crate) fn sql(self) -> String {
+                format!("'{}'", self.as_str())
+            }
+        }
+    };
+    ($ty:ident, $what:literal, { $($v:ident => $s:literal),+ $(,)? }) => {
+        impl $ty {
+            pub const ALL: [$ty; [$($s),+].len()] = [$($ty::$v),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($ty::$v => $s),+
+                }
+            }
+
+            pub fn parse(s: &str) -> Option<$ty> {
+                Self::ALL.into_iter().find(|x| x.as_str() == s)
+            }
+        }
+
+        impl std::str::FromStr for $ty {
+            type Err = String;
+
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                $ty::parse(s).ok_or_else(|| {
+                    let all: Vec<&str> = $ty::ALL.iter().map(|x| x.as_str()).collect();
+                    format!("`{s}` is not {}; one of {}", $what, all.join(", "))
+                })
+            }
+        }
+
+        impl fmt::Display for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
 
 /// Where a delivery is in its lifecycle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
@@ -26,17 +86,17 @@ pub enum DeliveryStatus {
     Dead,
 }
 
-impl DeliveryStatus {
-    pub const ALL: [DeliveryStatus; 7] = [
-        DeliveryStatus::Pending,
-        DeliveryStatus::Processing,
-        DeliveryStatus::Retrying,
-        DeliveryStatus::Applied,
-        DeliveryStatus::Ignored,
-        DeliveryStatus::Failed,
-        DeliveryStatus::Dead,
-    ];
+names!(DeliveryStatus, "a delivery status", sql, {
+    Pending => "pending",
+    Processing => "processing",
+    Retrying => "retrying",
+    Applied => "applied",
+    Ignored => "ignored",
+    Failed => "failed",
+    Dead => "dead",
+});
 
+impl DeliveryStatus {
     /// Statuses a worker may claim (with `Processing` only once its lease
     /// has expired).
     pub const CLAIMABLE: [DeliveryStatus; 3] = [
@@ -44,53 +104,6 @@ impl DeliveryStatus {
         DeliveryStatus::Retrying,
         DeliveryStatus::Processing,
     ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DeliveryStatus::Pending => "pending",
-            DeliveryStatus::Processing => "processing",
-            DeliveryStatus::Retrying => "retrying",
-            DeliveryStatus::Applied => "applied",
-            DeliveryStatus::Ignored => "ignored",
-            DeliveryStatus::Failed => "failed",
-            DeliveryStatus::Dead => "dead",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<DeliveryStatus> {
-        DeliveryStatus::ALL.into_iter().find(|d| d.as_str() == s)
-    }
-
-    /// `'a', 'b'` for an SQL `IN (…)`: constants of this enum only.
-    pub(crate) fn sql_list(statuses: &[DeliveryStatus]) -> String {
-        statuses
-            .iter()
-            .map(|s| format!("'{}'", s.as_str()))
-            .collect::<Vec<_>>()
-            .join(", ")
-    }
-
-    /// `'a'` for SQL.
-    pub(crate) fn sql(self) -> String {
-        format!("'{}'", self.as_str())
-    }
-}
-
-impl std::str::FromStr for DeliveryStatus {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        DeliveryStatus::parse(s).ok_or_else(|| {
-            let all: Vec<&str> = DeliveryStatus::ALL.iter().map(|d| d.as_str()).collect();
-            format!("`{s}` is not a delivery status; one of {}", all.join(", "))
-        })
-    }
-}
-
-impl fmt::Display for DeliveryStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
 }
 
 impl PartialEq<str> for DeliveryStatus {
@@ -122,29 +135,13 @@ pub enum IgnoreReason {
     Filtered,
 }
 
-impl IgnoreReason {
-    pub const ALL: [IgnoreReason; 5] = [
-        IgnoreReason::UnsupportedEvent,
-        IgnoreReason::NoTicket,
-        IgnoreReason::Echo,
-        IgnoreReason::Bot,
-        IgnoreReason::Filtered,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            IgnoreReason::UnsupportedEvent => "unsupported_event",
-            IgnoreReason::NoTicket => "no_ticket",
-            IgnoreReason::Echo => "echo",
-            IgnoreReason::Bot => "bot",
-            IgnoreReason::Filtered => "filtered",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<IgnoreReason> {
-        IgnoreReason::ALL.into_iter().find(|r| r.as_str() == s)
-    }
-}
+names!(IgnoreReason, "an ignore reason", {
+    UnsupportedEvent => "unsupported_event",
+    NoTicket => "no_ticket",
+    Echo => "echo",
+    Bot => "bot",
+    Filtered => "filtered",
+});
 
 /// Where an outbox row (one change for one provider) is in its lifecycle;
 /// ARCHITECTURE.md ("Outbox lifecycle") names who moves each one.
@@ -170,17 +167,17 @@ pub enum OutboxStatus {
     Dead,
 }
 
-impl OutboxStatus {
-    pub const ALL: [OutboxStatus; 7] = [
-        OutboxStatus::Pending,
-        OutboxStatus::Processing,
-        OutboxStatus::Retrying,
-        OutboxStatus::Sent,
-        OutboxStatus::Ignored,
-        OutboxStatus::Failed,
-        OutboxStatus::Dead,
-    ];
+names!(OutboxStatus, "an outbox status", sql, {
+    Pending => "pending",
+    Processing => "processing",
+    Retrying => "retrying",
+    Sent => "sent",
+    Ignored => "ignored",
+    Failed => "failed",
+    Dead => "dead",
+});
 
+impl OutboxStatus {
     /// Statuses a worker may claim (`Processing` only once its lease ran
     /// out); the same ones hold back later rows of the ticket.
     pub const OPEN: [OutboxStatus; 3] = [
@@ -188,51 +185,6 @@ impl OutboxStatus {
         OutboxStatus::Retrying,
         OutboxStatus::Processing,
     ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OutboxStatus::Pending => "pending",
-            OutboxStatus::Processing => "processing",
-            OutboxStatus::Retrying => "retrying",
-            OutboxStatus::Sent => "sent",
-            OutboxStatus::Ignored => "ignored",
-            OutboxStatus::Failed => "failed",
-            OutboxStatus::Dead => "dead",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<OutboxStatus> {
-        OutboxStatus::ALL.into_iter().find(|d| d.as_str() == s)
-    }
-
-    pub(crate) fn sql_list(statuses: &[OutboxStatus]) -> String {
-        statuses
-            .iter()
-            .map(|s| format!("'{}'", s.as_str()))
-            .collect::<Vec<_>>()
-            .join(", ")
-    }
-
-    pub(crate) fn sql(self) -> String {
-        format!("'{}'", self.as_str())
-    }
-}
-
-impl std::str::FromStr for OutboxStatus {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        OutboxStatus::parse(s).ok_or_else(|| {
-            let all: Vec<&str> = OutboxStatus::ALL.iter().map(|d| d.as_str()).collect();
-            format!("`{s}` is not an outbox status; one of {}", all.join(", "))
-        })
-    }
-}
-
-impl fmt::Display for OutboxStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
 }
 
 #[cfg(test)]
