@@ -425,6 +425,22 @@ async fn transient_failures_retry_and_a_refusal_fails_until_retried(db: TestDb) 
         .post(&format!("/v1/outbox/{}/retry", failed.id), None)
         .await;
     assert_eq!(status, StatusCode::CONFLICT);
+    // The bulk retry's body is optional, but one that is there must be
+    // JSON: blanks alone are refused, naming the body.
+    let blank = hub
+        .http
+        .post(format!("{}/v1/outbox/retry", hub.base))
+        .bearer_auth(ADMIN)
+        .header("content-type", "application/json")
+        .body("\t")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(blank.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let body: Value = blank.json().await.unwrap();
+    assert!(body.to_string().contains("body"), "{body}");
+    let (status, answer) = hub.post("/v1/outbox/retry", None).await;
+    assert_eq!((status, answer), (StatusCode::OK, json!({"retried": []})));
     hub.stop().await;
 }
 

@@ -299,8 +299,10 @@ pub async fn retry_many(
     State(state): State<ApiState>,
     body: axum::body::Bytes,
 ) -> Result<Json<RetryAnswer>, ApiError> {
-    // The body is optional: none retries every provider's rows.
-    let b: RetryBody = if body.iter().all(u8::is_ascii_whitespace) {
+    // The body is optional: none retries every provider's rows. A body
+    // that is there must be the JSON object described (blanks alone are
+    // not JSON).
+    let b: RetryBody = if body.is_empty() {
         RetryBody::default()
     } else {
         serde_json::from_slice(&body).map_err(|e| ApiError::invalid("body", e.to_string()))?
