@@ -10,13 +10,9 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::Router;
-use axum::extract::State;
-use axum::http::{Method, Uri};
+use axum::http::Method;
 use hmac::{Hmac, Mac};
 use host::app::App;
 use host::config::Config;
@@ -24,6 +20,7 @@ use serde_json::{Value, json};
 use sha2::Sha256;
 
 use crate::db::{TestDb, conformance};
+use crate::fake_api::{Call, FakeApi};
 use crate::helpers::{Running, component, fixtures};
 
 const ADMIN: &str = "admin-token-0123456789abcdef";
@@ -31,71 +28,6 @@ const BB_SECRET: &str = "bb-secret-0123456789";
 const GH_SECRET: &str = "gh-secret-0123456789";
 const CHANNEL: &str = "C0AXIONALR";
 const PROJECT: &str = "1203000000000001";
-
-#[derive(Debug, Clone)]
-struct Call {
-    method: String,
-    /// Path and query.
-    path: String,
-    body: Value,
-}
-
-type Answer = dyn Fn(&Call, usize) -> Value + Send + Sync;
-
-/// An API on loopback that records every call and answers with `answer`.
-#[derive(Clone)]
-struct Api {
-    calls: Arc<Mutex<Vec<Call>>>,
-    n: Arc<AtomicUsize>,
-    answer: Arc<Answer>,
-}
-
-impl Api {
-    async fn start(
-        answer: impl Fn(&Call, usize) -> Value + Send + Sync + 'static,
-    ) -> (String, Api) {
-        let api = Api {
-            calls: Arc::default(),
-            n: Arc::new(AtomicUsize::new(1)),
-            answer: Arc::new(answer),
-        };
-        let app = Router::new().fallback(serve).with_state(api.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        (url, api)
-    }
-
-    fn calls(&self, method: &str, path_start: &str) -> Vec<Call> {
-        self.calls
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|c| c.method == method && c.path.starts_with(path_start))
-            .cloned()
-            .collect()
-    }
-}
-
-async fn serve(
-    State(api): State<Api>,
-    method: Method,
-    uri: Uri,
-    body: axum::body::Bytes,
-) -> axum::Json<Value> {
-    let call = Call {
-        method: method.to_string(),
-        path: uri
-            .path_and_query()
-            .map(|p| p.as_str().to_owned())
-            .unwrap_or_default(),
-        body: serde_json::from_slice(&body).unwrap_or(Value::Null),
-    };
-    let n = api.n.fetch_add(1, Ordering::SeqCst);
-    let answer = (api.answer)(&call, n);
-    api.calls.lock().unwrap().push(call);
-    axum::Json(answer)
-}
 
 /// Slack's Web API as the mapper uses it.
 fn slack(call: &Call, n: usize) -> Value {
@@ -287,8 +219,8 @@ async fn a_github_pr_flow_ends_in_slack_and_asana_once(db: TestDb) {
 }
 
 async fn pr_flow(db: TestDb, mapper: &str, steps: [&str; 4]) {
-    let (slack_url, slack_api) = Api::start(slack).await;
-    let (asana_url, asana_api) = Api::start(asana).await;
+    let (slack_url, slack_api) = FakeApi::start(slack).await;
+    let (asana_url, asana_api) = FakeApi::start(asana).await;
     // GitHub's reviews API answers from the approval fixtures' recordings.
     let recorded: BTreeMap<String, Value> = steps
         .iter()
@@ -303,7 +235,7 @@ async fn pr_flow(db: TestDb, mapper: &str, steps: [&str; 4]) {
         })
         .collect();
     let (github_url, _github_api) =
-        Api::start(move |call, _| recorded.get(&call.path).cloned().unwrap_or(Value::Null)).await;
+        FakeApi::start(move |call, _| recorded.get(&call.path).cloned().unwrap_or(Value::Null)).await;
     let flow = flow(db, &slack_url, &asana_url, &github_url).await;
 
     // The ticket is opened; the host makes its Asana task.

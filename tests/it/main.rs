@@ -9,6 +9,7 @@ mod bounds;
 mod cache;
 mod crash;
 mod db;
+mod fake_api;
 mod faults;
 mod flow;
 mod helpers;
