@@ -231,7 +231,7 @@ impl Store {
                     path: r.try_get("path")?,
                     status_code: r.try_get("status_code")?,
                     error: r.try_get("error")?,
-                    error_code: error_code(&r)?,
+                    error_code: error_code(r)?,
                     response_excerpt: r.try_get("response_excerpt")?,
                     duration_ms: r.try_get("duration_ms")?,
                     at: r.try_get("at")?,
