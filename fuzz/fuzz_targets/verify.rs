@@ -92,6 +92,7 @@ fuzz_target!(|data: &[u8]| {
             header: input.header.clone(),
             query: input.query.clone(),
             tolerance_secs: input.tolerance_secs,
+            oidc: None,
         },
         dedupe: None,
         replay_dedupe: None,

@@ -460,6 +460,51 @@ pub struct VerifyConfig {
     pub query: Option<String>,
     /// Overrides the timestamp tolerance, in seconds.
     pub tolerance_secs: Option<u64>,
+    /// An OIDC JWT in `Authorization: Bearer`, checked on top of the
+    /// preset's scheme (Pub/Sub push subscriptions with authentication).
+    pub oidc: Option<OidcConfig>,
+}
+
+/// Who must have signed a delivery's bearer token (RS256 only).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OidcConfig {
+    /// Where the issuer publishes its signing keys; default Google's.
+    #[serde(default = "default_jwks_url")]
+    pub jwks_url: String,
+    /// The token's `aud`: the push subscription's audience (by default
+    /// Google uses the push endpoint's URL).
+    pub audience: String,
+    /// The service account the subscription pushes as: the token's
+    /// `email`, which must also be `email_verified`.
+    pub email: String,
+    /// Accepted `iss` values; default Google's two spellings.
+    #[serde(default = "default_issuers")]
+    pub issuers: Vec<String>,
+    /// Clock skew allowed on `exp` and `iat`, in seconds.
+    #[serde(default = "default_oidc_leeway")]
+    pub leeway_secs: u64,
+    /// A token naming a key the host does not know makes it re-read the
+    /// JWKS at most once per this many seconds, so forged key ids cannot
+    /// make it hammer the issuer.
+    #[serde(default = "default_jwks_refresh")]
+    pub refresh_secs: u64,
+}
+
+fn default_jwks_url() -> String {
+    "https://www.googleapis.com/oauth2/v3/certs".into()
+}
+fn default_issuers() -> Vec<String> {
+    vec![
+        "https://accounts.google.com".into(),
+        "accounts.google.com".into(),
+    ]
+}
+fn default_oidc_leeway() -> u64 {
+    60
+}
+fn default_jwks_refresh() -> u64 {
+    60
 }
 
 /// Where the delivery id is: exactly one of the fields.
@@ -792,6 +837,18 @@ impl ProviderConfig {
         if let Some(api) = &self.api {
             check_base_url(&api.base_url)
                 .map_err(|m| (format!("providers.{name}.api.base_url"), m))?;
+        }
+        if let Some(oidc) = &self.verify.oidc {
+            let key = |k: &str| format!("providers.{name}.verify.oidc.{k}");
+            check_base_url(&oidc.jwks_url).map_err(|m| (key("jwks_url"), m))?;
+            for (k, v) in [("audience", &oidc.audience), ("email", &oidc.email)] {
+                if v.trim().is_empty() {
+                    return Err((key(k), "must not be empty".into()));
+                }
+            }
+            if oidc.issuers.iter().all(|i| i.trim().is_empty()) {
+                return Err((key("issuers"), "must name at least one issuer".into()));
+            }
         }
         if let Some(out) = &self.outbound {
             if self.api.is_none() {

@@ -25,6 +25,7 @@ providers:
   pachca: {verify: {secret: pachca-secret-0123456789}}
   servicenow: {verify: {secret: sn-secret-0123456789}}
   tracker: {verify: {secret: tracker-token-0123}}
+  gitlab: {verify: {secret: gitlab-token-0123456789}}
   calendar: {verify: {preset: google, secret: channel-token-0123}}
   yt: {verify: {preset: tracker, secret: yt-token-0123456789, header: X-Tracker-Token}, dedupe: {body_field: /issue/key}}
   asana: {verify: {secret: asana-handshake-token}}
@@ -102,6 +103,7 @@ conformance!(
     slack_url_verification_answers_the_challenge,
     configured_overrides_replace_the_preset,
     asana_handshake_needs_the_token_and_its_secret_signs_later_deliveries,
+    gitlab_redeliveries_are_stored_once_by_idempotency_key,
 );
 
 async fn every_scheme_accepts_good_and_refuses_bad_stale_and_missing(db: TestDb) {
@@ -629,5 +631,44 @@ async fn asana_handshake_needs_the_token_and_its_secret_signs_later_deliveries(d
         .unwrap();
     assert_eq!(resp.status(), StatusCode::ACCEPTED);
     replica.1.stop().await;
+    hooks.stop().await;
+}
+
+/// GitLab resends an event (automatically, or "Resend request" by hand)
+/// with the same `Idempotency-Key`; older GitLab sends only
+/// `X-Gitlab-Event-UUID`. Either way a redelivery is stored once.
+async fn gitlab_redeliveries_are_stored_once_by_idempotency_key(db: TestDb) {
+    let hooks = spawn(db).await;
+    let post = |key: Option<&str>, uuid: &str, body: &str| {
+        let mut headers = vec![
+            ("x-gitlab-token", "gitlab-token-0123456789".to_owned()),
+            ("x-gitlab-event", "Note Hook".to_owned()),
+            ("x-gitlab-event-uuid", uuid.to_owned()),
+        ];
+        if let Some(k) = key {
+            headers.push(("idempotency-key", k.to_owned()));
+        }
+        let body = body.as_bytes().to_vec();
+        let hooks = &hooks;
+        async move { hooks.post("/hooks/gitlab", &headers, body).await }
+    };
+    let (first, a) = post(Some("idem-1"), "uuid-1", r#"{"n":1}"#).await;
+    assert_eq!(first, StatusCode::ACCEPTED, "{a}");
+    // The retry: same key; its event UUID and even its body may differ
+    // (a resend renders the payload again), the key decides.
+    let (again, b) = post(Some("idem-1"), "uuid-2", r#"{"n":1,"resent":true}"#).await;
+    assert_eq!(again, StatusCode::OK, "{b}");
+    assert_eq!(
+        (b["duplicate"].clone(), b["delivery_id"].clone()),
+        (json!(true), a["delivery_id"].clone())
+    );
+    // Another event: a new key.
+    let (other, _) = post(Some("idem-2"), "uuid-3", r#"{"n":2}"#).await;
+    assert_eq!(other, StatusCode::ACCEPTED);
+    // Without the key, the event UUID dedupes.
+    let (old, _) = post(None, "uuid-4", r#"{"n":3}"#).await;
+    let (old_again, _) = post(None, "uuid-4", r#"{"n":3,"resent":true}"#).await;
+    assert_eq!((old, old_again), (StatusCode::ACCEPTED, StatusCode::OK));
+    assert_eq!(hooks.stored("gitlab").await, 3);
     hooks.stop().await;
 }

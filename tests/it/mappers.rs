@@ -72,6 +72,14 @@ fn gitlab_fixtures_pass() {
     all_fixtures_pass("gitlab");
 }
 
+/// Google: Gmail over Pub/Sub, Calendar and Drive channels, Sheets and
+/// Forms through the Apps Script contract — each row, what is ignored,
+/// the cursors kept in the mapper state.
+#[test]
+fn google_fixtures_pass() {
+    all_fixtures_pass("google");
+}
+
 /// A Python component (componentize-py: ~18 MB, an extra export of its own)
 /// runs under the same world, fixtures and limits; its uncaught exception
 /// reaches the report with the traceback's last line.

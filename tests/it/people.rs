@@ -407,5 +407,69 @@ conformance!(
     racing_writers_one_wins_and_the_other_retries,
     state_writes_are_compare_and_set,
     people_are_seeded_edited_and_found_by_mappers,
+    slack_users_missing_from_the_directory_are_asked_once,
     gitlab_users_come_from_the_people_directory,
 );
+
+/// A Slack user the people directory does not know is looked up with
+/// Slack's `users.info` (the mapper's fallback), and the answer is cached
+/// (the provider API's GET cache, `api.cache_ttl_secs`): a second DM by
+/// the same user asks Slack nothing; a user the directory knows is never
+/// asked about.
+async fn slack_users_missing_from_the_directory_are_asked_once(db: TestDb) {
+    use hmac::{Hmac, Mac};
+    let (slack_url, slack) = crate::fake_api::FakeApi::start(|call, _| {
+        let id = call.path.split("user=").nth(1).unwrap_or("");
+        json!({"ok": true, "user": {"id": id, "profile": {"email": format!("{}@technocore.co.za", id.to_lowercase())}}})
+    })
+    .await;
+    let yaml = format!(
+        "listen: 127.0.0.1:0\ndatabase: \"{}\"\n\
+         providers:\n  slack:\n    verify: {{secret: slack-secret-0123456789}}\n    mapper: \"{}\"\n    mapper_config: {{channel: C0AXIONALR, bot_user_id: U0SLUICEBOT}}\n    api: {{base_url: \"{slack_url}\", cache_ttl_secs: 300}}\n\
+         people:\n  - {{email: michael@technocore.co.za, identities: {{slack: U0MICHAEL1}}}}\n",
+        db.url,
+        component("slack-mapper").display()
+    );
+    let config = Config::parse(&yaml, Path::new("/config.yaml"), |_| None).unwrap();
+    let app = App::build(&config).await.unwrap();
+    let (base, running) = crate::helpers::Running::start(app);
+    let http = reqwest::Client::new();
+    let dm = |user: &str, n: u32| {
+        let body = json!({
+            "type": "event_callback", "team_id": "T0AXION01", "event_id": format!("Ev0DM{n:04}"),
+            "authorizations": [{"user_id": "U0SLUICEBOT", "is_bot": true}],
+            "event": {"type": "message", "channel_type": "im", "channel": "D0DM000001", "user": user,
+                      "text": format!("create ticket: printer {n} jams"), "ts": format!("1764499700.{n:06}")}
+        })
+        .to_string();
+        let ts = chrono::Utc::now().timestamp().to_string();
+        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(b"slack-secret-0123456789").unwrap();
+        mac.update(format!("v0:{ts}:{body}").as_bytes());
+        let req = http
+            .post(format!("{base}/hooks/slack?wait=true"))
+            .header("x-slack-request-timestamp", ts)
+            .header(
+                "x-slack-signature",
+                format!("v0={}", hex::encode(mac.finalize().into_bytes())),
+            )
+            .header("content-type", "application/json")
+            .body(body);
+        async move { req.send().await.unwrap().json::<Value>().await.unwrap() }
+    };
+    for n in 1..=2 {
+        let out = dm("U0ANN0001", n).await;
+        assert_eq!(out["status"], "applied", "{out}");
+        assert_eq!(
+            out["actions"][0]["requested_by"], "u0ann0001@technocore.co.za",
+            "{out}"
+        );
+    }
+    assert_eq!(slack.calls("GET", "/users.info?user=U0ANN0001").len(), 1);
+    let out = dm("U0MICHAEL1", 3).await;
+    assert_eq!(
+        out["actions"][0]["requested_by"], "michael@technocore.co.za",
+        "{out}"
+    );
+    assert!(slack.calls("GET", "/users.info?user=U0MICHAEL1").is_empty());
+    running.stop().await;
+}

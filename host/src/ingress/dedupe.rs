@@ -12,6 +12,9 @@ pub enum DedupeKey {
     /// Several headers together (Google's channel id + message number:
     /// those deliveries have no body).
     Headers(Vec<String>),
+    /// The first of these headers present (GitLab's `Idempotency-Key`,
+    /// stable across retries, else the older `X-Gitlab-Event-UUID`).
+    FirstHeader(Vec<String>),
     /// A JSON pointer into the body (Slack `/event_id`, Pub/Sub
     /// `/message/messageId`).
     BodyField(String),
@@ -39,6 +42,9 @@ impl DedupeKey {
                 .map(|h| header(h))
                 .collect::<Option<Vec<_>>>()
                 .map(|vs| format!("h:{}", vs.join("/"))),
+            DedupeKey::FirstHeader(hs) => {
+                hs.iter().find_map(|h| header(h)).map(|v| format!("h:{v}"))
+            }
             DedupeKey::BodyField(pointer) => serde_json::from_slice::<serde_json::Value>(body)
                 .ok()
                 .and_then(|v| match v.pointer(pointer)? {
@@ -100,6 +106,10 @@ mod tests {
             (
                 DedupeKey::BodyField("/message/messageId".into()),
                 "f:42".to_owned(),
+            ),
+            (
+                DedupeKey::FirstHeader(vec!["Idempotency-Key".into(), "X-GitHub-Delivery".into()]),
+                "h:abc".to_owned(),
             ),
             (DedupeKey::BodyHash, hash.clone()),
             // Absent id: the body hash stands in.

@@ -56,7 +56,12 @@ pub fn preset(name: &str) -> Option<Preset> {
                 header: Some("X-Gitlab-Token".into()),
                 query: None,
             },
-            dedupe: header("X-Gitlab-Event-UUID"),
+            // `Idempotency-Key` is the same on every retry of one event,
+            // manual ones included; older GitLab sends only the event UUID.
+            dedupe: DedupeKey::FirstHeader(vec![
+                "Idempotency-Key".into(),
+                "X-Gitlab-Event-UUID".into(),
+            ]),
             body_replays: true,
         },
         "slack" => Preset {

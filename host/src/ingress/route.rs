@@ -20,6 +20,7 @@ use utoipa::ToSchema;
 
 use super::dedupe::{DedupeKey, body_key};
 use super::handshake::{Handshake, HandshakeError, SECRET_HEADER};
+use super::oidc::Oidc;
 use super::presets::preset;
 use super::redact::Redaction;
 use super::verify::{Scheme, Unverified, Verifier};
@@ -45,6 +46,8 @@ pub struct Provider {
     pub body_limit: usize,
     /// Signing secrets come from handshakes (Asana), not the config.
     pub handshake: Option<Handshake>,
+    /// A bearer JWT checked on top of the scheme (Pub/Sub push).
+    pub oidc: Option<Oidc>,
 }
 
 impl Provider {
@@ -110,6 +113,7 @@ impl Provider {
                 secret: SecretString::from(c.verify.secret.expose_secret().to_owned()),
             },
             dedupe,
+            oidc: c.verify.oidc.as_ref().map(Oidc::new),
             replay_dedupe: c.replay_dedupe.unwrap_or(p.body_replays),
             body_limit: c.body_limit,
         })
@@ -213,7 +217,7 @@ impl ToSchema for Answered {
     path = "/hooks/{provider}",
     operation_id = "receiveWebhook",
     summary = "Receive a provider's webhook",
-    description = "Verified by the provider's configured scheme (signature, timestamped signature or shared token), stored raw in the inbox, then acknowledged. Slack's url_verification is answered with its challenge. `?wait=true` answers with the outcome once the delivery is processed.",
+    description = "Verified by the provider's configured scheme (signature, timestamped signature or shared token, and an OIDC bearer JWT when `verify.oidc` is set), stored raw in the inbox, then acknowledged. Slack's url_verification is answered with its challenge. `?wait=true` answers with the outcome once the delivery is processed.",
     security(()),
     params(("provider" = String, Path, description = "a provider configured under `providers:`")),
     request_body(content = inline(Payload), content_type = "*/*", description = "the provider's payload, as sent (may be empty)"),
@@ -291,6 +295,13 @@ pub(crate) async fn receive(
             .map_err(HandshakeError::from),
     }
     .map_err(refused)?;
+    if let Some(oidc) = &provider.oidc
+        && let Err(e) = oidc.verify(verified.headers(), now_secs).await
+    {
+        tracing::warn!(provider = %name, error = %e, "webhook refused");
+        state.metrics.verification_failed(&name);
+        return Err(ApiError::BadSignature(e.to_string()));
+    }
 
     // Slack proves the endpoint with a signed challenge, stored nowhere.
     if provider.preset == "slack"

@@ -124,7 +124,7 @@ impl ProviderApis {
 
 /// The host's one HTTP client: a redirect is followed only within the
 /// origin the request started at (credentials never travel elsewhere).
-fn http_client() -> Result<Client, ProviderApiError> {
+pub(super) fn http_client() -> Result<Client, ProviderApiError> {
     let policy = reqwest::redirect::Policy::custom(|attempt| {
         let same_origin = attempt
             .previous()
@@ -356,7 +356,10 @@ fn parse_method(method: &str) -> Result<Method, ApiFailure> {
         .ok_or_else(|| ApiFailure::Denied(format!("method `{method}`")))
 }
 
-async fn fetch(req: reqwest::RequestBuilder, max: usize) -> Result<ApiResponse, ApiFailure> {
+pub(super) async fn fetch(
+    req: reqwest::RequestBuilder,
+    max: usize,
+) -> Result<ApiResponse, ApiFailure> {
     let mut response = req.send().await.map_err(|e| {
         if e.is_timeout() {
             ApiFailure::Timeout

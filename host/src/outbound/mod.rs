@@ -5,6 +5,8 @@
 //!   must stay under it), the credentials the host adds, the timeout and
 //!   the response cap; the live `provider-api` (blocking, GETs cached) and
 //!   the outbound sends (async, uncached) both go through it.
+//! - `document`: [`Documents`] — what the host reads for itself (an OIDC
+//!   issuer's JWKS), with no credentials.
 //! - `feed`: an outbox row's history row read back as the `TicketChange`
 //!   its provider's rules are offered.
 //! - `worker`: [`OutboundWorker`] — claims due outbox rows (a leased queue
@@ -15,9 +17,11 @@
 //!   every attempt, and turns captures into mirror links and echo ids.
 
 mod client;
+mod document;
 pub mod feed;
 mod worker;
 
 pub use client::{ProviderApiError, ProviderApis};
+pub use document::{DocumentError, Documents};
 pub use feed::{FeedError, change_of, view};
 pub use worker::{OutboundPolicy, OutboundWorker, idempotency_key};
