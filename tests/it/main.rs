@@ -14,6 +14,7 @@ mod faults;
 mod flow;
 mod helpers;
 mod ingress;
+mod itsm;
 mod liveness;
 mod mappers;
 mod openapi;

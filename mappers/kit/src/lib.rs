@@ -8,6 +8,9 @@
 //! [`person_by_identity`] read the provider's API and the people directory;
 //! [`form_payload`] decodes a form-encoded `payload` field; [`whole_days`]
 //! counts the days between two RFC 3339 instants (a stale notice's ages).
+//! [`Mappings`] reads a provider's field mappings (status, priority,
+//! custom fields, defaults) from the config; [`reconcile_target`] tells
+//! the host's reconcile tick from a webhook.
 //!
 //! A mapper crate implements [`Guest`] and calls
 //! `mapper_kit::bindings::export!(MyMapper with_types_in mapper_kit::bindings);`.
@@ -27,11 +30,14 @@ pub mod bindings {
 
 mod api;
 mod form;
+mod mappings;
 mod outbound;
+mod tick;
 mod time;
 
 pub use api::{
-    answer_str, api_error_text, get_json, identity_of, person_by_email, person_by_identity,
+    answer_str, api_error_text, get_json, get_json_or_missing, identity_of, person_by_email,
+    person_by_identity,
 };
 pub use bindings::Guest;
 pub use bindings::sluice::mapper::host::{
@@ -39,7 +45,9 @@ pub use bindings::sluice::mapper::host::{
 };
 pub use bindings::sluice::mapper::types::*;
 pub use form::{form_field, form_payload, is_form, query_escape};
+pub use mappings::{FieldMapping, Mappings, parse_priority, priority_name};
 pub use outbound::{RequestBuilder, change_guid, first_link, links_of, request};
+pub use tick::{RECONCILE_EVENT, RECONCILE_MISSING_EVENT, reconcile_target};
 pub use time::{epoch_seconds, whole_days};
 
 use serde_json::Value;
