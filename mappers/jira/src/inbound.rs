@@ -130,7 +130,7 @@ impl Ctx<'_> {
             match field {
                 "status" => {
                     let status = self.cfg.mappings.status_in(item.str_at("/toString")?)?;
-                    actions.push(match status {
+                    actions.push(match status.as_str() {
                         "RESOLVED" => {
                             event = "issue_resolved";
                             Action::Resolve(Resolve {
@@ -185,10 +185,7 @@ impl Ctx<'_> {
                 _ => {
                     let id = item.opt_str("/fieldId")?.unwrap_or(field);
                     if let Some((name, value)) = self.cfg.mappings.field_in(id, to.unwrap_or(""))? {
-                        custom.push(Field {
-                            name: name.to_owned(),
-                            value,
-                        });
+                        custom.push(Field { name, value });
                     }
                 }
             }
@@ -263,15 +260,12 @@ impl Ctx<'_> {
 /// The mapped custom fields an issue's `fields` carries, as ticket fields.
 fn custom_fields(cfg: &Config, fields: &Value) -> Result<Vec<Field>, MapError> {
     let mut out = Vec::new();
-    for (_, provider_field) in cfg.mappings.fields() {
-        let Some(value) = fields.get(provider_field).and_then(field_text) else {
+    for m in cfg.mappings.fields.values() {
+        let Some(value) = fields.get(&m.field).and_then(field_text) else {
             continue;
         };
-        if let Some((name, value)) = cfg.mappings.field_in(provider_field, &value)? {
-            out.push(Field {
-                name: name.to_owned(),
-                value,
-            });
+        if let Some((name, value)) = cfg.mappings.field_in(&m.field, &value)? {
+            out.push(Field { name, value });
         }
     }
     Ok(out)
@@ -296,7 +290,7 @@ fn field_text(v: &Value) -> Option<String> {
 /// last synced.
 fn reconcile(cfg: &Config, users: &UserDirectory, id: &str) -> MapResult {
     let mut wanted = vec!["summary", "description", "status", "priority", "assignee"];
-    wanted.extend(cfg.mappings.fields().map(|(_, f)| f));
+    wanted.extend(cfg.mappings.fields.values().map(|m| m.field.as_str()));
     let wanted: Vec<String> = wanted.into_iter().map(query_escape).collect();
     let path = format!("{}?fields={}", issue_path(id), wanted.join(","));
     let Some(issue) = get_json_or_missing(&path)? else {
@@ -306,10 +300,7 @@ fn reconcile(cfg: &Config, users: &UserDirectory, id: &str) -> MapResult {
     let ticket = ticket_ref(Some(id.to_owned()), None);
     let mut actions = vec![Action::StatusChange(StatusChange {
         ticket: ticket.clone(),
-        status: cfg
-            .mappings
-            .status_in(fields.str_at("/status/name")?)?
-            .to_owned(),
+        status: cfg.mappings.status_in(fields.str_at("/status/name")?)?,
         changed_by: AUTOMATION.into(),
     })];
     actions.push(Action::Update(UpdateTicket {

@@ -97,7 +97,12 @@ impl Config {
                 .as_str()
                 .filter(|c| !c.is_empty())
                 .map(str::to_owned),
-            mappings: Mappings::from_config(v, "Jira", &DEFAULT_STATUS, &DEFAULT_PRIORITY)?,
+            mappings: Mappings::from_config(
+                v,
+                Mappings::new("Jira")
+                    .with_status(&DEFAULT_STATUS)
+                    .with_priority(&DEFAULT_PRIORITY),
+            )?,
         })
     }
 }

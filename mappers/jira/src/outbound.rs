@@ -2,7 +2,7 @@
 
 use mapper_kit::{
     Action, ChangeKind, FieldChange, MapError, OutboundRequest, Ticket, TicketChange, bad_config,
-    get_json, identity_of, links_of, parse_priority, person_by_email, query_escape, request,
+    get_json, identity_of, links_of, person_by_email, priority_named, query_escape, request,
 };
 use serde_json::{Map, Value, json};
 
@@ -18,14 +18,16 @@ pub(crate) fn map(change: &TicketChange, cfg: &Config) -> Result<Vec<OutboundReq
             created(cfg, ticket)
         }
         (ChangeKind::Applied(Action::StatusChange(s)), _) => {
-            transitions(&issues, cfg.mappings.status_out(&s.status)?)
+            transitions(&issues, &cfg.mappings.status_out(&s.status)?)
         }
         (ChangeKind::Applied(Action::Resolve(_)), _) => {
-            transitions(&issues, cfg.mappings.status_out("RESOLVED")?)
+            transitions(&issues, &cfg.mappings.status_out("RESOLVED")?)
         }
         // Jira has no escalation of its own: only a mapped status says it.
-        (ChangeKind::Applied(Action::Escalate(_)), _) if cfg.mappings.has_status("ESCALATED") => {
-            transitions(&issues, cfg.mappings.status_out("ESCALATED")?)
+        (ChangeKind::Applied(Action::Escalate(_)), _)
+            if cfg.mappings.status.contains_key("ESCALATED") =>
+        {
+            transitions(&issues, &cfg.mappings.status_out("ESCALATED")?)
         }
         (ChangeKind::Applied(Action::Comment(c)), _) if from_elsewhere => Ok(issues
             .iter()
@@ -45,9 +47,8 @@ pub(crate) fn map(change: &TicketChange, cfg: &Config) -> Result<Vec<OutboundReq
 
 /// A new issue mirroring the ticket.
 fn created(cfg: &Config, ticket: &Ticket) -> Result<Vec<OutboundRequest>, MapError> {
-    let project = cfg
-        .mappings
-        .required_default("project", "Jira needs the project key to create issues in")?;
+    // Jira creates issues in a project.
+    let project = cfg.mappings.required_default("project")?;
     let issue_type = cfg.mappings.default("issue_type").unwrap_or("Task");
     let mut fields = Map::new();
     fields.insert("project".into(), json!({"key": project}));
@@ -60,7 +61,7 @@ fn created(cfg: &Config, ticket: &Ticket) -> Result<Vec<OutboundRequest>, MapErr
     );
     for f in &ticket.fields {
         if let Some((field, value)) = cfg.mappings.field_out(&f.name, &f.value)? {
-            fields.insert(field.to_owned(), json!(value));
+            fields.insert(field, json!(value));
         }
     }
     Ok(vec![
@@ -190,7 +191,7 @@ fn updated(
                 fields.insert("description".into(), adf::doc(new.unwrap_or("")));
             }
             "priority" => {
-                if let Some(p) = new.and_then(parse_priority) {
+                if let Some(p) = new.and_then(priority_named) {
                     fields.insert(
                         "priority".into(),
                         json!({"name": cfg.mappings.priority_out(p)?}),
@@ -209,7 +210,7 @@ fn updated(
             }
             "status" => {
                 if let Some(s) = new {
-                    out.extend(transitions(issues, cfg.mappings.status_out(s)?)?);
+                    out.extend(transitions(issues, &cfg.mappings.status_out(s)?)?);
                 }
             }
             "assignee" => {
@@ -227,7 +228,7 @@ fn updated(
                     } else {
                         json!(value)
                     };
-                    fields.insert(field.to_owned(), value);
+                    fields.insert(field, value);
                 }
             }
         }

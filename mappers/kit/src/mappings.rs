@@ -1,302 +1,260 @@
-//! Field mappings between the ticket and a provider's record: status,
-//! priority, custom fields and provider-side constants, as the host hands
-//! them to a mapper under the config key `mappings` (it has checked their
-//! shape, and that the provider side of each map is unambiguous, so every
-//! map reads both ways).
+//! Field mappings between the ticket and a provider's record, from the
+//! mapper config's `mappings` (the host validates them and hands them over
+//! under that key): status, priority, custom fields and provider-side
+//! defaults, each usable both ways.
 //!
-//! ```yaml
-//! mappings:
-//!   status: {NEW: "To Do", RESOLVED: "Done"}          # workflow status → provider status
-//!   priority: {critical: "Highest", low: "Low"}       # ticket priority → provider priority
-//!   fields:                                           # ticket custom field → provider field
-//!     customer: customfield_10050
-//!     severity: {field: impact, values: {"SEV-1": "1 - Critical"}}
-//!   defaults: {project: OPS, issue_type: Incident}    # provider-side constants
-//! ```
-//!
-//! A map the config leaves out is the mapper's own default (given to
-//! [`Mappings::from_config`]); a map the config gives replaces that default
-//! whole. A value a map has no entry for is a `bad-config` error naming the
-//! map and the value, so the operator knows which entry to add.
+//! A value with no mapping is a `bad-config` error naming the mapping and
+//! the value (``mappings.status has no entry for the Jira status `Waiting
+//! for support` ``): the operator's table is incomplete, not the payload
+//! wrong. A section the config leaves out takes the mapper's own defaults
+//! (`Mappings::from_config`'s `fallback`).
 
 use std::collections::BTreeMap;
 
+use serde::Deserialize;
 use serde_json::Value;
 
 use crate::{MapError, Priority, bad_config};
 
-/// One custom field's mapping: the provider's field and, optionally, a
-/// translation of its values (absent: values pass as they are).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One provider's field mappings, ticket side → provider side.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Mappings {
+    /// The provider's name in messages (`Jira`, `ServiceNow`).
+    label: String,
+    /// Workflow status → provider status.
+    pub status: BTreeMap<String, String>,
+    /// `low`/`medium`/`high`/`critical` → provider priority.
+    pub priority: BTreeMap<String, String>,
+    /// Ticket custom field → provider field (and, optionally, values).
+    pub fields: BTreeMap<String, FieldMapping>,
+    /// Provider-side constants (project key, issue type, service id…).
+    pub defaults: BTreeMap<String, String>,
+}
+
+/// Where one ticket custom field goes at the provider.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FieldMapping {
-    /// The provider's name of the field, e.g. `customfield_10050`.
+    /// The provider's field name, e.g. `customfield_10050`.
     pub field: String,
-    /// Ticket value → provider value; empty: no translation.
+    /// Ticket value → provider value; empty: values pass unchanged.
     pub values: BTreeMap<String, String>,
 }
 
-/// A provider's field mappings, with the mapper's defaults filled in.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Mappings {
-    /// The provider's name for messages, e.g. `Jira`.
-    provider: &'static str,
-    status: BTreeMap<String, String>,
-    priority: BTreeMap<String, String>,
-    fields: BTreeMap<String, FieldMapping>,
-    defaults: BTreeMap<String, String>,
+/// The config's shape: a field is a name or `{field, values}`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Raw {
+    status: Option<BTreeMap<String, String>>,
+    priority: Option<BTreeMap<String, String>>,
+    fields: Option<BTreeMap<String, RawField>>,
+    defaults: Option<BTreeMap<String, String>>,
 }
 
-/// The four priorities, as mapping keys.
-const PRIORITIES: [(Priority, &str); 4] = [
-    (Priority::Low, "low"),
-    (Priority::Medium, "medium"),
-    (Priority::High, "high"),
-    (Priority::Critical, "critical"),
-];
-
-fn priority_key(p: Priority) -> &'static str {
-    PRIORITIES
-        .iter()
-        .find(|(q, _)| *q == p)
-        .map_or("medium", |(_, k)| k)
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawField {
+    Name(String),
+    Table(RawTable),
 }
 
-/// The priority a ticket-side text names (`HIGH`, `high`), if any.
-pub fn parse_priority(text: &str) -> Option<Priority> {
-    PRIORITIES
-        .iter()
-        .find(|(_, k)| k.eq_ignore_ascii_case(text))
-        .map(|(p, _)| *p)
-}
-
-/// The upper-case name of a priority, as tickets render it.
-pub fn priority_name(p: Priority) -> &'static str {
-    match p {
-        Priority::Low => "LOW",
-        Priority::Medium => "MEDIUM",
-        Priority::High => "HIGH",
-        Priority::Critical => "CRITICAL",
-    }
-}
-
-fn pairs(list: &[(&str, &str)]) -> BTreeMap<String, String> {
-    list.iter()
-        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-        .collect()
-}
-
-/// A `{key: "value"}` map at `mappings.<name>`; `None` when absent.
-fn string_map(v: &Value, path: &str) -> Result<Option<BTreeMap<String, String>>, MapError> {
-    match v {
-        Value::Null => Ok(None),
-        Value::Object(m) => m
-            .iter()
-            .map(|(k, v)| match v {
-                Value::String(s) => Ok((k.clone(), s.clone())),
-                // Constants such as a numeric urgency read as their text.
-                Value::Number(n) => Ok((k.clone(), n.to_string())),
-                Value::Bool(b) => Ok((k.clone(), b.to_string())),
-                _ => Err(bad_config(format!("{path}.{k} must be a string"))),
-            })
-            .collect::<Result<_, _>>()
-            .map(Some),
-        _ => Err(bad_config(format!("{path} must be a map of strings"))),
-    }
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTable {
+    field: String,
+    #[serde(default)]
+    values: BTreeMap<String, String>,
 }
 
 impl Mappings {
-    /// Reads `config.mappings`; `status` and `priority` default to the
-    /// mapper's own maps when the config has none.
-    pub fn from_config(
-        config: &Value,
-        provider: &'static str,
-        default_status: &[(&str, &str)],
-        default_priority: &[(&str, &str)],
-    ) -> Result<Mappings, MapError> {
-        let absent = Value::Null;
-        let m = match config.get("mappings") {
-            None | Some(Value::Null) => &absent,
-            Some(v @ Value::Object(_)) => v,
-            Some(_) => return Err(bad_config("mappings must be a map")),
+    /// Empty mappings for a provider called `label` in messages; add the
+    /// mapper's defaults with [`Mappings::with_status`] and friends.
+    pub fn new(label: &str) -> Mappings {
+        Mappings {
+            label: label.to_owned(),
+            ..<Mappings as Default>::default()
+        }
+    }
+
+    pub fn with_status(mut self, pairs: &[(&str, &str)]) -> Mappings {
+        self.status = own(pairs);
+        self
+    }
+
+    pub fn with_priority(mut self, pairs: &[(&str, &str)]) -> Mappings {
+        self.priority = own(pairs);
+        self
+    }
+
+    pub fn with_defaults(mut self, pairs: &[(&str, &str)]) -> Mappings {
+        self.defaults = own(pairs);
+        self
+    }
+
+    /// The mappings of a mapper config (`config["mappings"]`); each section
+    /// the config leaves out (or all, without `mappings`) is `fallback`'s.
+    pub fn from_config(config: &Value, fallback: Mappings) -> Result<Mappings, MapError> {
+        let Some(raw) = config.get("mappings").filter(|v| !v.is_null()) else {
+            return Ok(fallback);
         };
-        let status =
-            string_map(&m["status"], "mappings.status")?.unwrap_or_else(|| pairs(default_status));
-        let priority = string_map(&m["priority"], "mappings.priority")?
-            .unwrap_or_else(|| pairs(default_priority));
-        let defaults = string_map(&m["defaults"], "mappings.defaults")?.unwrap_or_default();
-        let mut fields = BTreeMap::new();
-        match &m["fields"] {
-            Value::Null => {}
-            Value::Object(map) => {
-                for (name, spec) in map {
-                    let path = format!("mappings.fields.{name}");
-                    let mapping = match spec {
-                        Value::String(field) => FieldMapping {
-                            field: field.clone(),
+        let raw: Raw = serde_path_to_error::deserialize(raw).map_err(|e| {
+            let path = e.path().to_string();
+            bad_config(format!("mappings.{path}: {}", e.into_inner()))
+        })?;
+        let fields = raw.fields.map(|f| {
+            f.into_iter()
+                .map(|(name, f)| {
+                    let mapping = match f {
+                        RawField::Name(field) => FieldMapping {
+                            field,
                             values: BTreeMap::new(),
                         },
-                        Value::Object(o) => FieldMapping {
-                            field: o
-                                .get("field")
-                                .and_then(Value::as_str)
-                                .ok_or_else(|| {
-                                    bad_config(format!("{path}.field must be a string"))
-                                })?
-                                .to_owned(),
-                            values: string_map(
-                                o.get("values").unwrap_or(&Value::Null),
-                                &format!("{path}.values"),
-                            )?
-                            .unwrap_or_default(),
-                        },
-                        _ => {
-                            return Err(bad_config(format!(
-                                "{path} must be a field name or {{field, values}}"
-                            )));
+                        RawField::Table(RawTable { field, values }) => {
+                            FieldMapping { field, values }
                         }
                     };
-                    fields.insert(name.clone(), mapping);
-                }
-            }
-            _ => return Err(bad_config("mappings.fields must be a map")),
-        }
+                    (name, mapping)
+                })
+                .collect()
+        });
         Ok(Mappings {
-            provider,
-            status,
-            priority,
-            fields,
-            defaults,
+            status: raw.status.unwrap_or(fallback.status),
+            priority: raw.priority.unwrap_or(fallback.priority),
+            fields: fields.unwrap_or(fallback.fields),
+            defaults: raw.defaults.unwrap_or(fallback.defaults),
+            label: fallback.label,
         })
     }
 
-    /// The provider's status for a workflow status.
-    pub fn status_out(&self, status: &str) -> Result<&str, MapError> {
-        self.status
-            .get(status)
-            .map(String::as_str)
-            .ok_or_else(|| self.missing("status", "ticket status", status))
+    /// The provider status for a workflow status.
+    pub fn status_out(&self, status: &str) -> Result<String, MapError> {
+        forward(&self.status, status)
+            .ok_or_else(|| missing("mappings.status", "the ticket status", status))
     }
 
-    /// Whether a workflow status has a provider status.
-    pub fn has_status(&self, status: &str) -> bool {
-        self.status.contains_key(status)
-    }
-
-    /// The workflow status for a provider's status.
-    pub fn status_in(&self, provider_status: &str) -> Result<&str, MapError> {
-        inverse(&self.status, provider_status).ok_or_else(|| {
-            self.missing(
-                "status",
-                &format!("{} status", self.provider),
-                provider_status,
+    /// The workflow status for a provider status.
+    pub fn status_in(&self, status: &str) -> Result<String, MapError> {
+        backward(&self.status, status).ok_or_else(|| {
+            missing(
+                "mappings.status",
+                &format!("the {} status", self.label),
+                status,
             )
         })
     }
 
-    /// The provider's priority for a ticket priority.
-    pub fn priority_out(&self, priority: Priority) -> Result<&str, MapError> {
+    /// The provider priority for a ticket priority.
+    pub fn priority_out(&self, priority: Priority) -> Result<String, MapError> {
         let key = priority_key(priority);
-        self.priority
-            .get(key)
-            .map(String::as_str)
-            .ok_or_else(|| self.missing("priority", "ticket priority", key))
+        forward(&self.priority, key)
+            .ok_or_else(|| missing("mappings.priority", "the ticket priority", key))
     }
 
-    /// The ticket priority for a provider's priority.
-    pub fn priority_in(&self, provider_priority: &str) -> Result<Priority, MapError> {
-        inverse(&self.priority, provider_priority)
-            .and_then(parse_priority)
+    /// The ticket priority for a provider priority.
+    pub fn priority_in(&self, priority: &str) -> Result<Priority, MapError> {
+        backward(&self.priority, priority)
+            .and_then(|k| parse_priority(&k))
             .ok_or_else(|| {
-                self.missing(
-                    "priority",
-                    &format!("{} priority", self.provider),
-                    provider_priority,
+                missing(
+                    "mappings.priority",
+                    &format!("the {} priority", self.label),
+                    priority,
                 )
             })
     }
 
-    /// The provider field and value for a ticket custom field's value;
-    /// `None` when the field is not mapped.
-    pub fn field_out(&self, name: &str, value: &str) -> Result<Option<(&str, String)>, MapError> {
+    /// Ticket custom field `name` with `value` → (provider field, provider
+    /// value); `None` when the field is not mapped (it stays on our side).
+    pub fn field_out(&self, name: &str, value: &str) -> Result<Option<(String, String)>, MapError> {
         let Some(m) = self.fields.get(name) else {
             return Ok(None);
         };
-        if m.values.is_empty() || value.is_empty() {
-            return Ok(Some((m.field.as_str(), value.to_owned())));
+        if m.values.is_empty() {
+            return Ok(Some((m.field.clone(), value.to_owned())));
         }
-        match m.values.get(value) {
-            Some(v) => Ok(Some((m.field.as_str(), v.clone()))),
-            None => Err(self.missing(
-                &format!("fields.{name}.values"),
-                &format!("ticket field `{name}` value"),
-                value,
-            )),
-        }
+        forward(&m.values, value)
+            .map(|v| Some((m.field.clone(), v)))
+            .ok_or_else(|| {
+                missing(
+                    &format!("mappings.fields.{name}.values"),
+                    "the ticket value",
+                    value,
+                )
+            })
     }
 
-    /// The ticket custom field and value for a provider field's value;
-    /// `None` when no ticket field maps to that provider field.
-    pub fn field_in(
-        &self,
-        provider_field: &str,
-        value: &str,
-    ) -> Result<Option<(&str, String)>, MapError> {
-        let Some((name, m)) = self.fields.iter().find(|(_, m)| m.field == provider_field) else {
+    /// Provider field `field` with `value` → (ticket custom field, ticket
+    /// value); `None` when no ticket field maps to it.
+    pub fn field_in(&self, field: &str, value: &str) -> Result<Option<(String, String)>, MapError> {
+        let Some((name, m)) = self.fields.iter().find(|(_, m)| m.field == field) else {
             return Ok(None);
         };
-        if m.values.is_empty() || value.is_empty() {
-            return Ok(Some((name.as_str(), value.to_owned())));
+        if m.values.is_empty() {
+            return Ok(Some((name.clone(), value.to_owned())));
         }
-        match inverse(&m.values, value) {
-            Some(v) => Ok(Some((name.as_str(), v.to_owned()))),
-            None => Err(self.missing(
-                &format!("fields.{name}.values"),
-                &format!("{} field `{provider_field}` value", self.provider),
-                value,
-            )),
-        }
+        backward(&m.values, value)
+            .map(|v| Some((name.clone(), v)))
+            .ok_or_else(|| {
+                missing(
+                    &format!("mappings.fields.{name}.values"),
+                    &format!("the {} `{field}` value", self.label),
+                    value,
+                )
+            })
     }
 
-    /// Every mapped custom field: ticket name → provider field.
-    pub fn fields(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.fields
-            .iter()
-            .map(|(k, m)| (k.as_str(), m.field.as_str()))
-    }
-
-    /// A provider-side constant of `mappings.defaults`.
+    /// A provider-side constant, e.g. `default("project")`.
     pub fn default(&self, name: &str) -> Option<&str> {
-        self.defaults
-            .get(name)
-            .map(String::as_str)
-            .filter(|v| !v.is_empty())
+        self.defaults.get(name).map(String::as_str)
     }
 
     /// A provider-side constant the mapper cannot do without.
-    pub fn required_default(&self, name: &str, why: &str) -> Result<&str, MapError> {
+    pub fn required_default(&self, name: &str) -> Result<&str, MapError> {
         self.default(name)
-            .ok_or_else(|| bad_config(format!("mappings.defaults.{name} is not set: {why}")))
-    }
-
-    /// Every provider-side constant, by name.
-    pub fn defaults(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.defaults.iter().map(|(k, v)| (k.as_str(), v.as_str()))
-    }
-
-    fn missing(&self, map: &str, what: &str, value: &str) -> MapError {
-        bad_config(format!(
-            "mappings.{map} has no entry for the {what} `{value}`"
-        ))
+            .ok_or_else(|| bad_config(format!("mappings.defaults has no `{name}`")))
     }
 }
 
-/// The key whose value is `value`: exact first, then ignoring ASCII case
-/// (providers are loose about the case of their own names).
-fn inverse<'m>(map: &'m BTreeMap<String, String>, value: &str) -> Option<&'m str> {
+/// `low`…`critical`: the keys of `mappings.priority`.
+pub fn priority_key(p: Priority) -> &'static str {
+    match p {
+        Priority::Low => "low",
+        Priority::Medium => "medium",
+        Priority::High => "high",
+        Priority::Critical => "critical",
+    }
+}
+
+fn parse_priority(key: &str) -> Option<Priority> {
+    match key.to_ascii_lowercase().as_str() {
+        "low" => Some(Priority::Low),
+        "medium" => Some(Priority::Medium),
+        "high" => Some(Priority::High),
+        "critical" => Some(Priority::Critical),
+        _ => None,
+    }
+}
+
+fn own(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+fn forward(map: &BTreeMap<String, String>, key: &str) -> Option<String> {
+    map.get(key).cloned()
+}
+
+/// The host refuses maps whose provider side is ambiguous, so the first
+/// key found is the only one.
+fn backward(map: &BTreeMap<String, String>, value: &str) -> Option<String> {
     map.iter()
         .find(|(_, v)| *v == value)
-        .or_else(|| map.iter().find(|(_, v)| v.eq_ignore_ascii_case(value)))
-        .map(|(k, _)| k.as_str())
+        .map(|(k, _)| k.clone())
+}
+
+fn missing(mapping: &str, what: &str, value: &str) -> MapError {
+    bad_config(format!("{mapping} has no entry for {what} `{value}`"))
 }
 
 #[cfg(test)]
@@ -305,98 +263,104 @@ mod tests {
     use crate::MapErrorKind;
     use serde_json::json;
 
-    fn jira(config: Value) -> Mappings {
-        Mappings::from_config(
-            &config,
-            "Jira",
-            &[("NEW", "To Do"), ("RESOLVED", "Done")],
-            &[("high", "High"), ("low", "Low")],
-        )
-        .unwrap()
+    fn jira() -> Mappings {
+        let config = json!({"mappings": {
+            "status": {"NEW": "To Do", "IN_PROGRESS": "In Progress", "RESOLVED": "Done"},
+            "fields": {
+                "customer": "customfield_10050",
+                "severity": {"field": "impact", "values": {"SEV-1": "1 - Critical"}}
+            },
+            "defaults": {"project": "OPS"}
+        }});
+        let fallback = Mappings::new("Jira")
+            .with_priority(&[("high", "High"), ("low", "Low")])
+            .with_status(&[("NEW", "Open")]);
+        Mappings::from_config(&config, fallback).unwrap()
     }
 
     #[test]
-    fn defaults_apply_when_the_config_has_no_map() {
-        let m = jira(json!({}));
-        assert_eq!(m.status_out("RESOLVED").unwrap(), "Done");
-        assert_eq!(m.status_in("to do").unwrap(), "NEW");
-        assert_eq!(m.priority_in("High").unwrap(), Priority::High);
-        assert_eq!(m.priority_out(Priority::Low).unwrap(), "Low");
-        assert_eq!(m.default("project"), None);
-    }
-
-    #[test]
-    fn a_configured_map_replaces_the_default_and_misses_name_map_and_value() {
-        let m = jira(json!({"mappings": {"status": {"IN_PROGRESS": "Doing"}}}));
-        assert_eq!(m.status_in("Doing").unwrap(), "IN_PROGRESS");
+    fn status_maps_both_ways_and_names_a_missing_value() {
+        let m = jira();
+        assert_eq!(m.status_out("IN_PROGRESS").unwrap(), "In Progress");
+        assert_eq!(m.status_in("Done").unwrap(), "RESOLVED");
         let e = m.status_in("Waiting for support").unwrap_err();
         assert_eq!(e.kind, MapErrorKind::BadConfig);
         assert_eq!(
             e.message,
             "mappings.status has no entry for the Jira status `Waiting for support`"
         );
-        let e = m.status_out("RESOLVED").unwrap_err();
         assert_eq!(
-            e.message,
-            "mappings.status has no entry for the ticket status `RESOLVED`"
-        );
-        assert!(
-            m.priority_out(Priority::Critical)
-                .unwrap_err()
-                .message
-                .contains("`critical`")
+            m.status_out("QA").unwrap_err().message,
+            "mappings.status has no entry for the ticket status `QA`"
         );
     }
 
     #[test]
-    fn fields_translate_both_ways() {
-        let m = jira(json!({"mappings": {
-            "fields": {
-                "customer": "customfield_10050",
-                "severity": {"field": "impact", "values": {"SEV-1": "1 - Critical"}},
-            },
-            "defaults": {"project": "OPS", "urgency": 2},
-        }}));
+    fn absent_sections_take_the_mappers_defaults() {
+        let m = jira();
+        // `priority` was not in the config: the fallback's.
+        assert_eq!(m.priority_out(Priority::High).unwrap(), "High");
+        assert_eq!(m.priority_in("Low").unwrap(), Priority::Low);
+        assert!(
+            m.priority_in("Highest")
+                .unwrap_err()
+                .message
+                .contains("mappings.priority has no entry for the Jira priority `Highest`")
+        );
+        // `status` was: the config's replaces the fallback's whole.
+        assert!(m.status_in("Open").is_err());
+        let none = Mappings::from_config(
+            &json!({}),
+            Mappings::new("Jira").with_status(&[("NEW", "Open")]),
+        )
+        .unwrap();
+        assert_eq!(none.status_out("NEW").unwrap(), "Open");
+    }
+
+    #[test]
+    fn custom_fields_rename_and_translate() {
+        let m = jira();
         assert_eq!(
             m.field_out("customer", "ACME").unwrap(),
-            Some(("customfield_10050", "ACME".to_owned()))
+            Some(("customfield_10050".into(), "ACME".into()))
         );
         assert_eq!(
             m.field_out("severity", "SEV-1").unwrap(),
-            Some(("impact", "1 - Critical".to_owned()))
+            Some(("impact".into(), "1 - Critical".into()))
         );
-        assert_eq!(m.field_out("other", "x").unwrap(), None);
         assert_eq!(
             m.field_in("impact", "1 - Critical").unwrap(),
-            Some(("severity", "SEV-1".to_owned()))
+            Some(("severity".into(), "SEV-1".into()))
         );
-        let e = m.field_in("impact", "5 - Planning").unwrap_err();
-        assert!(
-            e.message.contains("mappings.fields.severity.values"),
-            "{}",
-            e.message
+        assert_eq!(m.field_out("unmapped", "x").unwrap(), None);
+        assert_eq!(m.field_in("summary", "x").unwrap(), None);
+        assert_eq!(
+            m.field_in("impact", "9 - Odd").unwrap_err().message,
+            "mappings.fields.severity.values has no entry for the Jira `impact` value `9 - Odd`"
         );
-        assert_eq!(m.field_in("nope", "x").unwrap(), None);
         assert_eq!(m.default("project"), Some("OPS"));
-        assert_eq!(m.default("urgency"), Some("2"));
-        assert!(
-            m.required_default("service_id", "needed to create incidents")
-                .unwrap_err()
-                .message
-                .starts_with("mappings.defaults.service_id is not set")
-        );
+        assert!(m.required_default("issue_type").is_err());
     }
 
     #[test]
-    fn wrong_shapes_are_config_errors() {
-        for bad in [
-            json!({"mappings": []}),
-            json!({"mappings": {"status": ["x"]}}),
-            json!({"mappings": {"fields": {"a": 1}}}),
-            json!({"mappings": {"priority": {"high": {}}}}),
-        ] {
-            let e = Mappings::from_config(&bad, "Jira", &[], &[]).unwrap_err();
-            assert_eq!(e.kind, MapErrorKind::BadConfig);
-        }
+    fn a_bad_shape_names_its_path() {
+        let e = Mappings::from_config(
+            &json!({"mappings": {"status": {"NEW": 3}}}),
+            Mappings::new("Jira"),
+        )
+        .unwrap_err();
+        assert_eq!(e.kind, MapErrorKind::BadConfig);
+        assert!(
+            e.message.starts_with("mappings.status.NEW:"),
+            "{}",
+            e.message
+        );
+        let e = Mappings::from_config(&json!({"mappings": {"colour": {}}}), Mappings::new("Jira"))
+            .unwrap_err();
+        assert!(
+            e.message.contains("unknown field `colour`"),
+            "{}",
+            e.message
+        );
     }
 }

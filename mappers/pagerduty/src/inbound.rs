@@ -49,7 +49,7 @@ pub(crate) fn map(delivery: &Delivery, cfg: &Config, raw: &Value) -> MapResult {
             let by = ctx.actor()?;
             let ticket = ctx.incident()?;
             vec![
-                status_change(&ticket, cfg.mappings.status_in("acknowledged")?, &by),
+                status_change(&ticket, &cfg.mappings.status_in("acknowledged")?, &by),
                 Action::Assign(Assign {
                     ticket,
                     assigned_to: by.clone(),
@@ -59,7 +59,7 @@ pub(crate) fn map(delivery: &Delivery, cfg: &Config, raw: &Value) -> MapResult {
         }
         "unacknowledged" | "reopened" => vec![status_change(
             &ctx.incident()?,
-            cfg.mappings.status_in("triggered")?,
+            &cfg.mappings.status_in("triggered")?,
             &ctx.actor()?,
         )],
         "escalated" => vec![Action::Escalate(Escalate {
@@ -212,7 +212,7 @@ fn reconcile(cfg: &Config, users: &UserDirectory, id: &str) -> MapResult {
     let ticket = ticket_ref(Some(id.to_owned()), None);
     let mut actions = vec![status_change(
         &ticket,
-        cfg.mappings.status_in(incident.str_at("/status")?)?,
+        &cfg.mappings.status_in(incident.str_at("/status")?)?,
         AUTOMATION,
     )];
     actions.push(Action::Update(UpdateTicket {

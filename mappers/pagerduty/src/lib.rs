@@ -85,7 +85,12 @@ impl Config {
         Ok(Config {
             bot_user_id: opt("bot_user_id"),
             from_email: opt("from_email"),
-            mappings: Mappings::from_config(v, "PagerDuty", &DEFAULT_STATUS, &DEFAULT_PRIORITY)?,
+            mappings: Mappings::from_config(
+                v,
+                Mappings::new("PagerDuty")
+                    .with_status(&DEFAULT_STATUS)
+                    .with_priority(&DEFAULT_PRIORITY),
+            )?,
         })
     }
 }

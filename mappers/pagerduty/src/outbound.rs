@@ -2,7 +2,7 @@
 
 use mapper_kit::{
     Action, ChangeKind, MapError, OutboundRequest, Priority, TicketChange, bad_config, links_of,
-    parse_priority, request,
+    priority_named, request,
 };
 use serde_json::{Value, json};
 
@@ -13,10 +13,8 @@ pub(crate) fn map(change: &TicketChange, cfg: &Config) -> Result<Vec<OutboundReq
     let from_elsewhere = change.origin.as_deref() != Some(change.provider.as_str());
     match &change.what {
         ChangeKind::Applied(Action::Create(c)) if from_elsewhere && incidents.is_empty() => {
-            let service = cfg.mappings.required_default(
-                "service_id",
-                "PagerDuty needs the service to open incidents on",
-            )?;
+            // PagerDuty opens incidents on a service.
+            let service = cfg.mappings.required_default("service_id")?;
             let urgency = match cfg.mappings.default("urgency") {
                 Some(u) => u.to_owned(),
                 None if matches!(c.priority, Priority::Critical | Priority::High) => "high".into(),
@@ -45,7 +43,7 @@ pub(crate) fn map(change: &TicketChange, cfg: &Config) -> Result<Vec<OutboundReq
                 match (f.field.as_str(), f.new_value.as_deref()) {
                     ("status", Some(status)) => out.extend(moved(cfg, &incidents, status)?),
                     ("priority", Some(p)) => {
-                        out.extend(reprioritised(cfg, &incidents, parse_priority(p))?)
+                        out.extend(reprioritised(cfg, &incidents, priority_named(p))?)
                     }
                     _ => {}
                 }
@@ -73,7 +71,7 @@ pub(crate) fn map(change: &TicketChange, cfg: &Config) -> Result<Vec<OutboundReq
 /// A status change: PagerDuty takes `acknowledged` and `resolved`; an
 /// incident cannot be sent back to `triggered`, so that sends nothing.
 fn moved(cfg: &Config, incidents: &[&str], status: &str) -> Result<Vec<OutboundRequest>, MapError> {
-    match cfg.mappings.status_out(status)? {
+    match cfg.mappings.status_out(status)?.as_str() {
         s @ ("acknowledged" | "resolved") => set_status(cfg, incidents, s),
         _ => Ok(Vec::new()),
     }

@@ -135,7 +135,7 @@ impl Ctx<'_> {
             match field {
                 "state" => {
                     let state = self.record.str_at("/state")?;
-                    actions.push(match self.cfg.mappings.status_in(state)? {
+                    actions.push(match self.cfg.mappings.status_in(state)?.as_str() {
                         "RESOLVED" => {
                             event = "incident_resolved";
                             Action::Resolve(Resolve {
@@ -183,10 +183,7 @@ impl Ctx<'_> {
                 other => {
                     let value = self.record.opt_str(&format!("/{other}"))?.unwrap_or("");
                     if let Some((name, value)) = self.cfg.mappings.field_in(other, value)? {
-                        custom.push(Field {
-                            name: name.to_owned(),
-                            value,
-                        });
+                        custom.push(Field { name, value });
                     }
                 }
             }
@@ -235,15 +232,12 @@ fn assignee(record: &Value) -> Result<Option<String>, MapError> {
 /// The mapped custom fields a record carries, as ticket fields.
 fn custom_fields(cfg: &Config, record: &Value) -> Result<Vec<Field>, MapError> {
     let mut out = Vec::new();
-    for (_, provider_field) in cfg.mappings.fields() {
-        let Some(value) = record.get(provider_field).and_then(Value::as_str) else {
+    for m in cfg.mappings.fields.values() {
+        let Some(value) = record.get(&m.field).and_then(Value::as_str) else {
             continue;
         };
-        if let Some((name, value)) = cfg.mappings.field_in(provider_field, value)? {
-            out.push(Field {
-                name: name.to_owned(),
-                value,
-            });
+        if let Some((name, value)) = cfg.mappings.field_in(&m.field, value)? {
+            out.push(Field { name, value });
         }
     }
     Ok(out)
@@ -260,7 +254,7 @@ fn reconcile(cfg: &Config, sys_id: &str) -> MapResult {
         cfg.priority_field(),
         "assigned_to.email",
     ];
-    wanted.extend(cfg.mappings.fields().map(|(_, f)| f));
+    wanted.extend(cfg.mappings.fields.values().map(|m| m.field.as_str()));
     let wanted: Vec<String> = wanted.into_iter().map(query_escape).collect();
     let path = format!(
         "{TABLE}/{sys_id}?sysparm_display_value=true&sysparm_exclude_reference_link=true&sysparm_fields={}",
@@ -273,7 +267,7 @@ fn reconcile(cfg: &Config, sys_id: &str) -> MapResult {
     let ticket = ticket_ref(Some(sys_id.to_owned()), None);
     let mut actions = vec![Action::StatusChange(StatusChange {
         ticket: ticket.clone(),
-        status: cfg.mappings.status_in(record.str_at("/state")?)?.to_owned(),
+        status: cfg.mappings.status_in(record.str_at("/state")?)?,
         changed_by: AUTOMATION.into(),
     })];
     actions.push(Action::Update(UpdateTicket {

@@ -116,7 +116,12 @@ impl Config {
                 .as_str()
                 .filter(|c| !c.is_empty())
                 .map(str::to_owned),
-            mappings: Mappings::from_config(v, "ServiceNow", &DEFAULT_STATUS, &DEFAULT_PRIORITY)?,
+            mappings: Mappings::from_config(
+                v,
+                Mappings::new("ServiceNow")
+                    .with_status(&DEFAULT_STATUS)
+                    .with_priority(&DEFAULT_PRIORITY),
+            )?,
         })
     }
 

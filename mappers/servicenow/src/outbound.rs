@@ -2,7 +2,7 @@
 
 use mapper_kit::{
     Action, ChangeKind, FieldChange, MapError, OutboundRequest, Ticket, TicketChange, bad_config,
-    get_json, identity_of, links_of, parse_priority, person_by_email, query_escape, request,
+    get_json, identity_of, links_of, person_by_email, priority_named, query_escape, request,
 };
 use serde_json::{Map, Value, json};
 
@@ -28,7 +28,9 @@ pub(crate) fn map(change: &TicketChange, cfg: &Config) -> Result<Vec<OutboundReq
         (ChangeKind::Applied(Action::Resolve(r)), _) => {
             state(cfg, &mut fields, "RESOLVED", Some(&r.resolved_by))?
         }
-        (ChangeKind::Applied(Action::Escalate(_)), _) if cfg.mappings.has_status("ESCALATED") => {
+        (ChangeKind::Applied(Action::Escalate(_)), _)
+            if cfg.mappings.status.contains_key("ESCALATED") =>
+        {
             state(cfg, &mut fields, "ESCALATED", None)?
         }
         (ChangeKind::Applied(Action::Comment(c)), _) if from_elsewhere => {
@@ -60,9 +62,9 @@ pub(crate) fn map(change: &TicketChange, cfg: &Config) -> Result<Vec<OutboundReq
 /// A new incident mirroring the ticket.
 fn created(cfg: &Config, ticket: &Ticket) -> Result<Vec<OutboundRequest>, MapError> {
     let mut fields = Map::new();
-    for (name, value) in cfg.mappings.defaults() {
-        if !OWN_DEFAULTS.contains(&name) {
-            fields.insert(name.to_owned(), json!(value));
+    for (name, value) in &cfg.mappings.defaults {
+        if !OWN_DEFAULTS.contains(&name.as_str()) {
+            fields.insert(name.clone(), json!(value));
         }
     }
     fields.insert("short_description".into(), json!(ticket.subject));
@@ -73,7 +75,7 @@ fn created(cfg: &Config, ticket: &Ticket) -> Result<Vec<OutboundRequest>, MapErr
     );
     for f in &ticket.fields {
         if let Some((field, value)) = cfg.mappings.field_out(&f.name, &f.value)? {
-            fields.insert(field.to_owned(), json!(value));
+            fields.insert(field, json!(value));
         }
     }
     Ok(vec![
@@ -150,7 +152,7 @@ fn updated(
                 fields.insert("description".into(), json!(new.unwrap_or("")));
             }
             "priority" => {
-                if let Some(p) = new.and_then(parse_priority) {
+                if let Some(p) = new.and_then(priority_named) {
                     fields.insert(
                         cfg.priority_field().to_owned(),
                         json!(cfg.mappings.priority_out(p)?),
@@ -171,7 +173,7 @@ fn updated(
                 if let Some(name) = other.strip_prefix("fields.")
                     && let Some((field, value)) = cfg.mappings.field_out(name, new.unwrap_or(""))?
                 {
-                    fields.insert(field.to_owned(), json!(value));
+                    fields.insert(field, json!(value));
                 }
             }
         }
