@@ -147,6 +147,9 @@ pub enum OutboxCommand {
         /// A ticket's guid.
         #[arg(long)]
         ticket: Option<String>,
+        /// Rows whose last failure has this code (e.g. `auth_failed`).
+        #[arg(long)]
+        error_code: Option<crate::store::ErrorCode>,
         #[arg(long, default_value_t = 50)]
         limit: u32,
     },
@@ -359,6 +362,7 @@ fn outbox(args: ConfigArgs, command: OutboxCommand) -> anyhow::Result<ExitCode> 
                 provider,
                 status,
                 ticket,
+                error_code,
                 limit,
             } => {
                 let page = store
@@ -366,6 +370,7 @@ fn outbox(args: ConfigArgs, command: OutboxCommand) -> anyhow::Result<ExitCode> 
                         provider,
                         status,
                         ticket_guid: ticket,
+                        error_code,
                         limit,
                         cursor: None,
                     })

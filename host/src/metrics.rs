@@ -11,6 +11,10 @@
 //! - `sluice_inbox_depth`: deliveries pending or processing (read at scrape);
 //! - `sluice_outbound_total{provider,outcome}`: outbox rows ended `sent`,
 //!   `ignored`, `failed`, `retried`, `dead`;
+//! - `sluice_outbound_errors_total{provider,code}`: outbox rows that ended
+//!   a turn failed, retrying or dead, by error code (`auth_failed`,
+//!   `not_found`, `rate_limited`, `validation_failed`, `conflict`,
+//!   `unavailable`, `refused`, `mapping_failed`);
 //! - `sluice_outbound_request_seconds{provider}`: a histogram of each
 //!   request sent to a provider (answer or no answer);
 //! - `sluice_outbox_depth`: outbox rows pending, retrying or being sent;
@@ -21,6 +25,8 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
+
+use crate::store::ErrorCode;
 
 /// Upper bounds of the mapper-call histogram, in seconds.
 const BUCKETS: [f64; 11] = [
@@ -46,6 +52,7 @@ struct Inner {
     inbox_rows: u64,
     mapper_reloads: BTreeMap<(String, &'static str), u64>,
     outbound: BTreeMap<(String, &'static str), u64>,
+    outbound_errors: BTreeMap<(String, ErrorCode), u64>,
     outbound_requests: BTreeMap<String, Histogram<{ HTTP_BUCKETS.len() }>>,
     sweeper_notices: BTreeMap<(String, &'static str), u64>,
 }
@@ -141,6 +148,15 @@ impl Metrics {
             .inner()
             .outbound
             .entry((provider.to_owned(), outcome))
+            .or_default() += 1;
+    }
+
+    /// An outbox row of `provider` ended a turn with an error of `code`.
+    pub fn outbound_error(&self, provider: &str, code: ErrorCode) {
+        *self
+            .inner()
+            .outbound_errors
+            .entry((provider.to_owned(), code))
             .or_default() += 1;
     }
 
@@ -246,6 +262,18 @@ impl Metrics {
             let _ = writeln!(
                 out,
                 "sluice_outbound_total{{provider=\"{}\",outcome=\"{outcome}\"}} {n}",
+                esc(provider)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP sluice_outbound_errors_total Outbox turns that ended in an error, by provider and code."
+        );
+        let _ = writeln!(out, "# TYPE sluice_outbound_errors_total counter");
+        for ((provider, code), n) in &inner.outbound_errors {
+            let _ = writeln!(
+                out,
+                "sluice_outbound_errors_total{{provider=\"{}\",code=\"{code}\"}} {n}",
                 esc(provider)
             );
         }

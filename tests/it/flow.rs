@@ -24,6 +24,8 @@ use crate::fake_api::{Call, FakeApi};
 use crate::helpers::{Running, component, fixtures};
 
 const ADMIN: &str = "admin-token-0123456789abcdef";
+const SLACK_TOKEN: &str = "xoxb-slack-bot-0123456789";
+const ASANA_TOKEN: &str = "asana-pat-0123456789";
 const BB_SECRET: &str = "bb-secret-0123456789";
 const GH_SECRET: &str = "gh-secret-0123456789";
 const CHANNEL: &str = "C0AXIONALR";
@@ -85,13 +87,13 @@ providers:
     verify: {{secret: slack-signing-0123456789}}
     mapper: "{slack}"
     mapper_config: {{channel: {CHANNEL}, bot_user_id: U0SLUICEBOT}}
-    api: {{base_url: "{slack_url}"}}
+    api: {{base_url: "{slack_url}", auth: {{bearer: {SLACK_TOKEN}}}}}
     outbound: {{ok_pointer: /ok, retry_base_ms: 10, retry_max_ms: 50}}
   asana:
     verify: {{secret: asana-handshake-0123456789}}
     mapper: "{asana}"
     mapper_config: {{project_gid: "{PROJECT}", bot_user_gid: "1201999999999999"}}
-    api: {{base_url: "{asana_url}"}}
+    api: {{base_url: "{asana_url}", auth: {{bearer: {ASANA_TOKEN}}}}}
     outbound: {{retry_base_ms: 10, retry_max_ms: 50}}
 "#,
         db = db.url,
@@ -311,6 +313,17 @@ async fn pr_flow(db: TestDb, mapper: &str, steps: [&str; 4]) {
     let completions = asana_api.calls("PUT", &format!("/tasks/{gid}"));
     assert_eq!(completions.len(), 1, "{completions:?}");
     assert_eq!(completions[0].body["data"]["completed"], true);
+    // Every call carried the provider's credentials, added by the host.
+    for (api, token) in [(&slack_api, SLACK_TOKEN), (&asana_api, ASANA_TOKEN)] {
+        for call in api.all() {
+            let expected = format!("Bearer {token}");
+            assert_eq!(
+                call.header("authorization"),
+                Some(expected.as_str()),
+                "{call:?}"
+            );
+        }
+    }
     // Nothing failed on the way.
     let failed = flow
         .api(Method::GET, "/v1/outbox?status=failed", None)

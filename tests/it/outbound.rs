@@ -21,7 +21,7 @@ use axum::response::IntoResponse;
 use hmac::{Hmac, Mac};
 use host::app::App;
 use host::config::Config;
-use host::store::{OutboxFilter, OutboxStatus};
+use host::store::{ErrorCode, OutboxFilter, OutboxStatus};
 use serde_json::{Value, json};
 use sha2::Sha256;
 
@@ -279,6 +279,7 @@ conformance!(
     transient_failures_retry_and_a_refusal_fails_until_retried,
     a_ticket_s_changes_go_out_in_order,
     ping_pong_comments_arrive_once_and_nothing_loops,
+    a_failing_connector_shows_its_error_code_and_its_state,
 );
 
 async fn a_change_goes_out_once_with_its_idempotency_key_and_its_mirror_is_linked(db: TestDb) {
@@ -578,4 +579,95 @@ async fn host_echoes(hub: &Hub, provider: &str) -> usize {
                 && d.reason == Some(host::store::IgnoreReason::Echo)
         })
         .count()
+}
+
+/// Issue 14's structured errors and connector health: a refusal is
+/// classified (`auth_failed`), filterable, counted, and turns the
+/// connector `failing`; after the fix it is `degraded` (the failure is
+/// still among its latest requests) with its last success.
+async fn a_failing_connector_shows_its_error_code_and_its_state(db: TestDb) {
+    let (left_url, _left) = Recorder::start("L").await;
+    let (right_url, right) = Recorder::start("R").await;
+    right.set(|b| b.refuse_with = Some(401));
+    let hub = hub(db, &left_url, &right_url, "").await;
+    let providers = hub.get("/v1/providers").await;
+    let state = |v: &Value, name: &str| {
+        v["providers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(state(&providers, "right")["state"], "idle", "{providers}");
+
+    hub.send(
+        "left",
+        json!({"event": "create", "subject": "first", "record": "L-1"}),
+    )
+    .await;
+    hub.settle("the refusal", || right.count(|r| r.path == "/records") == 1)
+        .await;
+    let failed = hub.rows("right").await.pop().unwrap();
+    assert_eq!(failed.status, OutboxStatus::Failed);
+    assert_eq!(failed.error_code, Some(ErrorCode::AuthFailed));
+    let listed = hub.get("/v1/outbox?error_code=auth_failed").await;
+    assert_eq!(listed["items"][0]["id"], failed.id, "{listed}");
+    assert_eq!(listed["items"][0]["error_code"], "auth_failed");
+    let none = hub.get("/v1/outbox?error_code=not_found").await;
+    assert_eq!(none["items"], json!([]));
+    let detail = hub.get(&format!("/v1/outbox/{}", failed.id)).await;
+    assert_eq!(detail["attempt_list"][0]["error_code"], "auth_failed");
+
+    let providers = hub.get("/v1/providers").await;
+    let right_health = state(&providers, "right");
+    assert_eq!(right_health["state"], "failing", "{providers}");
+    assert_eq!(right_health["mapper_serving"], true);
+    assert_eq!(right_health["outbound"]["failed"], 1);
+    assert_eq!(
+        right_health["outbound"]["last_error"]["code"],
+        "auth_failed"
+    );
+    assert!(
+        right_health["outbound"]["last_error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("answered 401")
+    );
+    assert_eq!(right_health["outbound"]["last_success_at"], Value::Null);
+    let metrics = hub
+        .http
+        .get(format!("{}/metrics", hub.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(r#"sluice_outbound_errors_total{provider="right",code="auth_failed"} 1"#),
+        "{metrics}"
+    );
+
+    // Fixed: the retry goes out; the failure is still among the latest
+    // requests, so the connector is degraded, not connected, until it
+    // ages out of the window.
+    right.set(|b| b.refuse_with = None);
+    let (status, _) = hub
+        .post(&format!("/v1/outbox/{}/retry", failed.id), None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    hub.settle("the retry", || right.count(|r| r.path == "/records") == 2)
+        .await;
+    let providers = hub.get("/v1/providers").await;
+    let right_health = state(&providers, "right");
+    assert_eq!(right_health["state"], "degraded", "{providers}");
+    assert_eq!(right_health["outbound"]["failed"], 0);
+    assert_eq!(right_health["outbound"]["recent_failures"], 1);
+    assert_eq!(right_health["outbound"]["recent_requests"], 2);
+    assert!(right_health["outbound"]["last_success_at"].is_string());
+    let row = hub.db.outbox_row(failed.id).await.unwrap().unwrap();
+    assert_eq!((row.status, row.error_code), (OutboxStatus::Sent, None));
+    hub.stop().await;
 }

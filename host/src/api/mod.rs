@@ -15,6 +15,7 @@ pub mod openapi;
 mod outbox;
 mod params;
 mod people;
+mod providers;
 mod sweeper;
 mod tickets;
 
@@ -85,6 +86,7 @@ pub fn router(state: ApiState) -> Router {
             get(people::provider_state),
         )
         .route("/v1/sweeper", get(sweeper::show))
+        .route("/v1/providers", get(providers::list))
         .route("/v1/outbox", get(outbox::list))
         .route("/v1/outbox/retry", post(outbox::retry_many))
         .route("/v1/outbox/{id}", get(outbox::show))

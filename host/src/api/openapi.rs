@@ -18,7 +18,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{OpenApi as Document, RefOr};
 use utoipa::{Modify, OpenApi};
 
-use super::{deliveries, error, mappers, outbox, people, sweeper, tickets};
+use super::{deliveries, error, mappers, outbox, people, providers, sweeper, tickets};
 
 /// Every described route, and the schemas they use.
 #[derive(OpenApi)]
@@ -50,6 +50,7 @@ use super::{deliveries, error, mappers, outbox, people, sweeper, tickets};
         people::delete,
         people::provider_state,
         sweeper::show,
+        providers::list,
         super::openapi_json,
         super::healthz,
         super::readyz,

@@ -16,7 +16,7 @@ use super::auth::{Admin, Reader};
 use super::error::{ApiError, ErrorBody};
 use super::params::Key;
 use crate::change::OutboundRequest;
-use crate::store::{OutboxAttempt, OutboxFilter, OutboxRow, OutboxStatus};
+use crate::store::{ErrorCode, OutboxAttempt, OutboxFilter, OutboxRow, OutboxStatus};
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -27,6 +27,9 @@ pub struct OutboxQuery {
     status: Option<String>,
     /// Rows of this ticket (its guid).
     ticket: Option<String>,
+    /// Rows whose last failure has this code.
+    #[param(value_type = Option<ErrorCode>)]
+    error_code: Option<String>,
     #[param(minimum = 1, maximum = 500, default = 50)]
     limit: Option<u32>,
     /// `next` of the previous page, as it was returned.
@@ -47,6 +50,8 @@ pub struct OutboxSummary {
     pub created_at: String,
     pub sent_at: Option<String>,
     pub error: Option<String>,
+    /// The class of `error`: what an operator does about it.
+    pub error_code: Option<ErrorCode>,
     pub mapper_hash: Option<String>,
     /// Requests the mapper made, and how many of them were sent.
     pub requests: Option<usize>,
@@ -68,6 +73,7 @@ pub struct AttemptView {
     pub path: String,
     pub status_code: Option<i64>,
     pub error: Option<String>,
+    pub error_code: Option<ErrorCode>,
     pub response_excerpt: Option<String>,
     pub duration_ms: i64,
     pub at: String,
@@ -109,6 +115,12 @@ fn filter(q: Result<Query<OutboxQuery>, QueryRejection>) -> Result<OutboxFilter,
         .map(str::parse::<OutboxStatus>)
         .transpose()
         .map_err(|e| ApiError::invalid("status", e))?;
+    let error_code = q
+        .error_code
+        .as_deref()
+        .map(str::parse::<ErrorCode>)
+        .transpose()
+        .map_err(|e| ApiError::invalid("error_code", e))?;
     let limit = q.limit.unwrap_or(50);
     if !(1..=500).contains(&limit) {
         return Err(ApiError::invalid("limit", "must be between 1 and 500"));
@@ -125,6 +137,7 @@ fn filter(q: Result<Query<OutboxQuery>, QueryRejection>) -> Result<OutboxFilter,
         provider: q.provider,
         status,
         ticket_guid: q.ticket,
+        error_code,
         limit,
         cursor: q.cursor,
     })
@@ -149,6 +162,7 @@ pub fn summary(row: &OutboxRow) -> OutboxSummary {
         created_at: row.created_at.clone(),
         sent_at: row.sent_at.clone(),
         error: row.last_error.clone(),
+        error_code: row.error_code,
         mapper_hash: row.mapper_hash.clone(),
         requests: row.requests.as_ref().map(|_| requests_of(row).len()),
         sent_requests: row.sent_requests,
@@ -163,6 +177,7 @@ fn attempt_view(a: &OutboxAttempt) -> AttemptView {
         path: a.path.clone(),
         status_code: a.status_code,
         error: a.error.clone(),
+        error_code: a.error_code,
         response_excerpt: a.response_excerpt.clone(),
         duration_ms: a.duration_ms,
         at: a.at.clone(),

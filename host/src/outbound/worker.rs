@@ -18,7 +18,7 @@ use crate::metrics::Metrics;
 use crate::queue::{RetryPolicy, hold_lease, retry_transient};
 use crate::reload::{MapperRegistry, ProviderMapper};
 use crate::store::{
-    OutboxAttempt, OutboxFinish, OutboxRow, OutboxStatus, Queue, Store, StoreError, now,
+    ErrorCode, OutboxAttempt, OutboxFinish, OutboxRow, OutboxStatus, Queue, Store, StoreError, now,
 };
 use crate::tickets::Applier;
 
@@ -61,6 +61,7 @@ struct Inner {
 struct Ending {
     status: OutboxStatus,
     error: Option<String>,
+    error_code: Option<ErrorCode>,
     next_attempt_at: Option<String>,
     mapper_hash: Option<String>,
     requests: Option<String>,
@@ -242,6 +243,7 @@ impl OutboundWorker {
         let mut ending = Ending {
             status: OutboxStatus::Sent,
             error: None,
+            error_code: None,
             next_attempt_at: None,
             mapper_hash: row.mapper_hash.clone(),
             requests: row.requests.clone(),
@@ -252,12 +254,14 @@ impl OutboundWorker {
         };
         let change = match change {
             Ok(c) => c,
-            Err(e) => return ending.failed(format!("cannot read the change: {e}")),
+            Err(e) => return ending.failed(format!("cannot read the change: {e}"), None),
         };
         let requests: Vec<OutboundRequest> = match &row.requests {
             Some(stored) => match serde_json::from_str(stored) {
                 Ok(r) => r,
-                Err(e) => return ending.failed(format!("stored requests are unreadable: {e}")),
+                Err(e) => {
+                    return ending.failed(format!("stored requests are unreadable: {e}"), None);
+                }
             },
             None => match self.map(&row, &change).await {
                 Mapped::Requests { hash, requests } => {
@@ -276,7 +280,7 @@ impl OutboundWorker {
                 }
                 Mapped::Refused { hash, error } => {
                     ending.mapper_hash = Some(hash);
-                    return ending.failed(error);
+                    return ending.failed(error, Some(ErrorCode::MappingFailed));
                 }
             },
         };
@@ -311,9 +315,12 @@ impl OutboundWorker {
                 status_code: answer.as_ref().ok().map(|r| i64::from(r.status)),
                 error: match (&answer, &verdict) {
                     (Err(e), _) => Some(describe_failure(e)),
-                    (Ok(_), Verdict::Permanent(m) | Verdict::Transient(m, _)) => Some(m.clone()),
+                    (Ok(_), Verdict::Permanent(m, _) | Verdict::Transient(m, _, _)) => {
+                        Some(m.clone())
+                    }
                     (Ok(_), Verdict::Ok) => None,
                 },
+                error_code: verdict.code(),
                 response_excerpt: answer.as_ref().ok().map(|r| excerpt(&r.body)),
                 duration_ms: i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX),
                 at: now(),
@@ -335,8 +342,11 @@ impl OutboundWorker {
                         self.save_progress(row.id, token, stored, ending.sent).await;
                     }
                 }
-                Verdict::Permanent(m) => return ending.failed(format!("{what}: {m}")),
-                Verdict::Transient(m, asked) => {
+                Verdict::Permanent(m, code) => {
+                    return ending.failed(format!("{what}: {m}"), Some(code));
+                }
+                Verdict::Transient(m, asked, code) => {
+                    ending.error_code = Some(code);
                     let attempts = u32::try_from(row.attempts).unwrap_or(u32::MAX);
                     if attempts >= policy.retry.max_attempts {
                         ending.status = OutboxStatus::Dead;
@@ -420,6 +430,9 @@ impl OutboundWorker {
                 other => other.as_str(),
             };
             self.inner.metrics.outbound(&row.provider, counted);
+            if let Some(code) = ending.error_code {
+                self.inner.metrics.outbound_error(&row.provider, code);
+            }
             if matches!(ending.status, OutboxStatus::Failed | OutboxStatus::Dead) {
                 tracing::warn!(
                     provider = %row.provider,
@@ -443,6 +456,7 @@ impl OutboundWorker {
                     claim_token: row.claim_token.as_deref()?,
                     status: e.status,
                     last_error: e.error.as_deref(),
+                    error_code: e.error_code,
                     next_attempt_at: e.next_attempt_at.as_deref(),
                     mapper_hash: e.mapper_hash.as_deref(),
                     requests: e.requests.as_deref(),
@@ -503,9 +517,10 @@ enum Mapped {
 }
 
 impl Ending {
-    fn failed(mut self, error: String) -> Ending {
+    fn failed(mut self, error: String, code: Option<ErrorCode>) -> Ending {
         self.status = OutboxStatus::Failed;
         self.error = Some(error);
+        self.error_code = code;
         self.next_attempt_at = None;
         self
     }
@@ -516,40 +531,73 @@ enum Verdict {
     Ok,
     /// Worth trying again later (timeout, connection, 429, 5xx), with the
     /// delay the provider asked for.
-    Transient(String, Option<Duration>),
+    Transient(String, Option<Duration>, ErrorCode),
     /// Not worth repeating: a 4xx, a refused request, an `ok: false`.
-    Permanent(String),
+    Permanent(String, ErrorCode),
+}
+
+impl Verdict {
+    fn code(&self) -> Option<ErrorCode> {
+        match self {
+            Verdict::Ok => None,
+            Verdict::Transient(_, _, c) | Verdict::Permanent(_, c) => Some(*c),
+        }
+    }
 }
 
 fn judge(answer: &Result<ApiResponse, ApiFailure>, ok_pointer: Option<&str>) -> Verdict {
     match answer {
-        Err(e) if e.is_transient() => Verdict::Transient(describe_failure(e), None),
-        Err(e) => Verdict::Permanent(describe_failure(e)),
+        Err(e) if e.is_transient() => {
+            Verdict::Transient(describe_failure(e), None, failure_code(e))
+        }
+        Err(e) => Verdict::Permanent(describe_failure(e), failure_code(e)),
         Ok(r) if r.is_transient() => Verdict::Transient(
             format!("answered {}: {}", r.status, excerpt(&r.body)),
             retry_after(&r.headers),
+            ErrorCode::of_status(r.status),
         ),
-        Ok(r) if !(200..300).contains(&r.status) => {
-            Verdict::Permanent(format!("answered {}: {}", r.status, excerpt(&r.body)))
-        }
+        Ok(r) if !(200..300).contains(&r.status) => Verdict::Permanent(
+            format!("answered {}: {}", r.status, excerpt(&r.body)),
+            ErrorCode::of_status(r.status),
+        ),
         Ok(r) => match ok_pointer {
             Some(pointer) => {
-                let ok = serde_json::from_slice::<serde_json::Value>(&r.body)
-                    .ok()
+                let body = serde_json::from_slice::<serde_json::Value>(&r.body).ok();
+                let ok = body
+                    .as_ref()
                     .and_then(|v| v.pointer(pointer).and_then(serde_json::Value::as_bool))
                     == Some(true);
                 if ok {
                     Verdict::Ok
                 } else {
-                    Verdict::Permanent(format!(
-                        "answered {} without `{pointer}` true: {}",
-                        r.status,
-                        excerpt(&r.body)
-                    ))
+                    // Such APIs name the error beside the flag (Slack:
+                    // `{"ok": false, "error": "invalid_auth"}`).
+                    let parent = pointer.rsplit_once('/').map_or("", |(p, _)| p);
+                    let name = body
+                        .as_ref()
+                        .and_then(|v| v.pointer(parent)?.get("error")?.as_str().map(str::to_owned));
+                    Verdict::Permanent(
+                        format!(
+                            "answered {} without `{pointer}` true: {}",
+                            r.status,
+                            excerpt(&r.body)
+                        ),
+                        name.as_deref()
+                            .map_or(ErrorCode::ValidationFailed, ErrorCode::of_error_name),
+                    )
                 }
             }
             None => Verdict::Ok,
         },
+    }
+}
+
+fn failure_code(e: &ApiFailure) -> ErrorCode {
+    match e {
+        ApiFailure::Denied(_) | ApiFailure::BudgetExhausted => ErrorCode::Refused,
+        ApiFailure::Timeout | ApiFailure::TooLarge | ApiFailure::Unavailable(_) => {
+            ErrorCode::Unavailable
+        }
     }
 }
 
@@ -656,28 +704,47 @@ mod tests {
         ));
         assert!(matches!(
             judge(&Ok(answer(429, &[("Retry-After", "7")], "")), None),
-            Verdict::Transient(_, Some(d)) if d == Duration::from_secs(7)
+            Verdict::Transient(_, Some(d), ErrorCode::RateLimited) if d == Duration::from_secs(7)
         ));
         assert!(matches!(
             judge(&Ok(answer(503, &[], "")), None),
-            Verdict::Transient(_, None)
+            Verdict::Transient(_, None, ErrorCode::Unavailable)
         ));
         assert!(matches!(
             judge(&Err(ApiFailure::Timeout), None),
-            Verdict::Transient(..)
+            Verdict::Transient(_, _, ErrorCode::Unavailable)
         ));
         assert!(matches!(
             judge(&Ok(answer(404, &[], "nope")), None),
-            Verdict::Permanent(m) if m.contains("404") && m.contains("nope")
+            Verdict::Permanent(m, ErrorCode::NotFound) if m.contains("404") && m.contains("nope")
         ));
         assert!(matches!(
             judge(&Err(ApiFailure::Denied("path".into())), None),
-            Verdict::Permanent(_)
+            Verdict::Permanent(_, ErrorCode::Refused)
+        ));
+        assert!(matches!(
+            judge(&Ok(answer(401, &[], "")), None),
+            Verdict::Permanent(_, ErrorCode::AuthFailed)
+        ));
+        assert!(matches!(
+            judge(&Ok(answer(422, &[], "")), None),
+            Verdict::Permanent(_, ErrorCode::ValidationFailed)
+        ));
+        assert!(matches!(
+            judge(&Ok(answer(409, &[], "")), None),
+            Verdict::Permanent(_, ErrorCode::Conflict)
         ));
         // Slack's errors come with 200.
         assert!(matches!(
             judge(&Ok(answer(200, &[], r#"{"ok":false,"error":"channel_not_found"}"#)), Some("/ok")),
-            Verdict::Permanent(m) if m.contains("channel_not_found")
+            Verdict::Permanent(m, ErrorCode::NotFound) if m.contains("channel_not_found")
+        ));
+        assert!(matches!(
+            judge(
+                &Ok(answer(200, &[], r#"{"ok":false,"error":"invalid_auth"}"#)),
+                Some("/ok")
+            ),
+            Verdict::Permanent(_, ErrorCode::AuthFailed)
         ));
         assert!(matches!(
             judge(&Ok(answer(200, &[], r#"{"ok":true}"#)), Some("/ok")),

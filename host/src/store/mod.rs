@@ -13,6 +13,7 @@
 
 mod fault;
 mod group;
+mod health;
 mod inbox;
 mod lease;
 mod outbox;
@@ -34,6 +35,7 @@ use sqlx::{AnyPool, AssertSqlSafe, Connection, Executor};
 use thiserror::Error;
 
 pub use group::{InboxEntry, InboxWriter};
+pub use health::{ProviderCounts, RECENT_ATTEMPTS, RecentAttempt};
 pub use inbox::{DeliveryFilter, DeliveryRow, Finish, NewDelivery, Reclaim, Stored};
 pub use lease::Queue;
 pub use outbox::{OutboxAttempt, OutboxFilter, OutboxFinish, OutboxRow};
@@ -42,7 +44,7 @@ pub use query::cursor_position;
 pub use rows::{
     Comment, HistoryRow, Link, NewHistory, Page, PrLink, Signoff, TicketFilter, TicketRow,
 };
-pub use status::{DeliveryStatus, IgnoreReason, OutboxStatus};
+pub use status::{DeliveryStatus, ErrorCode, IgnoreReason, OutboxStatus};
 pub use sweeper::{Leadership, NewNotice, NoticeSummary};
 pub use tx::Tx;
 

@@ -7,7 +7,7 @@ use sqlx::{AssertSqlSafe, Row};
 use super::lease::{Clock, new_claim_token};
 use super::query::{Filtered, params, value_rows};
 use super::rows::{HistoryRow, TICKET_COLUMNS, TicketRow, history_row};
-use super::status::OutboxStatus;
+use super::status::{ErrorCode, OutboxStatus};
 use super::{Page, Store, StoreError, Tx};
 
 /// A queued change for one provider.
@@ -22,6 +22,8 @@ pub struct OutboxRow {
     pub attempts: i64,
     pub next_attempt_at: Option<String>,
     pub last_error: Option<String>,
+    /// The class of `last_error`, when a request or the mapper failed.
+    pub error_code: Option<ErrorCode>,
     pub created_at: String,
     pub sent_at: Option<String>,
     pub updated_at: Option<String>,
@@ -46,6 +48,7 @@ pub struct OutboxAttempt {
     /// `None` when no answer came (timeout, connection).
     pub status_code: Option<i64>,
     pub error: Option<String>,
+    pub error_code: Option<ErrorCode>,
     /// The start of the response body, for the operator.
     pub response_excerpt: Option<String>,
     pub duration_ms: i64,
@@ -59,6 +62,7 @@ pub struct OutboxFinish<'a> {
     pub claim_token: &'a str,
     pub status: OutboxStatus,
     pub last_error: Option<&'a str>,
+    pub error_code: Option<ErrorCode>,
     pub next_attempt_at: Option<&'a str>,
     pub mapper_hash: Option<&'a str>,
     pub requests: Option<&'a str>,
@@ -74,13 +78,14 @@ pub struct OutboxFilter {
     pub provider: Option<String>,
     pub status: Option<OutboxStatus>,
     pub ticket_guid: Option<String>,
+    pub error_code: Option<ErrorCode>,
     pub limit: u32,
     /// A previous page's `next`: the last row id seen.
     pub cursor: Option<String>,
 }
 
 const OUTBOX_COLUMNS: &str = "id, history_id, provider, ticket_guid, status, attempts, \
-     next_attempt_at, last_error, created_at, sent_at, updated_at, claim_token, mapper_hash, \
+     next_attempt_at, last_error, error_code, created_at, sent_at, updated_at, claim_token, mapper_hash, \
      requests, sent_requests";
 
 /// Rows per multi-row statement.
@@ -100,6 +105,7 @@ fn outbox_row(r: &sqlx::any::AnyRow) -> Result<OutboxRow, StoreError> {
         attempts: r.try_get("attempts")?,
         next_attempt_at: r.try_get("next_attempt_at")?,
         last_error: r.try_get("last_error")?,
+        error_code: error_code(r)?,
         created_at: r.try_get("created_at")?,
         sent_at: r.try_get("sent_at")?,
         updated_at: r.try_get("updated_at")?,
@@ -108,6 +114,17 @@ fn outbox_row(r: &sqlx::any::AnyRow) -> Result<OutboxRow, StoreError> {
         requests: r.try_get("requests")?,
         sent_requests: r.try_get("sent_requests")?,
     })
+}
+
+pub(super) fn error_code(r: &sqlx::any::AnyRow) -> Result<Option<ErrorCode>, StoreError> {
+    let code: Option<String> = r.try_get("error_code")?;
+    code.map(|c| {
+        ErrorCode::parse(&c).ok_or_else(|| StoreError::Corrupt {
+            column: "error_code",
+            reason: format!("unknown error code `{c}`"),
+        })
+    })
+    .transpose()
 }
 
 impl Store {
@@ -182,6 +199,9 @@ impl Store {
         if let Some(g) = &filter.ticket_guid {
             q.and(" AND ticket_guid = {}", g.clone());
         }
+        if let Some(c) = filter.error_code {
+            q.and(" AND error_code = {}", c.as_str().to_owned());
+        }
         q.page_by_id(
             self.read_pool(),
             filter.cursor.as_deref(),
@@ -196,7 +216,7 @@ impl Store {
     pub async fn outbox_attempts(&self, id: i64) -> Result<Vec<OutboxAttempt>, StoreError> {
         let rows = sqlx::query(
             "SELECT outbox_id, attempt, request_index, method, path, status_code, error, \
-             response_excerpt, duration_ms, at FROM outbox_attempts WHERE outbox_id = $1 ORDER BY id",
+             error_code, response_excerpt, duration_ms, at FROM outbox_attempts WHERE outbox_id = $1 ORDER BY id",
         )
         .bind(id)
         .fetch_all(self.read_pool())
@@ -211,6 +231,7 @@ impl Store {
                     path: r.try_get("path")?,
                     status_code: r.try_get("status_code")?,
                     error: r.try_get("error")?,
+                    error_code: error_code(r)?,
                     response_excerpt: r.try_get("response_excerpt")?,
                     duration_ms: r.try_get("duration_ms")?,
                     at: r.try_get("at")?,
@@ -368,7 +389,7 @@ impl Tx {
                 "UPDATE outbox SET status = $1, last_error = $2, next_attempt_at = $3, \
                  mapper_hash = COALESCE($4, mapper_hash), requests = $5, sent_requests = $6, \
                  attempts = attempts - $7, sent_at = COALESCE($8, sent_at), updated_at = $9, \
-                 claim_token = NULL \
+                 claim_token = NULL, error_code = $12 \
                  WHERE id = $10 AND claim_token = $11 AND status = 'processing' RETURNING id",
             )
             .bind(f.status.as_str())
@@ -382,6 +403,7 @@ impl Tx {
             .bind(at)
             .bind(f.id)
             .bind(f.claim_token)
+            .bind(f.error_code.map(ErrorCode::as_str))
             .fetch_optional(self.conn())
             .await?;
             if let Some(r) = row {
@@ -421,8 +443,8 @@ impl Tx {
             // Audited: only numbered placeholders are spliced in.
             let sql = format!(
                 "INSERT INTO outbox_attempts (outbox_id, attempt, request_index, method, path, \
-                 status_code, error, response_excerpt, duration_ms, at) VALUES {}",
-                value_rows(chunk.len(), 10)
+                 status_code, error, error_code, response_excerpt, duration_ms, at) VALUES {}",
+                value_rows(chunk.len(), 11)
             );
             let mut q = sqlx::query(AssertSqlSafe(sql));
             for a in chunk {
@@ -434,6 +456,7 @@ impl Tx {
                     .bind(&a.path)
                     .bind(a.status_code)
                     .bind(&a.error)
+                    .bind(a.error_code.map(ErrorCode::as_str))
                     .bind(&a.response_excerpt)
                     .bind(a.duration_ms)
                     .bind(&a.at);

@@ -177,6 +177,97 @@ names!(OutboxStatus, "an outbox status", sql, {
     Dead => "dead",
 });
 
+/// Why an outbound request failed, as a stable code an operator (and an
+/// alert) can act on without reading the provider's message: shown on the
+/// outbox row and each attempt, counted in
+/// `sluice_outbound_errors_total{provider, code}`.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// 401/403, or an API's own "bad token" answer: fix the credentials.
+    AuthFailed,
+    /// 404/410: the record is gone on the provider's side.
+    NotFound,
+    /// 429: the provider throttles; retried after its `Retry-After`.
+    RateLimited,
+    /// 400/422 and other 4xx: the provider refused the request's content
+    /// (a field it does not know, a value it does not accept).
+    ValidationFailed,
+    /// 409/412: the record changed under the request.
+    Conflict,
+    /// 5xx, a timeout, a refused connection, an answer over the size cap:
+    /// the provider is down or slow; retried.
+    Unavailable,
+    /// The host refused the request before sending it (a path leaving the
+    /// provider's base URL, the call budget spent).
+    Refused,
+    /// The mapper refused or failed on the change: no request was made.
+    MappingFailed,
+}
+
+names!(ErrorCode, "an error code", {
+    AuthFailed => "auth_failed",
+    NotFound => "not_found",
+    RateLimited => "rate_limited",
+    ValidationFailed => "validation_failed",
+    Conflict => "conflict",
+    Unavailable => "unavailable",
+    Refused => "refused",
+    MappingFailed => "mapping_failed",
+});
+
+impl ErrorCode {
+    /// The code of an HTTP answer that was not a success.
+    pub fn of_status(status: u16) -> ErrorCode {
+        match status {
+            401 | 403 => ErrorCode::AuthFailed,
+            404 | 410 => ErrorCode::NotFound,
+            409 | 412 => ErrorCode::Conflict,
+            429 => ErrorCode::RateLimited,
+            500..=599 => ErrorCode::Unavailable,
+            _ => ErrorCode::ValidationFailed,
+        }
+    }
+
+    /// The code of an API that answers errors with 200 and a name (Slack's
+    /// `{"ok": false, "error": "invalid_auth"}`), read from the name's usual
+    /// words; anything else is a refused request's content.
+    pub fn of_error_name(name: &str) -> ErrorCode {
+        let n = name.to_ascii_lowercase();
+        let has = |words: &[&str]| words.iter().any(|w| n.contains(w));
+        if has(&[
+            "auth",
+            "token",
+            "permission",
+            "scope",
+            "forbidden",
+            "access_denied",
+        ]) {
+            ErrorCode::AuthFailed
+        } else if has(&["not_found", "notfound", "no_such", "deleted", "archived"]) {
+            ErrorCode::NotFound
+        } else if has(&["ratelimit", "rate_limit", "too_many", "limit_exceeded"]) {
+            ErrorCode::RateLimited
+        } else if has(&["conflict", "already"]) {
+            ErrorCode::Conflict
+        } else {
+            ErrorCode::ValidationFailed
+        }
+    }
+}
+
 impl OutboxStatus {
     /// Statuses a worker may claim (`Processing` only once its lease ran
     /// out); the same ones hold back later rows of the ticket.
@@ -197,6 +288,10 @@ mod tests {
             assert_eq!(DeliveryStatus::parse(s.as_str()), Some(s));
             assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());
         }
+        for c in ErrorCode::ALL {
+            assert_eq!(ErrorCode::parse(c.as_str()), Some(c));
+            assert_eq!(serde_json::to_value(c).unwrap(), c.as_str());
+        }
         for r in IgnoreReason::ALL {
             assert_eq!(IgnoreReason::parse(r.as_str()), Some(r));
             assert_eq!(serde_json::to_value(r).unwrap(), r.as_str());
@@ -205,6 +300,36 @@ mod tests {
         for s in OutboxStatus::ALL {
             assert_eq!(OutboxStatus::parse(s.as_str()), Some(s));
             assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());
+        }
+    }
+
+    #[test]
+    fn http_statuses_and_error_names_have_codes() {
+        let cases = [
+            (401, ErrorCode::AuthFailed),
+            (403, ErrorCode::AuthFailed),
+            (404, ErrorCode::NotFound),
+            (409, ErrorCode::Conflict),
+            (422, ErrorCode::ValidationFailed),
+            (400, ErrorCode::ValidationFailed),
+            (429, ErrorCode::RateLimited),
+            (503, ErrorCode::Unavailable),
+        ];
+        for (status, code) in cases {
+            assert_eq!(ErrorCode::of_status(status), code, "{status}");
+        }
+        let names = [
+            ("invalid_auth", ErrorCode::AuthFailed),
+            ("not_authed", ErrorCode::AuthFailed),
+            ("missing_scope", ErrorCode::AuthFailed),
+            ("channel_not_found", ErrorCode::NotFound),
+            ("is_archived", ErrorCode::NotFound),
+            ("ratelimited", ErrorCode::RateLimited),
+            ("already_reacted", ErrorCode::Conflict),
+            ("invalid_blocks", ErrorCode::ValidationFailed),
+        ];
+        for (name, code) in names {
+            assert_eq!(ErrorCode::of_error_name(name), code, "{name}");
         }
     }
 }
