@@ -15,6 +15,7 @@ mod flow;
 mod google;
 mod helpers;
 mod ingress;
+mod itsm;
 mod liveness;
 mod mappers;
 mod oidc;

@@ -80,6 +80,28 @@ fn google_fixtures_pass() {
     all_fixtures_pass("google");
 }
 
+/// Jira, both ways: issue created/updated (status, resolve, escalate,
+/// priority, summary, description, assignee, custom fields), comments,
+/// reconcile ticks; create with ADF, transitions, comment, assign, PUT.
+#[test]
+fn jira_fixtures_pass() {
+    all_fixtures_pass("jira");
+}
+
+/// PagerDuty, both ways: every v3 incident event, reconcile ticks; create,
+/// acknowledge/resolve, notes.
+#[test]
+fn pagerduty_fixtures_pass() {
+    all_fixtures_pass("pagerduty");
+}
+
+/// ServiceNow, both ways: the business rule's inserts, updates and work
+/// notes, reconcile ticks; Table API create, state, work notes, assign.
+#[test]
+fn servicenow_fixtures_pass() {
+    all_fixtures_pass("servicenow");
+}
+
 /// A Python component (componentize-py: ~18 MB, an extra export of its own)
 /// runs under the same world, fixtures and limits; its uncaught exception
 /// reaches the report with the traceback's last line.

@@ -30,6 +30,25 @@ pub fn get_json(path: &str) -> Result<Value, MapError> {
         .map_err(|e| internal(format!("GET {path}: answer is not JSON: {e}")))
 }
 
+/// GETs `path` like [`get_json`], but a 404 is `None`: the record is
+/// gone (a reconcile tick of a deleted issue).
+pub fn get_json_or_missing(path: &str) -> Result<Option<Value>, MapError> {
+    let response = provider_api(&ApiRequest {
+        method: "GET".into(),
+        path: path.to_owned(),
+        headers: Vec::new(),
+        body: Vec::new(),
+    })
+    .map_err(|e| internal(format!("GET {path} failed: {}", api_error_text(&e))))?;
+    match response.status {
+        404 => Ok(None),
+        200..300 => serde_json::from_slice(&response.body)
+            .map(Some)
+            .map_err(|e| internal(format!("GET {path}: answer is not JSON: {e}"))),
+        status => Err(internal(format!("GET {path} answered status {status}"))),
+    }
+}
+
 /// Why `provider-api` gave no answer, for an error message.
 pub fn api_error_text(e: &ApiError) -> String {
     match e {

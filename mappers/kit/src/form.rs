@@ -34,7 +34,7 @@ pub fn is_form(delivery: &Delivery) -> bool {
     })
 }
 
-fn percent_decode(raw: &[u8]) -> String {
+pub(crate) fn percent_decode(raw: &[u8]) -> String {
     let mut out = Vec::with_capacity(raw.len());
     let mut i = 0;
     while i < raw.len() {

@@ -7,7 +7,10 @@
 //! links with [`links_of`]; [`get_json`] and [`person_by_email`] /
 //! [`person_by_identity`] read the provider's API and the people directory;
 //! [`form_payload`] decodes a form-encoded `payload` field; [`whole_days`]
-//! counts the days between two RFC 3339 instants (a stale notice's ages).
+//! counts the days between two RFC 3339 instants (a stale notice's ages);
+//! [`Mappings`] reads the config's field mappings (status, priority, custom
+//! fields, defaults) and translates values both ways; [`reconcile_target`]
+//! tells the host's reconcile tick from a webhook.
 //!
 //! A mapper crate implements [`Guest`] and calls
 //! `mapper_kit::bindings::export!(MyMapper with_types_in mapper_kit::bindings);`.
@@ -27,11 +30,14 @@ pub mod bindings {
 
 mod api;
 mod form;
+mod mappings;
 mod outbound;
+mod tick;
 mod time;
 
 pub use api::{
-    answer_str, api_error_text, get_json, identity_of, person_by_email, person_by_identity,
+    answer_str, api_error_text, get_json, get_json_or_missing, identity_of, person_by_email,
+    person_by_identity,
 };
 pub use bindings::Guest;
 pub use bindings::sluice::mapper::host::{
@@ -39,7 +45,9 @@ pub use bindings::sluice::mapper::host::{
 };
 pub use bindings::sluice::mapper::types::*;
 pub use form::{form_field, form_payload, is_form, query_escape};
+pub use mappings::{FieldMapping, Mappings, priority_key};
 pub use outbound::{RequestBuilder, change_guid, first_link, links_of, request};
+pub use tick::{RECONCILE_EVENT, RECONCILE_MISSING_EVENT, reconcile_target};
 pub use time::{epoch_seconds, whole_days};
 
 use serde_json::Value;
@@ -328,17 +336,27 @@ pub fn email_in_author(raw: &str) -> Option<&str> {
     email.contains('@').then_some(email)
 }
 
+/// The priority a ticket names (`LOW` … `CRITICAL`, as tickets and their
+/// field changes render it), if any.
+pub fn priority_named(name: &str) -> Option<Priority> {
+    match name {
+        "LOW" => Some(Priority::Low),
+        "MEDIUM" => Some(Priority::Medium),
+        "HIGH" => Some(Priority::High),
+        "CRITICAL" => Some(Priority::Critical),
+        _ => None,
+    }
+}
+
 /// The priority named by `mapper_config.<key>` (`LOW` … `CRITICAL`), else `default`.
 pub fn config_priority(config: &Value, key: &str, default: Priority) -> Result<Priority, MapError> {
     match config.get(key).and_then(Value::as_str) {
         None => Ok(default),
-        Some("LOW") => Ok(Priority::Low),
-        Some("MEDIUM") => Ok(Priority::Medium),
-        Some("HIGH") => Ok(Priority::High),
-        Some("CRITICAL") => Ok(Priority::Critical),
-        Some(other) => Err(bad_config(format!(
-            "mapper_config.{key} is `{other}`; expected LOW, MEDIUM, HIGH or CRITICAL"
-        ))),
+        Some(name) => priority_named(name).ok_or_else(|| {
+            bad_config(format!(
+                "mapper_config.{key} is `{name}`; expected LOW, MEDIUM, HIGH or CRITICAL"
+            ))
+        }),
     }
 }
 
