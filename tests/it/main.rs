@@ -18,6 +18,7 @@ mod liveness;
 mod mappers;
 mod openapi;
 mod outbound;
+mod pachca_tracker;
 mod people;
 mod provider_api;
 mod reload;
