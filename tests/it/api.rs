@@ -108,6 +108,7 @@ conformance!(
     malformed_cursors_and_nul_bytes_are_never_a_server_error,
     linked_filters_take_a_provider_or_an_external_id_alone,
     replaying_without_a_mapper_is_a_conflict,
+    custom_fields_are_set_rendered_and_found,
 );
 
 async fn tokens_guard_every_route_but_the_description(db: TestDb) {
@@ -617,6 +618,127 @@ async fn replaying_without_a_mapper_is_a_conflict(db: TestDb) {
             "{path}: {body}"
         );
     }
+    app.stop().await;
+}
+
+/// Seed 3's search: tickets by custom field (the Pachca user's open
+/// requests), set through the API's create and update bodies.
+async fn custom_fields_are_set_rendered_and_found(db: TestDb) {
+    let app = spawn_app(db).await;
+    let (status, mine) = app
+        .post(
+            "/v1/tickets",
+            json!({"subject": "VPN down", "fields": {"pachca_user_id": "2345", "queue": "SERVICEDESK"}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{mine}");
+    assert_eq!(
+        mine["fields"],
+        json!({"pachca_user_id": "2345", "queue": "SERVICEDESK"})
+    );
+    let guid = mine["guid"].as_str().unwrap().to_owned();
+    let (_, other) = app
+        .post(
+            "/v1/tickets",
+            json!({"subject": "Printer", "fields": {"pachca_user_id": "9999", "queue": "SERVICEDESK"}}),
+        )
+        .await;
+    let bare = app.create("No fields").await;
+    let guids = |page: &Value| -> Vec<String> {
+        page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["guid"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let (status, page) = app.get("/v1/tickets?field.pachca_user_id=2345").await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert_eq!(guids(&page), std::slice::from_ref(&guid));
+    assert_eq!(page["items"][0]["fields"]["queue"], "SERVICEDESK");
+    // Several combine with AND, and with the other filters.
+    let (_, page) = app
+        .get("/v1/tickets?field.queue=SERVICEDESK&field.pachca_user_id=9999&status=NEW")
+        .await;
+    assert_eq!(guids(&page), [other["guid"].as_str().unwrap().to_owned()]);
+    let (_, page) = app
+        .get("/v1/tickets?field.queue=SERVICEDESK&field.pachca_user_id=9999&status=RESOLVED")
+        .await;
+    assert_eq!(guids(&page), Vec::<String>::new());
+    let (_, page) = app.get("/v1/tickets?field.queue=SERVICEDESK&limit=1").await;
+    assert_eq!(page["items"].as_array().unwrap().len(), 1);
+    assert!(page["next"].is_string(), "{page}");
+    // An empty value: tickets without the field.
+    let (_, page) = app.get("/v1/tickets?field.queue=").await;
+    assert_eq!(guids(&page), std::slice::from_ref(&bare));
+    let (status, first) = app
+        .get(&format!(
+            "/v1/tickets/first?field.pachca_user_id={}",
+            urlencode("2345")
+        ))
+        .await;
+    assert_eq!((status, &first["guid"]), (StatusCode::OK, &json!(guid)));
+
+    // An update sets, changes and (with an empty value) clears fields,
+    // leaving the others; history records each.
+    let (status, t) = app
+        .patch(
+            &format!("/v1/tickets/{guid}"),
+            json!({"fields": {"pachca_user_id": "", "tracker_key": "SERVICEDESK-12"}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{t}");
+    assert_eq!(
+        t["fields"],
+        json!({"queue": "SERVICEDESK", "tracker_key": "SERVICEDESK-12"})
+    );
+    let (_, history) = app.get(&format!("/v1/tickets/{guid}/history")).await;
+    let last = history["items"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(
+        last["change"]["fields"],
+        json!({
+            "fields.pachca_user_id": {"from": "2345", "to": null},
+            "fields.tracker_key": {"from": null, "to": "SERVICEDESK-12"},
+        }),
+        "{history}"
+    );
+    let (_, page) = app
+        .get("/v1/tickets?field.tracker_key=SERVICEDESK-12")
+        .await;
+    assert_eq!(guids(&page), std::slice::from_ref(&guid));
+
+    // Bad names and values: a 422 naming the parameter or body field.
+    for (path, field) in [
+        ("/v1/tickets?field.Bad-Name=x", "field.Bad-Name"),
+        ("/v1/tickets?field.=x", "field."),
+        ("/v1/tickets/first?field.9lives=x", "field.9lives"),
+    ] {
+        let (status, body) = app.get(path).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{path}: {body}");
+        assert_eq!(body["error"]["field"], field, "{path}: {body}");
+    }
+    let many: Vec<String> = (0..65).map(|i| format!("field.f{i}=x")).collect();
+    let (status, body) = app.get(&format!("/v1/tickets?{}", many.join("&"))).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["error"]["field"], "field.", "{body}");
+    let (status, body) = app.get("/v1/tickets?nope=1").await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    for body in [
+        json!({"subject": "x", "fields": {"Bad": "x"}}),
+        json!({"subject": "x", "fields": {"ok": "nul\u{0}"}}),
+    ] {
+        let (status, err) = app.post("/v1/tickets", body).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{err}");
+        assert_eq!(err["error"]["field"], "fields", "{err}");
+    }
+    let (status, err) = app
+        .patch(
+            &format!("/v1/tickets/{guid}"),
+            json!({"fields": {"a-b": "x"}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{err}");
+    assert_eq!(err["error"]["field"], "fields", "{err}");
     app.stop().await;
 }
 

@@ -21,6 +21,7 @@ mod mappers;
 mod oidc;
 mod openapi;
 mod outbound;
+mod pachca_tracker;
 mod people;
 mod provider_api;
 mod reload;

@@ -102,6 +102,23 @@ fn servicenow_fixtures_pass() {
     all_fixtures_pass("servicenow");
 }
 
+/// Pachca, both ways (seed 3): a message opens a ticket, a thread reply
+/// comments, the buttons, what is ignored (the bot's own, other bots',
+/// service messages, edits); the reply with the Tracker link and buttons,
+/// a Tracker comment with its `@login`s as Pachca mentions.
+#[test]
+fn pachca_fixtures_pass() {
+    all_fixtures_pass("pachca");
+}
+
+/// Tracker, both ways (seed 3): the trigger's comment and status events,
+/// what is ignored; the issue (queue, tag, custom fields), comments and
+/// transitions.
+#[test]
+fn tracker_fixtures_pass() {
+    all_fixtures_pass("tracker");
+}
+
 /// A Python component (componentize-py: ~18 MB, an extra export of its own)
 /// runs under the same world, fixtures and limits; its uncaught exception
 /// reaches the report with the traceback's last line.

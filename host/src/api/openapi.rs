@@ -223,6 +223,31 @@ pub fn labels(nullable: bool) -> RefOr<Schema> {
         .into()
 }
 
+/// Custom fields: at most 64, snake_case names of at most 64 characters,
+/// free-text values (an empty value clears the field).
+pub fn custom_fields(nullable: bool) -> ObjectBuilder {
+    let ty = if nullable {
+        SchemaType::from_iter([Type::Object, Type::Null])
+    } else {
+        SchemaType::Type(Type::Object)
+    };
+    ObjectBuilder::new()
+        .schema_type(ty)
+        .max_properties(Some(crate::tickets::validate::FIELDS_MAX))
+        .property_names(Some(text(false, FIELD_NAME, None)))
+        .additional_properties(Some(text(
+            false,
+            TEXT,
+            Some(crate::tickets::validate::TEXT_MAX),
+        )))
+        .description(Some(
+            "custom fields by name (snake_case ASCII, at most 64 characters); a value is free text, an empty one clears the field",
+        ))
+}
+
+/// A custom field's name: snake_case ASCII starting with a letter.
+pub const FIELD_NAME: &str = "^[a-z][a-z0-9_]{0,63}$";
+
 /// A field schema built above, with its description.
 pub fn field(b: ObjectBuilder, description: Option<&str>) -> ObjectBuilder {
     b.description(description)

@@ -1,8 +1,10 @@
 //! Ticket handlers: find, find-first, get, create, update, add note, history.
 
+use std::collections::BTreeMap;
+
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{Query, State};
+use axum::extract::{Query, RawQuery, State};
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use serde::{Deserialize, Serialize};
@@ -13,10 +15,11 @@ use utoipa::{IntoParams, ToSchema};
 use super::ApiState;
 use super::auth::{Admin, Reader};
 use super::error::{ApiError, ErrorBody};
-use super::openapi::{EMAIL, NOTE, ONE_LINE, TEXT, field, one_of, text};
+use super::openapi::{EMAIL, NOTE, ONE_LINE, TEXT, custom_fields, field, one_of, text};
 use super::params::{Key, body, query};
 use crate::action::{Action, Priority, TicketRef};
 use crate::store::{HistoryRow, TicketFilter, TicketRow};
+use crate::tickets::validate::{FIELDS_MAX, TEXT_MAX, is_field_name};
 use crate::tickets::{ApplyInput, ApplyOutcome, TicketUpdate, raci};
 
 const PRIORITIES: [&str; 4] = ["LOW", "MEDIUM", "HIGH", "CRITICAL"];
@@ -68,6 +71,9 @@ pub struct CreateBody {
     #[serde(default)]
     #[schema(schema_with = labels)]
     labels: Vec<String>,
+    #[serde(default)]
+    #[schema(schema_with = fields)]
+    fields: BTreeMap<String, String>,
 }
 
 /// Fields to change; an absent or null field is left as it is.
@@ -90,6 +96,9 @@ pub struct UpdateBody {
     assignee: Option<String>,
     #[schema(schema_with = labels_or_null)]
     labels: Option<Vec<String>>,
+    /// Fields not named are left as they are.
+    #[schema(schema_with = fields_or_null)]
+    fields: Option<BTreeMap<String, String>>,
     /// Who made the change; defaults to the token's name.
     #[schema(schema_with = changed_by_or_null)]
     changed_by: Option<String>,
@@ -186,6 +195,12 @@ fn labels() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
 fn labels_or_null() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
     super::openapi::labels(true)
 }
+fn fields() -> ObjectBuilder {
+    custom_fields(false)
+}
+fn fields_or_null() -> ObjectBuilder {
+    custom_fields(true)
+}
 fn changed_by_or_null() -> ObjectBuilder {
     field(text(true, ONE_LINE, Some(256)), Some(TOKEN_NAME))
 }
@@ -208,7 +223,54 @@ fn task() -> String {
     "TASK".into()
 }
 
-fn filter(q: FindQuery, default_limit: u32) -> Result<TicketFilter, ApiError> {
+/// The prefix of a custom-field filter's query parameter: `field.<name>`.
+const FIELD_PARAM: &str = "field.";
+
+/// Splits the query string into the custom-field filters
+/// (`field.<name>=<value>`, checked here: every error names its
+/// parameter) and the rest, read as a [`FindQuery`].
+fn find_query(raw: Option<String>) -> Result<(FindQuery, Vec<(String, String)>), ApiError> {
+    let raw = raw.unwrap_or_default();
+    let mut fields = Vec::new();
+    let mut rest = form_urlencoded::Serializer::new(String::new());
+    for (key, value) in form_urlencoded::parse(raw.as_bytes()) {
+        let Some(name) = key.strip_prefix(FIELD_PARAM) else {
+            rest.append_pair(&key, &value);
+            continue;
+        };
+        if !is_field_name(name) {
+            return Err(ApiError::invalid(
+                &key,
+                format!(
+                    "`{name}` is not a field name (snake_case ASCII starting with a letter, at most 64 characters)"
+                ),
+            ));
+        }
+        if value.chars().count() > TEXT_MAX {
+            return Err(ApiError::invalid(
+                &key,
+                format!("is longer than {TEXT_MAX} characters"),
+            ));
+        }
+        fields.push((name.to_owned(), value.trim().to_owned()));
+    }
+    if fields.len() > FIELDS_MAX {
+        return Err(ApiError::invalid(
+            FIELD_PARAM,
+            format!("{} field filters, over {FIELDS_MAX}", fields.len()),
+        ));
+    }
+    let uri: axum::http::Uri = format!("/?{}", rest.finish())
+        .parse()
+        .map_err(|_| ApiError::invalid("query", "is not a query string"))?;
+    Ok((query(Query::try_from_uri(&uri))?, fields))
+}
+
+fn filter(
+    q: FindQuery,
+    fields: Vec<(String, String)>,
+    default_limit: u32,
+) -> Result<TicketFilter, ApiError> {
     for (field, value) in [
         ("updated_after", &q.updated_after),
         ("updated_before", &q.updated_before),
@@ -242,10 +304,15 @@ fn filter(q: FindQuery, default_limit: u32) -> Result<TicketFilter, ApiError> {
         text: q.q,
         updated_after: norm(q.updated_after),
         updated_before: norm(q.updated_before),
+        fields,
         limit,
         cursor: super::params::cursor(q.cursor)?,
     })
 }
+
+/// How the find routes filter by custom fields, for the served document
+/// (a parameter per field name cannot be listed).
+const FIND_FIELDS: &str = "Also `field.<name>=<value>` for each custom field to match (several combine with AND, and with the other filters); an empty value matches tickets without the field. A name is snake_case ASCII starting with a letter, at most 64 characters; at most 64 such filters. An invalid one is a 422 whose `error.field` is the parameter, e.g. `field.Bad`.";
 
 /// A ticket as found.
 #[derive(Debug, Serialize, ToSchema)]
@@ -272,7 +339,8 @@ pub struct Ticket {
     /// When the ticket entered its current status.
     #[schema(format = DateTime)]
     pub status_changed_at: String,
-    /// Custom fields, by name (set by providers' `set_fields` actions).
+    /// Custom fields, by name (set by providers' `set_fields` actions and
+    /// the API).
     pub fields: std::collections::BTreeMap<String, String>,
 }
 
@@ -470,13 +538,14 @@ async fn detail(state: &ApiState, guid: &str) -> Result<TicketDetail, ApiError> 
     })
 }
 
-/// Applies one action made through the API (no delivery, no origin).
-async fn apply_one(state: &ApiState, action: Action) -> Result<ApplyOutcome, ApiError> {
+/// Applies actions made through the API (no delivery, no origin), in one
+/// transaction.
+async fn apply_actions(state: &ApiState, actions: &[Action]) -> Result<ApplyOutcome, ApiError> {
     let input = ApplyInput {
         delivery_id: None,
         origin: None,
         mapper_hash: None,
-        actions: std::slice::from_ref(&action),
+        actions,
         state: &[],
     };
     let out = state.applier.apply(&state.store, input).await?;
@@ -490,6 +559,7 @@ async fn apply_one(state: &ApiState, action: Action) -> Result<ApplyOutcome, Api
     path = "/v1/tickets",
     operation_id = "findTickets",
     summary = "Find tickets, most recently updated first",
+    description = FIND_FIELDS,
     params(FindQuery),
     responses(
         (status = 200, description = "one page", body = TicketPage),
@@ -500,9 +570,10 @@ async fn apply_one(state: &ApiState, action: Action) -> Result<ApplyOutcome, Api
 pub async fn find(
     _: Reader,
     State(state): State<ApiState>,
-    q: Result<Query<FindQuery>, QueryRejection>,
+    RawQuery(raw): RawQuery,
 ) -> Result<Json<TicketPage>, ApiError> {
-    let page = state.store.find(&filter(query(q)?, 50)?).await?;
+    let (q, fields) = find_query(raw)?;
+    let page = state.store.find(&filter(q, fields, 50)?).await?;
     Ok(Json(TicketPage {
         items: page.items.iter().map(Ticket::from).collect(),
         next: page.next,
@@ -515,6 +586,7 @@ pub async fn find(
     path = "/v1/tickets/first",
     operation_id = "findFirstTicket",
     summary = "The first ticket matching the filters",
+    description = FIND_FIELDS,
     params(FindQuery),
     responses(
         (status = 200, description = "the ticket", body = Ticket),
@@ -526,9 +598,10 @@ pub async fn find(
 pub async fn find_first(
     _: Reader,
     State(state): State<ApiState>,
-    q: Result<Query<FindQuery>, QueryRejection>,
+    RawQuery(raw): RawQuery,
 ) -> Result<Json<Ticket>, ApiError> {
-    let mut f = filter(query(q)?, 1)?;
+    let (q, fields) = find_query(raw)?;
+    let mut f = filter(q, fields, 1)?;
     f.limit = 1;
     let page = state.store.find(&f).await?;
     let t = page
@@ -584,6 +657,7 @@ pub async fn create(
     let b = body(b)?;
     let priority = Priority::parse(&b.priority)
         .ok_or_else(|| ApiError::invalid("priority", "must be LOW, MEDIUM, HIGH or CRITICAL"))?;
+    let admin_actor = admin.name.clone();
     let action = Action::Create {
         subject: b.subject,
         description: b.description,
@@ -597,7 +671,20 @@ pub async fn create(
         external_id: b.external_id,
         labels: b.labels,
     };
-    let out = apply_one(&state, action).await?;
+    let mut actions = vec![action];
+    // The fields are set on the ticket the create made (or found), in the
+    // same transaction; history records them as an update.
+    if !b.fields.is_empty() {
+        actions.push(Action::SetFields {
+            ticket: TicketRef {
+                from_action: Some(0),
+                ..TicketRef::default()
+            },
+            fields: b.fields.into_iter().collect(),
+            changed_by: admin_actor.clone(),
+        });
+    }
+    let out = apply_actions(&state, &actions).await?;
     let guid = out
         .actions
         .first()
@@ -657,6 +744,7 @@ pub async fn update(
         ticket_type: b.ticket_type,
         assignee: b.assignee,
         labels: b.labels,
+        fields: b.fields.unwrap_or_default(),
     };
     let actor = b.changed_by.unwrap_or(admin.name);
     state
@@ -702,7 +790,7 @@ pub async fn add_note(
         commented_by: b.author.unwrap_or(admin.name),
         external_comment_id: None,
     };
-    apply_one(&state, action).await?;
+    apply_actions(&state, std::slice::from_ref(&action)).await?;
     Ok((StatusCode::CREATED, Json(detail(&state, &guid).await?)))
 }
 
@@ -742,4 +830,34 @@ pub async fn history(
         items: rows.iter().map(HistoryEntry::from).collect(),
         next,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn field_filters_are_split_from_the_query_and_checked() {
+        let (q, fields) = find_query(Some(
+            "status=NEW&field.queue=SERVICE%20DESK&field.user_id=&limit=5".into(),
+        ))
+        .expect("valid");
+        assert_eq!(q.status.as_deref(), Some("NEW"));
+        assert_eq!(q.limit, Some(5));
+        assert_eq!(
+            fields,
+            [
+                ("queue".to_owned(), "SERVICE DESK".to_owned()),
+                ("user_id".to_owned(), String::new())
+            ]
+        );
+        let long = format!("field.queue={}", "x".repeat(TEXT_MAX + 1));
+        let field_of = |raw: &str| match find_query(Some(raw.to_owned())) {
+            Err(ApiError::Invalid { field, .. }) => field,
+            other => panic!("{raw}: {other:?}"),
+        };
+        assert_eq!(field_of(&long), "field.queue");
+        assert_eq!(field_of("field.Queue=x"), "field.Queue");
+        assert_eq!(field_of("nope=1"), "query");
+    }
 }

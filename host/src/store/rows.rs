@@ -4,7 +4,7 @@ use sqlx::any::AnyRow;
 use sqlx::{AssertSqlSafe, Row};
 
 use super::query::Filtered;
-use super::{Store, StoreError};
+use super::{Backend, Store, StoreError};
 
 /// A ticket as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -168,6 +168,9 @@ pub struct TicketFilter {
     pub text: Option<String>,
     pub updated_after: Option<String>,
     pub updated_before: Option<String>,
+    /// Custom fields `(name, value)`, every one must match; an empty value
+    /// matches a ticket without the field.
+    pub fields: Vec<(String, String)>,
     pub limit: u32,
     /// From the previous page's `next`.
     pub cursor: Option<String>,
@@ -318,6 +321,20 @@ impl Store {
                 pattern.clone(),
             );
             q.and(" OR LOWER(t.description) LIKE {} ESCAPE '\\')", pattern);
+        }
+        for (name, value) in &filter.fields {
+            // `fields` is a JSON object of strings; names are snake_case
+            // (validated), so they are safe in SQLite's JSON path too.
+            let extract = match self.backend {
+                Backend::Sqlite => " AND json_extract(t.fields, '$.' || {})",
+                Backend::Postgres => " AND (CAST(t.fields AS JSONB) ->> CAST({} AS TEXT))",
+            };
+            q.and(extract, name.clone());
+            if value.is_empty() {
+                q.sql(" IS NULL");
+            } else {
+                q.and(" = {}", value.clone());
+            }
         }
         if let Some(after) = &filter.updated_after {
             q.and(" AND t.updated_at > {}", after.clone());

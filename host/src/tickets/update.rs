@@ -2,6 +2,8 @@
 //! validated like actions, recorded in history as one `update` change with
 //! each field's old and new value, offered to every outbound provider.
 
+use std::collections::BTreeMap;
+
 use serde_json::{Map, Value, json};
 
 use super::apply::{Applier, ApplyError, ApplyInput};
@@ -19,6 +21,9 @@ pub struct TicketUpdate {
     pub ticket_type: Option<String>,
     pub assignee: Option<String>,
     pub labels: Option<Vec<String>>,
+    /// Custom fields to set; an empty value clears one. Fields not named
+    /// are left alone.
+    pub fields: BTreeMap<String, String>,
 }
 
 impl Applier {
@@ -30,7 +35,7 @@ impl Applier {
         update: &TicketUpdate,
         actor: &str,
     ) -> Result<TicketRow, ApplyError> {
-        self.check_update(update, actor)?;
+        let new_fields = self.check_update(update, actor)?;
         let mut tx = store.begin().await?;
         let mut t = tx
             .ticket_for_update(guid)
@@ -68,6 +73,19 @@ impl Applier {
             fields.insert("labels".into(), json!({"from": t.labels, "to": l}));
             t.labels = l.clone();
         }
+        // Recorded as a provider's `set_fields` is: `fields.<name>`.
+        for (name, value) in new_fields {
+            let old = t.fields.get(&name).cloned();
+            let new = (!value.is_empty()).then_some(value);
+            if old == new {
+                continue;
+            }
+            fields.insert(format!("fields.{name}"), json!({"from": old, "to": new}));
+            match new {
+                Some(v) => t.fields.insert(name, v),
+                None => t.fields.remove(&name),
+            };
+        }
         if fields.is_empty() {
             return Ok(t);
         }
@@ -92,8 +110,13 @@ impl Applier {
     }
 
     /// Runs the action rules over the update's fields, so the API and the
-    /// mappers obey one set of rules.
-    fn check_update(&self, u: &TicketUpdate, actor: &str) -> Result<(), ApplyError> {
+    /// mappers obey one set of rules; returns the custom fields as the
+    /// rules normalise them (trimmed, stray control characters dropped).
+    fn check_update(
+        &self,
+        u: &TicketUpdate,
+        actor: &str,
+    ) -> Result<Vec<(String, String)>, ApplyError> {
         let r = TicketRef {
             guid: Some("update".into()),
             ..TicketRef::default()
@@ -115,6 +138,13 @@ impl Applier {
                 assigned_by: actor.into(),
             });
         }
+        if !u.fields.is_empty() {
+            probe.push(Action::SetFields {
+                ticket: r.clone(),
+                fields: u.fields.clone().into_iter().collect(),
+                changed_by: actor.into(),
+            });
+        }
         probe.push(Action::Create {
             subject: u.subject.clone().unwrap_or_else(|| "unchanged".into()),
             description: u.description.clone().unwrap_or_default(),
@@ -124,8 +154,14 @@ impl Applier {
             external_id: None,
             labels: u.labels.clone().unwrap_or_default(),
         });
-        super::validate::validate(&probe, &self.workflow)
-            .map(drop)
-            .map_err(|e: ValidationError| ApplyError::Invalid(e))
+        let checked = super::validate::validate(&probe, &self.workflow)
+            .map_err(|e: ValidationError| ApplyError::Invalid(e))?;
+        Ok(checked
+            .into_iter()
+            .find_map(|a| match a {
+                Action::SetFields { fields, .. } => Some(fields),
+                _ => None,
+            })
+            .unwrap_or_default())
     }
 }

@@ -35,13 +35,14 @@ pub const DEFAULT_STATUSES: [&str; 10] = [
 ];
 
 const SUBJECT_MAX: usize = 512;
-const TEXT_MAX: usize = 64 << 10;
+/// Longest description, comment or custom field value, in characters.
+pub const TEXT_MAX: usize = 64 << 10;
 const FIELD_MAX: usize = 256;
 const LABELS_MAX: usize = 32;
 const LABEL_MAX: usize = 64;
 /// Custom fields one action may set, and the length of a field name.
-const FIELDS_MAX: usize = 64;
-const FIELD_NAME_MAX: usize = 64;
+pub const FIELDS_MAX: usize = 64;
+pub const FIELD_NAME_MAX: usize = 64;
 
 /// The statuses a ticket may take; the first is a new ticket's.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -7,7 +7,7 @@ use mapper_kit::{
 };
 use serde_json::Value;
 
-use crate::{Config, email_of, gid};
+use crate::{Config, email_of};
 
 pub(crate) fn map(delivery: &Delivery, cfg: &Config) -> MapResult {
     let body = json_body(delivery)?;
@@ -308,5 +308,5 @@ impl Batch<'_> {
 
 /// A gid at `pointer`, if one is there.
 fn gid_at(v: &Value, pointer: &str) -> Option<String> {
-    v.pointer(pointer).and_then(gid)
+    v.pointer(pointer).and_then(mapper_kit::id_text)
 }

@@ -47,7 +47,7 @@ mod outbound;
 
 use mapper_kit::{
     Delivery, Guest, MapError, MapResult, OutboundRequest, Priority, TicketChange, bad_config,
-    config_priority, config_str, get_json, parse_config, person_by_identity,
+    config_priority, config_str, get_json, id_text, parse_config, person_by_identity,
 };
 use serde_json::{Map, Value};
 
@@ -148,7 +148,7 @@ impl Config {
         };
         Ok(Config {
             provider: s("provider", "asana"),
-            bot_user_gid: gid(&v["bot_user_gid"]),
+            bot_user_gid: id_text(&v["bot_user_gid"]),
             section_status,
             activity,
             owner_activities,
@@ -156,7 +156,7 @@ impl Config {
             ticket_type: s("ticket_type", "TASK"),
             priority: config_priority(&v, "default_priority", Priority::Medium)?,
             sections,
-            project_gid: gid(&v["project_gid"]),
+            project_gid: id_text(&v["project_gid"]),
         })
     }
 
@@ -171,16 +171,7 @@ impl Config {
 
     /// The section gid configured for a status.
     fn section_for(&self, status: &str) -> Option<String> {
-        gid(self.sections.get(status)?)
-    }
-}
-
-/// A gid given as a string or a number.
-fn gid(v: &Value) -> Option<String> {
-    match v {
-        Value::String(s) if !s.is_empty() => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
+        id_text(self.sections.get(status)?)
     }
 }
 

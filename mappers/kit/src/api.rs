@@ -4,7 +4,7 @@
 use serde_json::Value;
 
 use crate::{
-    ApiError, ApiRequest, Identity, MapError, Person, PersonKey, find_person, internal,
+    ApiError, ApiRequest, Header, Identity, MapError, Person, PersonKey, find_person, internal,
     provider_api,
 };
 
@@ -13,21 +13,38 @@ use crate::{
 /// JSON is an internal error naming the path; the host retries the
 /// delivery when its API was down or slow.
 pub fn get_json(path: &str) -> Result<Value, MapError> {
+    send_json("GET", path, None)
+}
+
+/// Sends `method` to `path` with `body` as JSON (none: no body) and parses
+/// the answer as JSON, with [`get_json`]'s errors. For the writes a
+/// mapping needs before it can answer (Pachca's thread of a message).
+pub fn send_json(method: &str, path: &str, body: Option<&Value>) -> Result<Value, MapError> {
+    let (headers, body) = match body {
+        Some(b) => (
+            vec![Header {
+                name: "content-type".into(),
+                value: "application/json; charset=utf-8".into(),
+            }],
+            b.to_string().into_bytes(),
+        ),
+        None => (Vec::new(), Vec::new()),
+    };
     let response = provider_api(&ApiRequest {
-        method: "GET".into(),
+        method: method.to_owned(),
         path: path.to_owned(),
-        headers: Vec::new(),
-        body: Vec::new(),
+        headers,
+        body,
     })
-    .map_err(|e| internal(format!("GET {path} failed: {}", api_error_text(&e))))?;
+    .map_err(|e| internal(format!("{method} {path} failed: {}", api_error_text(&e))))?;
     if !(200..300).contains(&response.status) {
         return Err(internal(format!(
-            "GET {path} answered status {}",
+            "{method} {path} answered status {}",
             response.status
         )));
     }
     serde_json::from_slice(&response.body)
-        .map_err(|e| internal(format!("GET {path}: answer is not JSON: {e}")))
+        .map_err(|e| internal(format!("{method} {path}: answer is not JSON: {e}")))
 }
 
 /// GETs `path` like [`get_json`], but a 404 is `None`: the record is

@@ -37,7 +37,7 @@ mod time;
 
 pub use api::{
     answer_str, api_error_text, get_json, get_json_or_missing, identity_of, person_by_email,
-    person_by_identity,
+    person_by_identity, send_json,
 };
 pub use bindings::Guest;
 pub use bindings::sluice::mapper::host::{
@@ -358,6 +358,30 @@ pub fn config_priority(config: &Value, key: &str, default: Priority) -> Result<P
             ))
         }),
     }
+}
+
+/// An id given as a non-empty string or a number (Asana's gids, Pachca's
+/// numeric ids), as text.
+pub fn id_text(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) if !s.is_empty() => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// The message's first line, trimmed and cut to `max_chars` (with `…`);
+/// `None` for a message with no visible text.
+pub fn first_line(text: &str, max_chars: usize) -> Option<String> {
+    let line = text.trim().lines().next().unwrap_or("").trim();
+    if line.is_empty() {
+        return None;
+    }
+    if line.chars().count() <= max_chars {
+        return Some(line.to_owned());
+    }
+    let cut: String = line.chars().take(max_chars.saturating_sub(1)).collect();
+    Some(format!("{}…", cut.trim_end()))
 }
 
 /// A string from the mapper config, else `default`.

@@ -2,8 +2,8 @@
 
 use mapper_kit::{
     Action, CreateTicket, Delivery, Fields, MapError, MapResult, SignoffStatus, comment,
-    form_payload, guid_ref, ignored, internal, is_form, json_body, malformed, mapped, parse_role,
-    query_escape, signoff, ticket_ref, unsupported,
+    first_line, form_payload, guid_ref, ignored, internal, is_form, json_body, malformed, mapped,
+    parse_role, query_escape, signoff, ticket_ref, unsupported,
 };
 use serde_json::Value;
 
@@ -202,15 +202,7 @@ fn message_text(channel: &str, ts: &str) -> Result<String, MapError> {
 /// The message's first line, shortened; a message with no text is named
 /// by its channel.
 fn subject(text: &str, channel: &str) -> String {
-    let line = text.trim().lines().next().unwrap_or("").trim();
-    if line.is_empty() {
-        return format!("Slack message in {channel}");
-    }
-    if line.chars().count() <= SUBJECT_MAX_CHARS {
-        return line.to_owned();
-    }
-    let cut: String = line.chars().take(SUBJECT_MAX_CHARS - 1).collect();
-    format!("{}…", cut.trim_end())
+    first_line(text, SUBJECT_MAX_CHARS).unwrap_or_else(|| format!("Slack message in {channel}"))
 }
 
 /// An interactivity payload: our sign-off buttons.
