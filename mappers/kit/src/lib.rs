@@ -7,7 +7,9 @@
 //! links with [`links_of`]; [`get_json`] and [`person_by_email`] /
 //! [`person_by_identity`] read the provider's API and the people directory;
 //! [`form_payload`] decodes a form-encoded `payload` field; [`whole_days`]
-//! counts the days between two RFC 3339 instants (a stale notice's ages).
+//! counts the days between two RFC 3339 instants (a stale notice's ages);
+//! [`Mappings`] reads the config's field mappings (status, priority, custom
+//! fields, defaults) and translates values both ways.
 //!
 //! A mapper crate implements [`Guest`] and calls
 //! `mapper_kit::bindings::export!(MyMapper with_types_in mapper_kit::bindings);`.
@@ -27,6 +29,7 @@ pub mod bindings {
 
 mod api;
 mod form;
+mod mappings;
 mod outbound;
 mod time;
 
@@ -39,6 +42,7 @@ pub use bindings::sluice::mapper::host::{
 };
 pub use bindings::sluice::mapper::types::*;
 pub use form::{form_field, form_payload, is_form, query_escape};
+pub use mappings::{FieldMapping, Mappings, priority_key};
 pub use outbound::{RequestBuilder, change_guid, first_link, links_of, request};
 pub use time::{epoch_seconds, whole_days};
 
