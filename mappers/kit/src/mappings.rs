@@ -108,7 +108,9 @@ impl Mappings {
                             field,
                             values: BTreeMap::new(),
                         },
-                        RawField::Table(RawTable { field, values }) => FieldMapping { field, values },
+                        RawField::Table(RawTable { field, values }) => {
+                            FieldMapping { field, values }
+                        }
                     };
                     (name, mapping)
                 })
