@@ -102,6 +102,7 @@ fuzz_target!(|data: &[u8]| {
         mapper_config: serde_json::Value::Null,
         api: None,
         outbound: None,
+        sync: None,
     };
     // Every name in PRESETS is a preset.
     let provider = Provider::from_config("fuzz", &config).expect("a preset from PRESETS");

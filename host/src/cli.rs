@@ -580,7 +580,7 @@ fn shadow(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         let rows = replay(
             &store,
             &candidate,
-            &provider.mapper_config.to_string(),
+            &provider.mapper_config_json().to_string(),
             &opts,
         )
         .await;

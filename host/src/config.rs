@@ -340,6 +340,37 @@ pub struct ProviderConfig {
     /// `map-from-ticket-event`, and the requests it answers are sent to
     /// `api.base_url` with `api`'s credentials. Absent: inbound only.
     pub outbound: Option<OutboundConfig>,
+    /// Two-way sync: direction, conflict policies, field mappings.
+    pub sync: Option<crate::sync::SyncConfig>,
+}
+
+impl ProviderConfig {
+    /// The config JSON its mapper is given: `mapper_config`, with the
+    /// checked `sync.mappings` under the key `mappings`.
+    pub fn mapper_config_json(&self) -> serde_json::Value {
+        let mut config = self.mapper_config.clone();
+        if let Some(m) = self.sync.as_ref().and_then(|s| s.mappings.as_ref())
+            && let Some(object) = config.as_object_mut()
+        {
+            object.insert("mappings".into(), m.to_json());
+        }
+        config
+    }
+
+    /// The sync direction in effect: `sync.direction`, else both ways as
+    /// far as the provider is configured.
+    pub fn direction(&self) -> crate::sync::Direction {
+        self.sync
+            .as_ref()
+            .map(crate::sync::SyncConfig::direction)
+            .unwrap_or_default()
+    }
+
+    /// Whether ticket changes are sent to it: `outbound:` is set and its
+    /// direction sends.
+    pub fn sends(&self) -> bool {
+        self.outbound.is_some() && self.direction().outbound()
+    }
 }
 
 /// How changes are sent to one provider.
@@ -719,9 +750,23 @@ impl Config {
                 ));
             }
         }
+        let workflow = self.workflow();
         for (name, p) in &self.providers {
             p.validate(name)
                 .map_err(|(key, message)| invalid(&key, message))?;
+            if let Some(sync) = &p.sync {
+                let cx = crate::sync::SyncContext {
+                    workflow: &workflow,
+                    has_outbound: p.outbound.is_some(),
+                    has_api: p.api.is_some(),
+                    mapper_config: &p.mapper_config,
+                };
+                sync.validate(name, &cx)
+                    .map_err(|(key, message)| invalid(&key, message))?;
+            } else if p.mapper_config.get("mappings").is_some() {
+                let (key, message) = crate::sync::misplaced(name);
+                return Err(invalid(&key, message));
+            }
         }
         let positive = [
             ("server.request_timeout_ms", self.server.request_timeout_ms),
@@ -792,6 +837,7 @@ impl Config {
         let outbound = |own: bool| {
             self.providers
                 .iter()
+                .filter(|(_, p)| p.sends())
                 .filter(|(_, p)| p.outbound.as_ref().is_some_and(|o| !own || o.own_changes))
                 .map(|(name, _)| name.clone())
                 .collect()
@@ -801,7 +847,33 @@ impl Config {
             branches: self.branches(),
             outbound: outbound(false),
             own_changes: outbound(true),
+            sync: std::sync::Arc::new(self.sync_rules()),
         }
+    }
+
+    /// Each provider's sync rules. The host keeps conflict state for a
+    /// provider with a `sync:` block, or one that is two-way.
+    pub fn sync_rules(&self) -> crate::sync::SyncRules {
+        let providers = self
+            .providers
+            .iter()
+            .map(|(name, p)| {
+                let direction = p.direction();
+                let two_way = direction.inbound() && p.sends();
+                let rules = crate::sync::ProviderSync {
+                    direction,
+                    tracked: direction.inbound() && (p.sync.is_some() || two_way),
+                    policy: p.sync.as_ref().map(|s| s.conflict).unwrap_or_default(),
+                    fields: p
+                        .sync
+                        .as_ref()
+                        .map(|s| s.conflicts.clone())
+                        .unwrap_or_default(),
+                };
+                (name.clone(), rules)
+            })
+            .collect();
+        crate::sync::SyncRules::new(providers)
     }
 }
 
@@ -1060,6 +1132,147 @@ mod tests {
             let got = parse(text).unwrap_err().to_string();
             assert!(got.starts_with(want), "got {got:?}, want {want:?}");
         }
+    }
+
+    /// A Jira provider with `sync` (YAML, indented under `sync:`) and
+    /// optionally `outbound:`.
+    fn jira(sync: &str, outbound: bool, mapper_config: &str) -> String {
+        format!(
+            "providers:\n  jira:\n    verify: {{secret: jira-secret-0123456789}}\n    api: {{base_url: \"https://x.atlassian.net\"}}\n{}    mapper_config: {mapper_config}\n    sync:\n{sync}",
+            if outbound { "    outbound: {}\n" } else { "" }
+        )
+    }
+
+    #[test]
+    fn sync_errors_name_their_path() {
+        let cases = [
+            (
+                jira(
+                    "      mappings:\n        status: {DONE: Done}\n",
+                    true,
+                    "{}",
+                ),
+                "sluice.yaml: providers.jira.sync.mappings.status.DONE: not a workflow status",
+            ),
+            (
+                jira(
+                    "      mappings:\n        priority: {urgent: P1}\n",
+                    true,
+                    "{}",
+                ),
+                "sluice.yaml: providers.jira.sync.mappings.priority.urgent: not a priority",
+            ),
+            (
+                jira(
+                    "      mappings:\n        status: {NEW: \"To Do\", TRIAGED: \"To Do\"}\n",
+                    true,
+                    "{}",
+                ),
+                "sluice.yaml: providers.jira.sync.mappings.status: `NEW` and `TRIAGED` both map to `To Do`",
+            ),
+            (
+                jira(
+                    "      mappings:\n        status: {NEW: \" \"}\n",
+                    true,
+                    "{}",
+                ),
+                "sluice.yaml: providers.jira.sync.mappings.status.NEW: must not be empty",
+            ),
+            (
+                jira(
+                    "      mappings:\n        fields:\n          severity: {field: impact, values: {SEV-1: \"1\", SEV-2: \"1\"}}\n",
+                    true,
+                    "{}",
+                ),
+                "sluice.yaml: providers.jira.sync.mappings.fields.severity.values: `SEV-1` and `SEV-2` both map to `1`",
+            ),
+            (
+                jira(
+                    "      mappings:\n        fields: {a: cf_1, b: cf_1}\n",
+                    true,
+                    "{}",
+                ),
+                "sluice.yaml: providers.jira.sync.mappings.fields: `a` and `b` both map to the provider field `cf_1`",
+            ),
+            (
+                jira(
+                    "      mappings:\n        defaults: {project: \"\"}\n",
+                    true,
+                    "{}",
+                ),
+                "sluice.yaml: providers.jira.sync.mappings.defaults.project: must not be empty",
+            ),
+            (
+                jira("      direction: sideways\n", true, "{}"),
+                "sluice.yaml: providers.jira.sync.direction: unknown variant `sideways`",
+            ),
+            (
+                jira("      direction: bidirectional\n", false, "{}"),
+                "sluice.yaml: providers.jira.sync.direction: `bidirectional` needs the provider's `outbound:` and `api:` blocks",
+            ),
+            (
+                jira("      conflict: mine\n", true, "{}"),
+                "sluice.yaml: providers.jira.sync.conflict: unknown variant `mine`",
+            ),
+            (
+                jira("      conflicts: {colour: manual}\n", true, "{}"),
+                "sluice.yaml: providers.jira.sync.conflicts.colour: not a field",
+            ),
+            (
+                jira("      conflict: local\n", true, "{mappings: {}}"),
+                "sluice.yaml: providers.jira.mapper_config.mappings: field mappings belong in `providers.jira.sync.mappings`",
+            ),
+            (
+                jira("      mappings: {colour: {}}\n", true, "{}"),
+                "sluice.yaml: providers.jira.sync.mappings.colour: unknown field `colour`",
+            ),
+        ];
+        for (text, want) in cases {
+            let got = parse(&text).unwrap_err().to_string();
+            assert!(got.starts_with(want), "got {got:?}, want {want:?}");
+        }
+    }
+
+    #[test]
+    fn mappings_reach_the_mapper_config_and_direction_shapes_outbound() {
+        let c = parse(&jira(
+            "      direction: inbound\n      conflict: manual\n      conflicts: {description: merge, fields.customer: local}\n      interval_secs: 300\n      mappings:\n        status: {NEW: \"To Do\", RESOLVED: Done}\n        fields:\n          customer: customfield_10050\n          severity: {field: impact, values: {SEV-1: \"1 - Critical\"}}\n        defaults: {project: OPS}\n",
+            true,
+            "{site: x}",
+        ))
+        .unwrap();
+        let p = &c.providers["jira"];
+        assert_eq!(
+            p.mapper_config_json(),
+            serde_json::json!({"site": "x", "mappings": {
+                "status": {"NEW": "To Do", "RESOLVED": "Done"},
+                "fields": {"customer": "customfield_10050",
+                           "severity": {"field": "impact", "values": {"SEV-1": "1 - Critical"}}},
+                "defaults": {"project": "OPS"}
+            }})
+        );
+        // Inbound only: configured for outbound, yet sent nothing.
+        assert!(c.applier().outbound.is_empty());
+        let rules = c.sync_rules();
+        assert!(rules.accepts_inbound("jira") && rules.tracked("jira"));
+        assert_eq!(rules.policy("jira", "status"), crate::sync::Policy::Manual);
+        assert_eq!(
+            rules.policy("jira", "description"),
+            crate::sync::Policy::Merge
+        );
+        assert_eq!(
+            rules.policy("jira", "fields.customer"),
+            crate::sync::Policy::Local
+        );
+        // Without `sync:`: both ways as configured, external, untracked
+        // unless two-way.
+        let plain =
+            parse("providers:\n  github:\n    verify: {secret: gh-secret-0123456789}\n").unwrap();
+        let rules = plain.sync_rules();
+        assert!(rules.accepts_inbound("github") && !rules.tracked("github"));
+        let out = parse(&jira("      direction: outbound\n", true, "{}")).unwrap();
+        assert_eq!(out.applier().outbound, vec!["jira".to_owned()]);
+        assert!(!out.sync_rules().accepts_inbound("jira"));
     }
 
     #[test]

@@ -27,6 +27,8 @@
 //! - [`resolve`]: ticket resolution rules that need no storage (branches).
 //! - [`tickets`]: applying actions — validation, resolution, status and RACI
 //!   rules, history and outbox rows, one transaction per delivery.
+//! - [`sync`]: two-way sync rules per provider — direction, conflict
+//!   policies and their decision table, field mappings for the mapper.
 //! - [`sweeper`]: the stale-ticket sweeper — rules on a schedule, notices
 //!   recorded once per period as `stale` changes through the outbox.
 //! - [`retention`]: the background task that drops old delivery bodies.
@@ -59,5 +61,6 @@ pub mod scaffold;
 pub mod shadow;
 pub mod store;
 pub mod sweeper;
+pub mod sync;
 pub mod tickets;
 pub mod worker;

@@ -19,7 +19,10 @@
 //!   request sent to a provider (answer or no answer);
 //! - `sluice_outbox_depth`: outbox rows pending, retrying or being sent;
 //! - `sluice_sweeper_notices_total{rule,kind}`: notices the sweeper
-//!   recorded (`direct`, `digest`).
+//!   recorded (`direct`, `digest`);
+//! - `sluice_sync_conflicts_total{provider,policy}`: fields an inbound
+//!   action and the ticket had both moved since they last synced, by the
+//!   policy that decided them.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -55,6 +58,7 @@ struct Inner {
     outbound_errors: BTreeMap<(String, ErrorCode), u64>,
     outbound_requests: BTreeMap<String, Histogram<{ HTTP_BUCKETS.len() }>>,
     sweeper_notices: BTreeMap<(String, &'static str), u64>,
+    sync_conflicts: BTreeMap<(String, &'static str), u64>,
 }
 
 struct Histogram<const N: usize = { BUCKETS.len() }> {
@@ -179,6 +183,15 @@ impl Metrics {
     }
 
     /// A reload of `provider`'s mapper ended with `outcome`.
+    /// A field both sides moved, decided by `policy`.
+    pub fn sync_conflict(&self, provider: &str, policy: &'static str) {
+        *self
+            .inner()
+            .sync_conflicts
+            .entry((provider.to_owned(), policy))
+            .or_default() += 1;
+    }
+
     pub fn mapper_reload(&self, provider: &str, outcome: &'static str) {
         *self
             .inner()
@@ -306,6 +319,18 @@ impl Metrics {
                 out,
                 "sluice_sweeper_notices_total{{rule=\"{}\",kind=\"{kind}\"}} {n}",
                 esc(rule)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP sluice_sync_conflicts_total Fields both sides moved since they last synced, by policy."
+        );
+        let _ = writeln!(out, "# TYPE sluice_sync_conflicts_total counter");
+        for ((provider, policy), n) in &inner.sync_conflicts {
+            let _ = writeln!(
+                out,
+                "sluice_sync_conflicts_total{{provider=\"{}\",policy=\"{policy}\"}} {n}",
+                esc(provider)
             );
         }
         out

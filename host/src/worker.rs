@@ -308,6 +308,18 @@ impl Worker {
                     },
                     Some(stamp(chrono::Utc::now())),
                 ),
+                Mapping::Direction => (
+                    ignored(
+                        None,
+                        IgnoreReason::SyncDirection,
+                        Some(format!(
+                            "provider `{}` syncs with direction `{}`: its deliveries are stored, not applied",
+                            row.provider,
+                            self.applier.sync.direction(&row.provider).as_str()
+                        )),
+                    ),
+                    None,
+                ),
                 // An event the mapper does not map is ordinary traffic, not
                 // a failure to look at.
                 Mapping::Refused(e) if e.kind == MapErrorKind::UnsupportedEvent => (
@@ -355,6 +367,14 @@ impl Worker {
                             None,
                         ),
                         Some(Ok(out)) => {
+                            for c in out
+                                .actions
+                                .iter()
+                                .filter(|_| !out.replayed)
+                                .flat_map(|a| &a.conflicts)
+                            {
+                                self.metrics.sync_conflict(&row.provider, c.policy.as_str());
+                            }
                             output["applied"] =
                                 serde_json::to_value(&out.actions).unwrap_or(Value::Null);
                             (
@@ -548,6 +568,7 @@ impl Worker {
                 // and the hash recorded, belong to it even if a reload
                 // swaps meanwhile.
                 let mapper = self.mappers.get(&row.provider);
+                let direction = !self.applier.sync.accepts_inbound(&row.provider);
                 let api = self.apis.session(&row.provider);
                 let services = Services {
                     people: people.clone(),
@@ -558,6 +579,11 @@ impl Worker {
                 tokio::spawn(async move {
                     // The semaphore is never closed.
                     let _permit = width.acquire_owned().await;
+                    // Stored for the record, never mapped: its provider
+                    // takes nothing in.
+                    if direction {
+                        return (None, Mapping::Direction, Vec::new());
+                    }
                     map_one(&delivery, mapper, api, services, &metrics).await
                 })
             })
@@ -633,6 +659,8 @@ type Mapped3 = (Option<String>, Mapping, Vec<StateWrite>);
 /// What a mapper made of one delivery.
 enum Mapping {
     NoMapper,
+    /// Its provider's `sync.direction` takes nothing in.
+    Direction,
     /// The mapper's own verdict (`map-error`): malformed, unsupported, …
     Refused(MapError),
     /// The runtime's: trap, timeout, limit.

@@ -7,6 +7,7 @@
 mod api;
 mod bounds;
 mod cache;
+mod conflicts;
 mod crash;
 mod db;
 mod fake_api;

@@ -114,6 +114,7 @@ impl From<ApplyError> for ApiError {
             ApplyError::NotFound(guid) => ApiError::NotFound(format!("no ticket `{guid}`")),
             e @ ApplyError::EchoPending { .. } => ApiError::Conflict(e.to_string()),
             c @ ApplyError::StateConflict { .. } => ApiError::Conflict(c.to_string()),
+            e @ ApplyError::NotOpen(_) => ApiError::Conflict(e.to_string()),
             ApplyError::Store(s) => ApiError::Store(s),
         }
     }

@@ -8,6 +8,7 @@
 
 mod auth;
 mod bounds;
+mod conflicts;
 mod deliveries;
 mod error;
 mod mappers;
@@ -87,6 +88,9 @@ pub fn router(state: ApiState) -> Router {
         )
         .route("/v1/sweeper", get(sweeper::show))
         .route("/v1/providers", get(providers::list))
+        .route("/v1/conflicts", get(conflicts::list))
+        .route("/v1/conflicts/{id}", get(conflicts::show))
+        .route("/v1/conflicts/{id}/resolve", post(conflicts::resolve))
         .route("/v1/outbox", get(outbox::list))
         .route("/v1/outbox/retry", post(outbox::retry_many))
         .route("/v1/outbox/{id}", get(outbox::show))

@@ -18,7 +18,9 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{OpenApi as Document, RefOr};
 use utoipa::{Modify, OpenApi};
 
-use super::{deliveries, error, mappers, outbox, people, providers, sweeper, tickets};
+use super::{
+    conflicts, deliveries, error, mappers, outbox, people, providers, sweeper, tickets,
+};
 
 /// Every described route, and the schemas they use.
 #[derive(OpenApi)]
@@ -44,6 +46,9 @@ use super::{deliveries, error, mappers, outbox, people, providers, sweeper, tick
         outbox::retry_many,
         outbox::show,
         outbox::retry_one,
+        conflicts::list,
+        conflicts::show,
+        conflicts::resolve,
         people::list,
         people::show,
         people::put,

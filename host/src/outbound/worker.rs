@@ -18,7 +18,8 @@ use crate::metrics::Metrics;
 use crate::queue::{RetryPolicy, hold_lease, retry_transient};
 use crate::reload::{MapperRegistry, ProviderMapper};
 use crate::store::{
-    ErrorCode, OutboxAttempt, OutboxFinish, OutboxRow, OutboxStatus, Queue, Store, StoreError, now,
+    ErrorCode, NewSynced, OutboxAttempt, OutboxFinish, OutboxRow, OutboxStatus, Queue, Store,
+    StoreError, SyncSource, now,
 };
 use crate::tickets::Applier;
 
@@ -70,6 +71,9 @@ struct Ending {
     attempts: Vec<OutboxAttempt>,
     /// Ids captured from 2xx answers.
     captures: Vec<(CaptureKind, String)>,
+    /// Once sent: the ticket's values of the fields the change touched,
+    /// remembered as last synced with a provider that syncs both ways.
+    synced: Vec<(String, Option<String>)>,
 }
 
 impl OutboundWorker {
@@ -251,6 +255,7 @@ impl OutboundWorker {
             refund: false,
             attempts: Vec::new(),
             captures: Vec::new(),
+            synced: Vec::new(),
         };
         let change = match change {
             Ok(c) => c,
@@ -361,6 +366,12 @@ impl OutboundWorker {
                     return ending;
                 }
             }
+        }
+        if let Some(ticket) = &change.ticket {
+            ending.synced = self
+                .inner
+                .applier
+                .synced_after_send(&provider, ticket, &change.what);
         }
         ending
     }
@@ -475,8 +486,22 @@ impl OutboundWorker {
         }
         let mut attempts = Vec::new();
         let mut echoes: Vec<(&str, &str)> = Vec::new();
+        let mut synced = Vec::new();
         for (row, ending) in done.iter().filter(|(r, _)| written.contains(&r.id)) {
             attempts.extend(ending.attempts.iter().cloned());
+            if let (OutboxStatus::Sent, Some(guid)) = (ending.status, &row.ticket_guid) {
+                synced.extend(ending.synced.iter().map(|(field, value)| NewSynced {
+                    ticket_guid: guid,
+                    provider: &row.provider,
+                    field,
+                    value: value.as_deref(),
+                    source: SyncSource::Outbound,
+                    delivery_id: None,
+                    outbox_id: Some(row.id),
+                    history_id: Some(row.history_id),
+                    at: &at,
+                }));
+            }
             for (kind, id) in &ending.captures {
                 match kind {
                     CaptureKind::Echo => echoes.push((&row.provider, id)),
@@ -499,6 +524,7 @@ impl OutboundWorker {
         }
         tx.insert_outbox_attempts(&attempts).await?;
         tx.remember_echoes(&echoes, &at).await?;
+        tx.set_synced(&synced).await?;
         tx.commit().await
     }
 }

@@ -60,7 +60,7 @@ pub struct MapperSource {
     pub wasm: PathBuf,
     /// Canary fixtures: `{stem}.fixtures/` beside the file unless configured.
     pub fixtures: PathBuf,
-    /// The provider's `mapper_config`, JSON text.
+    /// The provider's `mapper_config`, with `sync.mappings` as `mappings`; JSON text.
     pub config: String,
 }
 
@@ -81,7 +81,7 @@ pub fn sources(config: &Config) -> Vec<MapperSource> {
                 provider: name.clone(),
                 wasm,
                 fixtures,
-                config: p.mapper_config.to_string(),
+                config: p.mapper_config_json().to_string(),
             })
         })
         .collect()

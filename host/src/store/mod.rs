@@ -11,6 +11,7 @@
 //! transactions never race for the database lock; reads use their own pool.
 //! On PostgreSQL a ticket is locked (`FOR UPDATE`) before it is changed.
 
+mod conflicts;
 mod fault;
 mod group;
 mod health;
@@ -34,6 +35,10 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, AssertSqlSafe, Connection, Executor};
 use thiserror::Error;
 
+pub use conflicts::{
+    ConflictFilter, ConflictResolved, ConflictRow, ConflictState, NewConflict, NewSynced,
+    Resolution, SyncSource,
+};
 pub use group::{InboxEntry, InboxWriter};
 pub use health::{ProviderCounts, RECENT_ATTEMPTS, RecentAttempt};
 pub use inbox::{DeliveryFilter, DeliveryRow, Finish, NewDelivery, Reclaim, Stored};

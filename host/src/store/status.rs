@@ -133,6 +133,9 @@ pub enum IgnoreReason {
     Bot,
     /// The mapper mapped it to no action.
     Filtered,
+    /// Its provider's `sync.direction` takes nothing in (`outbound` or
+    /// `none`): stored, not mapped.
+    SyncDirection,
 }
 
 names!(IgnoreReason, "an ignore reason", {
@@ -141,6 +144,7 @@ names!(IgnoreReason, "an ignore reason", {
     Echo => "echo",
     Bot => "bot",
     Filtered => "filtered",
+    SyncDirection => "sync_direction",
 });
 
 /// Where an outbox row (one change for one provider) is in its lifecycle;

@@ -24,6 +24,8 @@ pub struct Applier {
     /// Those of them whose rules see their own changes too (a confirmation
     /// in the same chat): `outbound.own_changes`.
     pub own_changes: Vec<String>,
+    /// Each provider's sync direction and conflict policies.
+    pub sync: std::sync::Arc<crate::sync::SyncRules>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -55,6 +57,10 @@ pub struct AppliedAction {
     /// provider (a comment it posted, reported back by a webhook).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub echo: bool,
+    /// Fields the provider and the ticket both moved since they last
+    /// synced, and what the policy did.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conflicts: Vec<super::FieldConflict>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,6 +86,9 @@ pub enum ApplyError {
     },
     #[error("no ticket `{0}`")]
     NotFound(String),
+    /// A conflict resolved already (perhaps by someone else just now).
+    #[error("conflict {0} is not open")]
+    NotOpen(i64),
     /// A comment from a provider the host is sending a comment of this
     /// ticket to right now: it may be the echo of that request, whose
     /// answer (and echo id) is not recorded yet, so it waits for that.
@@ -105,7 +114,7 @@ impl ApplyError {
             ApplyError::EchoPending { .. } => true,
             ApplyError::StateConflict { .. } => true,
             ApplyError::Store(e) => e.is_transient(),
-            ApplyError::Invalid(_) | ApplyError::NotFound(_) => false,
+            ApplyError::Invalid(_) | ApplyError::NotFound(_) | ApplyError::NotOpen(_) => false,
         }
     }
 }
@@ -266,7 +275,7 @@ impl Applier {
                     let (guid, id) = self
                         .create(tx, &input, action, ticket, external_id.as_deref(), &at)
                         .await?;
-                    (guid, id, false)
+                    (guid, id, false, Vec::new())
                 }
                 _ => {
                     let reference = action.ticket().cloned().unwrap_or_default();
@@ -283,14 +292,15 @@ impl Applier {
                         .is_echo(tx, action, input.origin, &ticket.guid, index)
                         .await?
                     {
-                        (ticket.guid, None, true)
+                        (ticket.guid, None, true, Vec::new())
                     } else {
-                        let (guid, id) = self.change(tx, &input, action, ticket, &at).await?;
-                        (guid, id, false)
+                        let (guid, id, moved) =
+                            self.change(tx, &input, action, ticket, &at).await?;
+                        (guid, id, false, moved)
                     }
                 }
             };
-            let (guid, history_id, echo) = applied;
+            let (guid, history_id, echo, conflicts) = applied;
             created[index] = Some(guid.clone());
             out.push(AppliedAction {
                 index,
@@ -299,6 +309,7 @@ impl Applier {
                 changed: history_id.is_some(),
                 history_id,
                 echo,
+                conflicts,
             });
         }
         let record = input.delivery_id.map(|id| {
@@ -444,11 +455,38 @@ impl Applier {
                 at,
             )
             .await?;
+        self.synced_at_create(tx, input, &ticket, id, at).await?;
         Ok((ticket.guid, Some(id)))
     }
 
-    /// Applies a ticket-level action; the history id when it changed anything.
+    /// Applies a ticket-level action — through the conflict policies when
+    /// it comes from a tracked provider; the history id when it changed
+    /// anything, and the fields both sides had moved.
     async fn change(
+        &self,
+        tx: &mut Tx,
+        input: &ApplyInput<'_>,
+        action: &Action,
+        t: TicketRow,
+        at: &str,
+    ) -> Result<(String, Option<i64>, Vec<super::FieldConflict>), ApplyError> {
+        let Some(provider) = input.origin.filter(|p| self.sync.tracked(p)) else {
+            let (guid, id) = self.change_inner(tx, input, action, t, at).await?;
+            return Ok((guid, id, Vec::new()));
+        };
+        let gate = self.gate(tx, provider, action, &t).await?;
+        let (guid, id) = match &gate.action {
+            Some(a) => self.change_inner(tx, input, a, t, at).await?,
+            None => (t.guid.clone(), None),
+        };
+        let moved = self
+            .after_gate(tx, input, provider, &guid, gate, id, at)
+            .await?;
+        Ok((guid, id, moved))
+    }
+
+    /// Applies a ticket-level action; the history id when it changed anything.
+    async fn change_inner(
         &self,
         tx: &mut Tx,
         input: &ApplyInput<'_>,

@@ -7,6 +7,10 @@
 //! - `comment` `{record, id, text, author}` → `comment` with the provider's
 //!   comment id (so the host can drop its own echoes);
 //! - `resolve` `{record, by}` → `resolve`;
+//! - `status` `{record, status, by}` → `status-change`;
+//! - `update` `{record, by, subject?, description?, priority?}` → `update`;
+//! - `assign` `{record, assignee, by}` → `assign`;
+//! - `fields` `{record, fields: {name: value}, by}` → `set-fields`;
 //! - anything by the configured `bot` author is ignored (the third
 //!   anti-loop layer; off unless `bot` is set).
 //!
@@ -18,12 +22,14 @@
 //! - a resolve → `POST /records/{record}/resolve`;
 //! - a `linked` change (another provider's mirror) → `POST
 //!   /records/{record}/links` naming it;
+//! - a status change, an assignment or field edits (`updated`) → `PATCH
+//!   /records/{record}` with the new values by field name;
 //! - nothing for a ticket with no record here, or anything else.
 
 use mapper_kit::{
-    Action, AddComment, Capture, CaptureKind, ChangeKind, CreateTicket, Delivery, Fields, Guest,
-    MapError, MapResult, OutboundRequest, Priority, Resolve, TicketChange, TicketRef, ignored,
-    json_body, mapped, parse_config,
+    Action, AddComment, Assign, Capture, CaptureKind, ChangeKind, CreateTicket, Delivery, Field,
+    Fields, Guest, MapError, MapResult, OutboundRequest, Priority, Resolve, SetFields,
+    StatusChange, TicketChange, TicketRef, UpdateTicket, ignored, json_body, mapped, parse_config,
 };
 use serde_json::{Value, json};
 
@@ -40,9 +46,28 @@ fn by_record(record: &str) -> TicketRef {
     }
 }
 
+fn priority(name: &str) -> Result<Priority, MapError> {
+    match name {
+        "LOW" => Ok(Priority::Low),
+        "MEDIUM" => Ok(Priority::Medium),
+        "HIGH" => Ok(Priority::High),
+        "CRITICAL" => Ok(Priority::Critical),
+        other => Err(mapper_kit::malformed(format!("priority `{other}`"))),
+    }
+}
+
 fn post(path: String, body: Value, capture: Option<(CaptureKind, &str)>) -> OutboundRequest {
+    request("POST", path, body, capture)
+}
+
+fn request(
+    method: &str,
+    path: String,
+    body: Value,
+    capture: Option<(CaptureKind, &str)>,
+) -> OutboundRequest {
     OutboundRequest {
-        method: "POST".into(),
+        method: method.into(),
         path,
         headers: vec![mapper_kit::Header {
             name: "content-type".into(),
@@ -97,6 +122,50 @@ impl Guest for Relay {
                     resolved_by: body.str_at("/by")?.to_owned(),
                 })],
             ),
+            "status" => mapped(
+                "status_changed",
+                vec![Action::StatusChange(StatusChange {
+                    ticket: by_record(&body.id_at("/record")?),
+                    status: body.str_at("/status")?.to_owned(),
+                    changed_by: body.str_at("/by")?.to_owned(),
+                })],
+            ),
+            "update" => mapped(
+                "record_updated",
+                vec![Action::Update(UpdateTicket {
+                    ticket: by_record(&body.id_at("/record")?),
+                    subject: body.opt_str("/subject")?.map(str::to_owned),
+                    description: body.opt_str("/description")?.map(str::to_owned),
+                    priority: body.opt_str("/priority")?.map(priority).transpose()?,
+                    ticket_type: None,
+                    changed_by: body.str_at("/by")?.to_owned(),
+                })],
+            ),
+            "assign" => mapped(
+                "record_assigned",
+                vec![Action::Assign(Assign {
+                    ticket: by_record(&body.id_at("/record")?),
+                    assigned_to: body.str_at("/assignee")?.to_owned(),
+                    assigned_by: body.str_at("/by")?.to_owned(),
+                })],
+            ),
+            "fields" => mapped(
+                "record_fields",
+                vec![Action::SetFields(SetFields {
+                    ticket: by_record(&body.id_at("/record")?),
+                    fields: body
+                        .req("/fields")?
+                        .as_object()
+                        .ok_or_else(|| mapper_kit::malformed("`/fields` is not an object"))?
+                        .iter()
+                        .map(|(name, v)| Field {
+                            name: name.clone(),
+                            value: v.as_str().unwrap_or_default().to_owned(),
+                        })
+                        .collect(),
+                    changed_by: body.str_at("/by")?.to_owned(),
+                })],
+            ),
             other => Err(mapper_kit::unsupported(format!("event `{other}`"))),
         }
     }
@@ -129,6 +198,30 @@ impl Guest for Relay {
                 json!({"by": r.resolved_by}),
                 None,
             ),
+            (ChangeKind::Applied(Action::StatusChange(c)), Some(record)) => request(
+                "PATCH",
+                format!("/records/{record}"),
+                json!({"status": c.status}),
+                None,
+            ),
+            (ChangeKind::Applied(Action::Assign(a)), Some(record)) => request(
+                "PATCH",
+                format!("/records/{record}"),
+                json!({"assignee": a.assigned_to}),
+                None,
+            ),
+            (ChangeKind::Updated(changes), Some(record)) => {
+                let fields: serde_json::Map<String, Value> = changes
+                    .iter()
+                    .map(|c| (c.field.clone(), json!(c.new_value)))
+                    .collect();
+                request(
+                    "PATCH",
+                    format!("/records/{record}"),
+                    Value::Object(fields),
+                    None,
+                )
+            }
             (ChangeKind::Linked(l), Some(record)) => post(
                 format!("/records/{record}/links"),
                 json!({"provider": l.provider, "external_id": l.external_id}),
