@@ -86,13 +86,13 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let config = ProviderConfig {
-        verify: VerifyConfig {
+        verify: Some(VerifyConfig {
             preset: Some(input.preset.to_owned()),
             secret: SecretString::from(input.secret.clone()),
             header: input.header.clone(),
             query: input.query.clone(),
             tolerance_secs: input.tolerance_secs,
-        },
+        }),
         dedupe: None,
         replay_dedupe: None,
         body_limit: 1 << 20,
@@ -101,6 +101,8 @@ fuzz_target!(|data: &[u8]| {
         mapper_config: serde_json::Value::Null,
         api: None,
         outbound: None,
+        schedule: Vec::new(),
+        sync: None,
     };
     // Every name in PRESETS is a preset.
     let provider = Provider::from_config("fuzz", &config).expect("a preset from PRESETS");

@@ -29,6 +29,9 @@
 //!   rules, history and outbox rows, one transaction per delivery.
 //! - [`sweeper`]: the stale-ticket sweeper — rules on a schedule, notices
 //!   recorded once per period as `stale` changes through the outbox.
+//! - [`schedule`]: periodic ticks — scheduled pulls and reconciliation as
+//!   `TICK` deliveries through the inbox, once per period — and the
+//!   leader's loop that runs them and the sweeper on one replica.
 //! - [`retention`]: the background task that drops old delivery bodies.
 //! - [`store`]: SQLite and PostgreSQL through sqlx; the only module that
 //!   knows SQL.
@@ -56,6 +59,7 @@ pub mod reload;
 pub mod resolve;
 pub mod retention;
 pub mod scaffold;
+pub mod schedule;
 pub mod shadow;
 pub mod store;
 pub mod sweeper;

@@ -15,7 +15,9 @@
 //!   request sent to a provider (answer or no answer);
 //! - `sluice_outbox_depth`: outbox rows pending, retrying or being sent;
 //! - `sluice_sweeper_notices_total{rule,kind}`: notices the sweeper
-//!   recorded (`direct`, `digest`).
+//!   recorded (`direct`, `digest`);
+//! - `sluice_leader`: 1 while this replica leads the periodic work (ticks
+//!   and the sweeper), else 0.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -48,6 +50,7 @@ struct Inner {
     outbound: BTreeMap<(String, &'static str), u64>,
     outbound_requests: BTreeMap<String, Histogram<{ HTTP_BUCKETS.len() }>>,
     sweeper_notices: BTreeMap<(String, &'static str), u64>,
+    leader: bool,
 }
 
 struct Histogram<const N: usize = { BUCKETS.len() }> {
@@ -160,6 +163,11 @@ impl Metrics {
             .sweeper_notices
             .entry((rule.to_owned(), kind))
             .or_default() += 1;
+    }
+
+    /// Whether this replica leads the periodic work now.
+    pub fn set_leader(&self, leads: bool) {
+        self.inner().leader = leads;
     }
 
     /// A reload of `provider`'s mapper ended with `outcome`.
@@ -280,6 +288,12 @@ impl Metrics {
                 esc(rule)
             );
         }
+        let _ = writeln!(
+            out,
+            "# HELP sluice_leader 1 while this replica leads the periodic work (ticks, sweeper)."
+        );
+        let _ = writeln!(out, "# TYPE sluice_leader gauge");
+        let _ = writeln!(out, "sluice_leader {}", u8::from(inner.leader));
         out
     }
 }

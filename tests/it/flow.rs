@@ -235,7 +235,8 @@ async fn pr_flow(db: TestDb, mapper: &str, steps: [&str; 4]) {
         })
         .collect();
     let (github_url, _github_api) =
-        FakeApi::start(move |call, _| recorded.get(&call.path).cloned().unwrap_or(Value::Null)).await;
+        FakeApi::start(move |call, _| recorded.get(&call.path).cloned().unwrap_or(Value::Null))
+            .await;
     let flow = flow(db, &slack_url, &asana_url, &github_url).await;
 
     // The ticket is opened; the host makes its Asana task.

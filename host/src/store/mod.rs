@@ -20,6 +20,7 @@ mod people;
 mod query;
 mod retention;
 mod rows;
+mod schedule;
 mod status;
 mod sweeper;
 mod tx;
@@ -42,6 +43,7 @@ pub use query::cursor_position;
 pub use rows::{
     Comment, HistoryRow, Link, NewHistory, Page, PrLink, Signoff, TicketFilter, TicketRow,
 };
+pub use schedule::OpenLink;
 pub use status::{DeliveryStatus, IgnoreReason, OutboxStatus};
 pub use sweeper::{Leadership, NewNotice, NoticeSummary};
 pub use tx::Tx;
