@@ -86,14 +86,14 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let config = ProviderConfig {
-        verify: VerifyConfig {
+        verify: Some(VerifyConfig {
             preset: Some(input.preset.to_owned()),
             secret: SecretString::from(input.secret.clone()),
             header: input.header.clone(),
             query: input.query.clone(),
             tolerance_secs: input.tolerance_secs,
             oidc: None,
-        },
+        }),
         dedupe: None,
         replay_dedupe: None,
         body_limit: 1 << 20,
@@ -102,6 +102,7 @@ fuzz_target!(|data: &[u8]| {
         mapper_config: serde_json::Value::Null,
         api: None,
         outbound: None,
+        schedule: Vec::new(),
         sync: None,
     };
     // Every name in PRESETS is a preset.

@@ -26,6 +26,7 @@ use crate::queue::RetryPolicy;
 use crate::reload::watch::Watch;
 use crate::reload::{Availability, ReloadError, Reloader};
 use crate::retention::Retention;
+use crate::schedule::lead::Pace;
 use crate::store::{DbLimits, InboxWriter, Store, StoreError};
 use crate::tickets::Applier;
 use crate::worker::Worker;
@@ -61,6 +62,8 @@ pub enum AppError {
     Reload(#[source] ReloadError),
     #[error("sweeper")]
     Sweeper(#[from] crate::sweeper::SweepError),
+    #[error("schedules")]
+    Ticks(#[from] crate::schedule::TickError),
     #[error("artifact cache off")]
     CacheOff(#[source] Arc<CacheError>),
 }
@@ -269,10 +272,6 @@ fn routes(
     api::bounded(router.merge(route::router(ingress)), server)
 }
 
-/// How often the sweeper looks for due ticks (and a replica that does not
-/// lead tries to take the lead): a tick is sent within this of its time.
-const SWEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
-
 pub struct App {
     listener: TcpListener,
     state: ApiState,
@@ -283,7 +282,8 @@ pub struct App {
     max_waiting: usize,
     server: ServerConfig,
     retention: Option<Retention>,
-    sweeper: Option<Arc<crate::sweeper::Sweeper>>,
+    /// The leader's periodic work: ticks and the sweeper.
+    periodic: crate::schedule::lead::Periodic,
     /// `/metrics` on its own listener, when `metrics_listen` is set.
     metrics_listener: Option<TcpListener>,
 }
@@ -334,8 +334,18 @@ impl App {
         let sweeper = config
             .sweeper()?
             .map(|s| Arc::new(s.with_metrics(metrics.clone())));
+        let ticker = config.ticker()?.map(|t| {
+            Arc::new(match &worker {
+                Some(w) => t.with_worker(w.clone()),
+                None => t,
+            })
+        });
         Ok(App {
-            sweeper: sweeper.clone(),
+            periodic: crate::schedule::lead::Periodic {
+                sweeper: sweeper.clone(),
+                ticker,
+                metrics: Some(metrics.clone()),
+            },
             listener,
             providers: Arc::new(providers),
             worker: worker.clone(),
@@ -446,12 +456,12 @@ impl App {
                 }),
             ));
         }
-        if let Some(s) = self.sweeper {
-            let (stop, store) = (shutdown.clone(), store.clone());
+        if !self.periodic.is_empty() {
+            let (stop, store, periodic) = (shutdown.clone(), store.clone(), self.periodic);
             tasks.push((
-                "sweeper",
+                "periodic work",
                 tracker.spawn(async move {
-                    s.as_ref().clone().run(store, SWEEP_INTERVAL, stop).await;
+                    periodic.run(store, Pace::default(), stop).await;
                     Ok(())
                 }),
             ));

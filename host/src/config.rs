@@ -312,7 +312,9 @@ fn default_max_waiting() -> usize {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProviderConfig {
-    pub verify: VerifyConfig,
+    /// How its webhooks are verified. Absent: the provider sends none (it
+    /// is pulled on a `schedule`), and `POST /hooks/{name}` answers 404.
+    pub verify: Option<VerifyConfig>,
     /// Where the delivery id is; default: the preset's.
     pub dedupe: Option<DedupeConfig>,
     /// Treat a body already received under another delivery id as a
@@ -340,7 +342,12 @@ pub struct ProviderConfig {
     /// `map-from-ticket-event`, and the requests it answers are sent to
     /// `api.base_url` with `api`'s credentials. Absent: inbound only.
     pub outbound: Option<OutboundConfig>,
-    /// Two-way sync: direction, conflict policies, field mappings.
+    /// Scheduled pulls: each entry delivers a `TICK` (path `/tick/{name}`)
+    /// to the mapper through the inbox, once per period.
+    #[serde(default)]
+    pub schedule: Vec<crate::schedule::ScheduleConfig>,
+    /// Two-way sync: direction, conflict policies, field mappings, and the
+    /// reconciliation interval.
     pub sync: Option<crate::sync::SyncConfig>,
 }
 
@@ -712,9 +719,18 @@ impl Config {
             }
         }
         for (name, p) in &self.providers {
-            let preset = p.verify.preset.as_deref().unwrap_or(name);
+            let Some(verify) = &p.verify else {
+                if p.schedule.is_empty() {
+                    return Err(invalid(
+                        &format!("providers.{name}"),
+                        "needs `verify` (its webhooks) or a `schedule` (pulled instead)".into(),
+                    ));
+                }
+                continue;
+            };
+            let preset = verify.preset.as_deref().unwrap_or(name);
             if crate::ingress::presets::preset(preset).is_none() {
-                let key = if p.verify.preset.is_some() {
+                let key = if verify.preset.is_some() {
                     format!("providers.{name}.verify.preset")
                 } else {
                     format!("providers.{name}")
@@ -767,6 +783,13 @@ impl Config {
                 let (key, message) = crate::sync::misplaced(name);
                 return Err(invalid(&key, message));
             }
+        }
+        match self.ticker() {
+            Err(crate::schedule::TickError::Config { key, message }) => {
+                return Err(invalid(&key, message));
+            }
+            Err(e) => return Err(invalid("providers", e.to_string())),
+            Ok(_) => {}
         }
         let positive = [
             ("server.request_timeout_ms", self.server.request_timeout_ms),
@@ -886,6 +909,19 @@ impl Config {
         };
         crate::sweeper::Sweeper::new(cfg, self.applier().outbound).map(Some)
     }
+
+    /// The ticks of every provider with a `schedule` or a
+    /// `sync.interval_secs`; `None` when none has.
+    pub fn ticker(&self) -> Result<Option<crate::schedule::Ticker>, crate::schedule::TickError> {
+        crate::schedule::Ticker::new(
+            self.providers
+                .iter()
+                .map(|(name, p)| {
+                    let interval = p.sync.as_ref().map(|s| s.interval_secs);
+                    (name.as_str(), p.schedule.as_slice(), interval)
+                }),
+        )
+    }
 }
 
 /// Shortest webhook secret or token accepted: an empty `GL_SECRET=` or a
@@ -900,7 +936,9 @@ impl ProviderConfig {
         // An empty secret signs for anyone (HMAC with an empty key is
         // public; an empty token is presented by sending nothing), and a
         // short one is guessed: blanks do not count towards the length.
-        if self.verify.secret.expose_secret().trim().chars().count() < MIN_SECRET_LEN {
+        if let Some(verify) = &self.verify
+            && verify.secret.expose_secret().trim().chars().count() < MIN_SECRET_LEN
+        {
             return Err((
                 format!("providers.{name}.verify.secret"),
                 format!("must be at least {MIN_SECRET_LEN} characters (is the variable empty?)"),

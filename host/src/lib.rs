@@ -31,6 +31,9 @@
 //!   policies and their decision table, field mappings for the mapper.
 //! - [`sweeper`]: the stale-ticket sweeper — rules on a schedule, notices
 //!   recorded once per period as `stale` changes through the outbox.
+//! - [`schedule`]: periodic ticks — scheduled pulls and reconciliation as
+//!   `TICK` deliveries through the inbox, once per period — and the
+//!   leader's loop that runs them and the sweeper on one replica.
 //! - [`retention`]: the background task that drops old delivery bodies.
 //! - [`store`]: SQLite and PostgreSQL through sqlx; the only module that
 //!   knows SQL.
@@ -58,6 +61,7 @@ pub mod reload;
 pub mod resolve;
 pub mod retention;
 pub mod scaffold;
+pub mod schedule;
 pub mod shadow;
 pub mod store;
 pub mod sweeper;

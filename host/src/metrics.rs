@@ -23,6 +23,8 @@
 //! - `sluice_sync_conflicts_total{provider,policy}`: fields an inbound
 //!   action and the ticket had both moved since they last synced, by the
 //!   policy that decided them.
+//! - `sluice_leader`: 1 while this replica leads the periodic work (ticks
+//!   and the sweeper), else 0.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -59,6 +61,7 @@ struct Inner {
     outbound_requests: BTreeMap<String, Histogram<{ HTTP_BUCKETS.len() }>>,
     sweeper_notices: BTreeMap<(String, &'static str), u64>,
     sync_conflicts: BTreeMap<(String, &'static str), u64>,
+    leader: bool,
 }
 
 struct Histogram<const N: usize = { BUCKETS.len() }> {
@@ -180,6 +183,11 @@ impl Metrics {
             .sweeper_notices
             .entry((rule.to_owned(), kind))
             .or_default() += 1;
+    }
+
+    /// Whether this replica leads the periodic work now.
+    pub fn set_leader(&self, leads: bool) {
+        self.inner().leader = leads;
     }
 
     /// A reload of `provider`'s mapper ended with `outcome`.
@@ -333,6 +341,10 @@ impl Metrics {
                 esc(provider)
             );
         }
+            "# HELP sluice_leader 1 while this replica leads the periodic work (ticks, sweeper)."
+        );
+        let _ = writeln!(out, "# TYPE sluice_leader gauge");
+        let _ = writeln!(out, "sluice_leader {}", u8::from(inner.leader));
         out
     }
 }

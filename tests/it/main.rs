@@ -28,6 +28,7 @@ mod provider_api;
 mod reload;
 mod retention;
 mod runtime;
+mod schedule;
 mod security;
 mod serve;
 mod status;

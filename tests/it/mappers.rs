@@ -48,6 +48,14 @@ fn bitbucket_fixtures_pass() {
     all_fixtures_pass("bitbucket");
 }
 
+/// Codebase, pulled: pages, the cursor's filter, status and people
+/// mapping, reconciliation, what is ignored and the errors, from recorded
+/// API answers.
+#[test]
+fn codebase_fixtures_pass() {
+    all_fixtures_pass("codebase");
+}
+
 #[test]
 fn github_fixtures_pass() {
     all_fixtures_pass("github");

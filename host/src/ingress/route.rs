@@ -52,31 +52,34 @@ pub struct Provider {
 
 impl Provider {
     /// From the config, already validated (`Config::load`): the preset exists.
+    /// `None` for a provider without `verify` (pulled, never pushed): it has
+    /// no webhook route.
     pub fn from_config(name: &str, c: &ProviderConfig) -> Option<Provider> {
-        let preset_name = c.verify.preset.clone().unwrap_or_else(|| name.to_owned());
+        let verify = c.verify.as_ref()?;
+        let preset_name = verify.preset.clone().unwrap_or_else(|| name.to_owned());
         let p = preset(&preset_name)?;
         let mut scheme = p.scheme;
         match &mut scheme {
             Scheme::HmacBody { header, .. } => {
-                if let Some(h) = &c.verify.header {
+                if let Some(h) = &verify.header {
                     *header = h.clone();
                 }
             }
             Scheme::HmacTimestamped {
                 header, tolerance, ..
             } => {
-                if let Some(h) = &c.verify.header {
+                if let Some(h) = &verify.header {
                     *header = h.clone();
                 }
-                if let Some(t) = c.verify.tolerance_secs {
+                if let Some(t) = verify.tolerance_secs {
                     *tolerance = std::time::Duration::from_secs(t);
                 }
             }
             Scheme::Token { header, query } => {
-                if let Some(h) = &c.verify.header {
+                if let Some(h) = &verify.header {
                     *header = Some(h.clone());
                 }
-                if let Some(q) = &c.verify.query {
+                if let Some(q) = &verify.query {
                     *query = Some(q.clone());
                 }
             }
@@ -97,8 +100,8 @@ impl Provider {
         };
         let handshake = (preset_name == "asana").then(|| {
             Handshake::new(
-                SecretString::from(c.verify.secret.expose_secret().to_owned()),
-                c.verify.query.clone(),
+                SecretString::from(verify.secret.expose_secret().to_owned()),
+                verify.query.clone(),
                 scheme.clone(),
             )
         });
@@ -110,7 +113,7 @@ impl Provider {
             preset: preset_name,
             verifier: Verifier {
                 scheme,
-                secret: SecretString::from(c.verify.secret.expose_secret().to_owned()),
+                secret: SecretString::from(verify.secret.expose_secret().to_owned()),
             },
             dedupe,
             oidc: c.verify.oidc.as_ref().map(Oidc::new),

@@ -22,6 +22,7 @@ mod people;
 mod query;
 mod retention;
 mod rows;
+mod schedule;
 mod status;
 mod sweeper;
 mod tx;
@@ -49,6 +50,7 @@ pub use query::cursor_position;
 pub use rows::{
     Comment, HistoryRow, Link, NewHistory, Page, PrLink, Signoff, TicketFilter, TicketRow,
 };
+pub use schedule::OpenLink;
 pub use status::{DeliveryStatus, ErrorCode, IgnoreReason, OutboxStatus};
 pub use sweeper::{Leadership, NewNotice, NoticeSummary};
 pub use tx::Tx;

@@ -1,6 +1,7 @@
 //! The sweeper's tables: the notices it recorded (once per rule, kind,
 //! ticket and period), the tickets it considers, and on PostgreSQL the
-//! advisory lock that makes one replica the sweeper's leader.
+//! advisory lock that makes one replica the leader of the periodic work
+//! (the sweeper and the ticks, `schedule::lead`).
 
 use sqlx::{AssertSqlSafe, Connection as _, Row};
 
@@ -8,7 +9,7 @@ use super::query::params;
 use super::rows::{TICKET_COLUMNS, TicketRow};
 use super::{Backend, Store, StoreError, Tx};
 
-/// The advisory lock key of the sweeper's leader: any fixed number no other
+/// The advisory lock key of the periodic work's leader: any fixed number no other
 /// part of the host uses (`sluice-sw` in ASCII).
 const LEADER_KEY: i64 = 0x736c_7569_6365_7377;
 
@@ -147,7 +148,7 @@ impl Store {
     /// Per rule and kind, the latest period notices were sent for.
     pub async fn notice_summaries(&self) -> Result<Vec<NoticeSummary>, StoreError> {
         let rows = sqlx::query(
-            "SELECT n.rule, n.kind, n.period, COUNT(*) AS notices, SUM(n.tickets) AS tickets, \
+            "SELECT n.rule, n.kind, n.period, COUNT(*) AS notices, CAST(SUM(n.tickets) AS BIGINT) AS tickets, \
              MAX(n.at) AS at FROM sweeper_notices n \
              WHERE n.period = (SELECT MAX(m.period) FROM sweeper_notices m \
              WHERE m.rule = n.rule AND m.kind = n.kind) \
@@ -169,7 +170,7 @@ impl Store {
             .collect()
     }
 
-    /// Tries to become the sweeper's leader. On PostgreSQL a session-level
+    /// Tries to become the leader of the periodic work (sweeper, ticks). On PostgreSQL a session-level
     /// advisory lock, held by the returned connection: leadership lasts as
     /// long as that connection, so it moves to another replica when this
     /// one dies (the server ends its session) or drops the [`Leadership`].
@@ -197,7 +198,7 @@ impl Store {
     }
 }
 
-/// Held while this host leads the sweeper.
+/// Held while this host leads the periodic work.
 pub struct Leadership {
     conn: Option<sqlx::AnyConnection>,
 }

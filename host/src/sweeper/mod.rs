@@ -8,17 +8,15 @@
 //! Once per period: each notice is remembered per (rule, kind, ticket,
 //! schedule tick) in the same transaction as its history and outbox rows,
 //! so a rerun, a restart or a second replica records nothing twice. On
-//! PostgreSQL one replica leads (an advisory lock); on SQLite there is one
-//! host. Every sweep takes `now`, so tests drive it with a clock of their
+//! PostgreSQL one replica leads (an advisory lock, `schedule::lead`); on
+//! SQLite there is one host. Every sweep takes `now`, so tests drive it with a clock of their
 //! own. Knows nothing of HTTP or SQL.
 
 pub mod rules;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use tokio_util::sync::CancellationToken;
 
 use crate::change::{ChangeKind, NoticeKind, StaleNotice};
 use crate::metrics::Metrics;
@@ -273,38 +271,6 @@ impl Sweeper {
             recorded.push(n);
         }
         Ok(recorded)
-    }
-
-    /// Sweeps every `interval` while this host leads, until `shutdown`.
-    /// A replica that does not lead tries again each interval, so
-    /// leadership moves when the leader dies.
-    pub async fn run(self, store: Store, interval: Duration, shutdown: CancellationToken) {
-        let mut lead = None;
-        loop {
-            if lead.is_none() {
-                match store.try_lead().await {
-                    Ok(l) => lead = l,
-                    Err(e) => tracing::warn!(error = %e, "sweeper cannot take the lead"),
-                }
-            }
-            if let Some(l) = lead.as_mut() {
-                if l.holds().await {
-                    if let Err(e) = self.sweep(&store, Utc::now()).await {
-                        tracing::warn!(error = %e, "sweep failed");
-                    }
-                } else {
-                    tracing::warn!("sweeper lost the lead");
-                    lead = None;
-                }
-            }
-            tokio::select! {
-                () = shutdown.cancelled() => break,
-                () = tokio::time::sleep(interval) => {}
-            }
-        }
-        if let Some(l) = lead {
-            l.release().await;
-        }
     }
 }
 
