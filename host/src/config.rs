@@ -948,7 +948,7 @@ impl ProviderConfig {
             check_base_url(&api.base_url)
                 .map_err(|m| (format!("providers.{name}.api.base_url"), m))?;
         }
-        if let Some(oidc) = &self.verify.oidc {
+        if let Some(oidc) = self.verify.as_ref().and_then(|v| v.oidc.as_ref()) {
             let key = |k: &str| format!("providers.{name}.verify.oidc.{k}");
             check_base_url(&oidc.jwks_url).map_err(|m| (key("jwks_url"), m))?;
             for (k, v) in [("audience", &oidc.audience), ("email", &oidc.email)] {

@@ -341,6 +341,8 @@ impl Metrics {
                 esc(provider)
             );
         }
+        let _ = writeln!(
+            out,
             "# HELP sluice_leader 1 while this replica leads the periodic work (ticks, sweeper)."
         );
         let _ = writeln!(out, "# TYPE sluice_leader gauge");

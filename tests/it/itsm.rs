@@ -70,6 +70,14 @@ fn provider(name: &str, secret: &str, config_from: &str, extra: Value, url: &str
     for (k, v) in extra.as_object().unwrap() {
         config[k] = v.clone();
     }
+    // Field mappings live in the provider's `sync:` block, from which the
+    // host hands them to the mapper (checked) under the same key.
+    let mappings = config
+        .as_object_mut()
+        .unwrap()
+        .remove("mappings")
+        .map(|m| format!("    sync: {{mappings: {m}}}\n"))
+        .unwrap_or_default();
     format!(
         r#"  {name}:
     verify: {{secret: {secret}}}
@@ -77,7 +85,7 @@ fn provider(name: &str, secret: &str, config_from: &str, extra: Value, url: &str
     mapper_config: {config}
     api: {{base_url: "{url}"}}
     outbound: {{retry_base_ms: 10, retry_max_ms: 50}}
-"#,
+{mappings}"#,
         mapper = component(&format!("{name}-mapper")).display(),
     )
 }

@@ -116,7 +116,7 @@ impl Provider {
                 secret: SecretString::from(verify.secret.expose_secret().to_owned()),
             },
             dedupe,
-            oidc: c.verify.oidc.as_ref().map(Oidc::new),
+            oidc: verify.oidc.as_ref().map(Oidc::new),
             replay_dedupe: c.replay_dedupe.unwrap_or(p.body_replays),
             body_limit: c.body_limit,
         })
