@@ -272,13 +272,14 @@ async fn closed(
 
 fn report_closed(run: &Run, connections: usize, wait: bool) {
     println!(
-        "{} at {connections} connections: {:.0}/s answered 2xx over {:.1} s, p50 {:.2} ms, p99 {:.2} ms, {} failed",
+        "{} at {connections} connections: {:.0}/s answered 2xx over {:.1} s, p50 {:.2} ms, p99 {:.2} ms, {} failed, {} cut off at the end",
         if wait { "wait=true" } else { "acknowledged" },
         run.ok_per_sec(),
         run.elapsed.as_secs_f64(),
         run.percentile_ms(0.5),
         run.percentile_ms(0.99),
         run.failed,
+        run.cut,
     );
     if let Some(e) = &run.first_failure {
         println!("    first failure: {e}");

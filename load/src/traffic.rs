@@ -31,6 +31,8 @@ pub struct Run {
     pub ok: u64,
     /// Answered otherwise, or not at all.
     pub failed: u64,
+    /// In flight when a closed loop ended, dropped unanswered.
+    pub cut: u64,
     /// The first failure, to show.
     pub first_failure: Option<String>,
     latencies: Vec<Duration>,
@@ -54,6 +56,7 @@ impl Run {
     fn merge(&mut self, other: Run) {
         self.ok += other.ok;
         self.failed += other.failed;
+        self.cut += other.cut;
         self.first_failure = self.first_failure.take().or(other.first_failure);
         self.latencies.extend(other.latencies);
     }
@@ -117,7 +120,9 @@ impl Target {
         collect(start, tasks).await
     }
 
-    /// Every connection sending back to back for `duration`.
+    /// Every connection sending back to back for `duration`. Requests
+    /// still in flight at the end are dropped, their connections closed,
+    /// as wrk does: a server must cope with clients that hang up.
     pub async fn closed(&self, duration: Duration, connections: usize, wait: bool) -> Run {
         let start = Instant::now();
         let end = start + duration;
@@ -129,8 +134,10 @@ impl Target {
                 while Instant::now() < end {
                     let d = target.next_comment();
                     let sent = Instant::now();
-                    let answer = target.post(k, &d, wait).await;
-                    run.record(sent, answer);
+                    match tokio::time::timeout_at(end, target.post(k, &d, wait)).await {
+                        Ok(answer) => run.record(sent, answer),
+                        Err(_) => run.cut += 1,
+                    }
                 }
                 run
             }));
