@@ -224,18 +224,36 @@ impl Worker {
     /// Processes one delivery now, unless another worker holds it (or, for
     /// [`Reclaim::Pending`], it is not waiting any more); `None` then.
     /// Replays take any state, `?wait=true` only a pending delivery.
+    ///
+    /// The claim and the processing run as a task of their own, which the
+    /// caller only waits for: a request dropped mid-way (its client hung
+    /// up, its deadline passed) must not leave its claim behind, or the
+    /// delivery would sit `processing` — counted in the inbox depth, out
+    /// of every lane's reach — until the lease ran out.
     pub async fn process_now(
         &self,
         id: &str,
         which: Reclaim,
     ) -> Result<Option<Outcome>, StoreError> {
-        match self
-            .store
-            .claim_delivery(id, self.policy.lease, which)
-            .await?
-        {
-            Some(row) => Ok(self.process_leased(vec![row]).await?.pop()),
-            None => Ok(None),
+        let (worker, owned) = (self.clone(), id.to_owned());
+        let task = tokio::spawn(async move {
+            let id = owned;
+            match worker
+                .store
+                .claim_delivery(&id, worker.policy.lease, which)
+                .await?
+            {
+                Some(row) => Ok(worker.process_leased(vec![row]).await?.pop()),
+                None => Ok(None),
+            }
+        });
+        match task.await {
+            Ok(done) => done,
+            // A panic: the claim's lease lets a lane take the delivery.
+            Err(e) => {
+                tracing::error!(delivery = %id, error = %e, "delivery processing task failed");
+                Err(StoreError::Query(sqlx::Error::WorkerCrashed))
+            }
         }
     }
 

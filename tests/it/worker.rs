@@ -139,6 +139,7 @@ conformance!(
     mapping_errors_are_recorded_with_the_mapper_version,
     a_failed_delivery_is_replayed_after_the_config_is_fixed,
     metrics_and_readiness_report_what_happened,
+    processing_abandoned_by_its_caller_leaves_no_claim_behind,
 );
 
 async fn a_webhook_becomes_a_ticket_and_later_events_find_it(db: TestDb) {
@@ -412,4 +413,75 @@ async fn metrics_and_readiness_report_what_happened(db: TestDb) {
         serde_json::json!({"ready": true, "database": "ok", "mappers": ["bitbucket"]})
     );
     s.stop().await;
+}
+
+/// A `?wait=true` request (or a replay) whose caller goes away mid-way — a
+/// client hanging up, a deadline — still finishes its delivery. Before, the
+/// dropped request left its claim behind: the delivery sat `processing`,
+/// counted in `sluice_inbox_depth` and out of every lane's reach, until the
+/// lease ran out (a minute by default), which looked like a worker draining
+/// ten times slower after `?wait=true` traffic.
+async fn processing_abandoned_by_its_caller_leaves_no_claim_behind(db: TestDb) {
+    use host::store::{DeliveryStatus, NewDelivery, Reclaim};
+    let created = fixture("pr_created_other_branch.json");
+    let yaml = config_yaml(&db, 8, &created["config"].to_string());
+    let config = Config::parse(&yaml, Path::new("/config.yaml"), |_| None).unwrap();
+    // No lane runs: only the work the caller started can finish the delivery.
+    let worker = host::app::worker(&config, db.store.clone())
+        .await
+        .unwrap()
+        .unwrap();
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let body = created["delivery"]["body"].to_string();
+    db.store
+        .insert_delivery(&NewDelivery {
+            id: &id,
+            provider: "bitbucket",
+            dedupe_key: &id,
+            body_key: None,
+            method: "POST",
+            path: "/hooks/bitbucket",
+            headers: &[("x-event-key".into(), "pullrequest:created".into())],
+            body: body.as_bytes(),
+            received_at: &host::store::now(),
+        })
+        .await
+        .unwrap();
+    {
+        // The caller is polled until the delivery is claimed, then dropped,
+        // as the server drops a handler whose client hung up.
+        let call = worker.process_now(&id, Reclaim::Pending);
+        tokio::pin!(call);
+        loop {
+            if let std::task::Poll::Ready(done) = futures::poll!(&mut call) {
+                done.unwrap();
+                break;
+            }
+            let row = stored(&db, &id).await;
+            if row.status != DeliveryStatus::Pending {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let row = loop {
+        let row = stored(&db, &id).await;
+        if row.status != DeliveryStatus::Processing {
+            break row;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the abandoned claim is still held (claim token {:?})",
+            row.claim_token
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    assert_eq!(row.status, DeliveryStatus::Applied, "{:?}", row.last_error);
+    assert_eq!(row.claim_token, None);
+    assert_eq!(row.attempts, 1);
+}
+
+async fn stored(db: &TestDb, id: &str) -> host::store::DeliveryRow {
+    db.delivery(id).await.unwrap().unwrap()
 }

@@ -1,0 +1,100 @@
+//! The traffic: the Bitbucket fixtures' pull request (the ticket every
+//! comment lands on) and its comment, each copy made distinct (comment id
+//! and text) and signed as Bitbucket signs (`X-Hub-Signature`, HMAC-SHA256
+//! of the body).
+
+use std::path::Path;
+
+use anyhow::Context;
+use hmac::{Hmac, Mac};
+use serde_json::Value;
+use sha2::Sha256;
+
+/// One signed delivery, ready to post.
+pub struct Signed {
+    pub event: &'static str,
+    pub signature: String,
+    pub request_uuid: String,
+    pub body: String,
+}
+
+/// Makes signed deliveries; cheap to share between connections.
+pub struct Bodies {
+    secret: Vec<u8>,
+    pull_request: Value,
+    comment: Value,
+    /// Comment ids start here: a run on a database that holds an earlier
+    /// run's comments sends no duplicates (the body is a dedupe key).
+    base: u64,
+}
+
+impl Bodies {
+    /// From `fixtures` (the Bitbucket mapper's fixture folder).
+    pub fn load(fixtures: &Path, secret: &str) -> anyhow::Result<Bodies> {
+        let read = |name: &str| -> anyhow::Result<Value> {
+            let path = fixtures.join(name);
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("cannot read fixture `{}`", path.display()))?;
+            let v: Value = serde_json::from_str(&text)
+                .with_context(|| format!("fixture `{}` is not JSON", path.display()))?;
+            Ok(v["delivery"]["body"].clone())
+        };
+        let base = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() % 1_000_000)
+            .unwrap_or(0)
+            * 1_000_000;
+        Ok(Bodies {
+            secret: secret.as_bytes().to_vec(),
+            pull_request: read("pr_created_other_branch.json")?,
+            comment: read("pr_comment.json")?,
+            base,
+        })
+    }
+
+    /// The pull request the comments are about: posting it creates the
+    /// ticket (a duplicate after the first time).
+    pub fn pull_request(&self) -> Signed {
+        self.signed(
+            "pullrequest:created",
+            self.pull_request.to_string(),
+            "00000000-0000-4000-8000-000000000000".into(),
+        )
+    }
+
+    /// The `n`-th comment of this run.
+    pub fn comment(&self, n: u64) -> Signed {
+        let id = self.base + n;
+        let mut body = self.comment.clone();
+        body["comment"]["id"] = Value::from(id);
+        body["comment"]["content"]["raw"] = Value::from(format!("load comment {id}"));
+        self.signed(
+            "pullrequest:comment_created",
+            body.to_string(),
+            format!(
+                "{:08x}-0000-4000-8000-{:012x}",
+                id >> 48,
+                id & 0xffff_ffff_ffff
+            ),
+        )
+    }
+
+    fn signed(&self, event: &'static str, body: String, request_uuid: String) -> Signed {
+        Signed {
+            event,
+            signature: sign(&self.secret, body.as_bytes()),
+            request_uuid,
+            body,
+        }
+    }
+}
+
+/// Bitbucket's signature header value.
+fn sign(secret: &[u8], body: &[u8]) -> String {
+    // HMAC takes a key of any length.
+    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret) else {
+        return String::new();
+    };
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}

@@ -1,0 +1,177 @@
+//! Sending: an open loop (a fixed offered rate, each request's latency
+//! counted from when it was due, so a stalled server is not hidden by the
+//! generator waiting for it — what wrk2 does) and a closed loop (each
+//! connection sends its next request when the last is answered — what wrk
+//! does).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::bodies::{Bodies, Signed};
+
+/// Where and how to post.
+#[derive(Clone)]
+pub struct Target {
+    pub http: reqwest::Client,
+    /// One or more hosts (replicas); connection `k` posts to `urls[k % n]`.
+    pub urls: Arc<Vec<String>>,
+    pub bodies: Arc<Bodies>,
+    /// Comments sent so far by this process: each gets a distinct body.
+    pub sent: Arc<AtomicU64>,
+}
+
+/// What a run measured.
+#[derive(Debug, Default)]
+pub struct Run {
+    pub elapsed: Duration,
+    /// Answered 2xx.
+    pub ok: u64,
+    /// Answered otherwise, or not at all.
+    pub failed: u64,
+    /// In flight when a closed loop ended, dropped unanswered.
+    pub cut: u64,
+    /// The first failure, to show.
+    pub first_failure: Option<String>,
+    latencies: Vec<Duration>,
+}
+
+impl Run {
+    /// The `q`-quantile of the latencies (0 when nothing was answered), ms.
+    pub fn percentile_ms(&self, q: f64) -> f64 {
+        if self.latencies.is_empty() {
+            return 0.0;
+        }
+        let i = ((self.latencies.len() - 1) as f64 * q).round() as usize;
+        self.latencies[i].as_secs_f64() * 1e3
+    }
+
+    /// Answered 2xx per second.
+    pub fn ok_per_sec(&self) -> f64 {
+        self.ok as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+
+    fn merge(&mut self, other: Run) {
+        self.ok += other.ok;
+        self.failed += other.failed;
+        self.cut += other.cut;
+        self.first_failure = self.first_failure.take().or(other.first_failure);
+        self.latencies.extend(other.latencies);
+    }
+}
+
+impl Target {
+    /// Posts one delivery to host `k % n`; `Err` names what went wrong.
+    pub async fn post(&self, k: usize, d: &Signed, wait: bool) -> Result<(), String> {
+        let url = &self.urls[k % self.urls.len()];
+        let query = if wait { "?wait=true" } else { "" };
+        let resp = self
+            .http
+            .post(format!("{url}/hooks/bitbucket{query}"))
+            .header("content-type", "application/json")
+            .header("x-event-key", d.event)
+            .header("x-hub-signature", &d.signature)
+            .header("x-request-uuid", &d.request_uuid)
+            .body(d.body.clone())
+            .send()
+            .await
+            .map_err(|e| format!("no answer: {e}"))?;
+        let status = resp.status();
+        let body = resp.bytes().await.map_err(|e| format!("no body: {e}"))?;
+        if status.is_success() {
+            Ok(())
+        } else {
+            Err(format!("{status}: {}", String::from_utf8_lossy(&body)))
+        }
+    }
+
+    fn next_comment(&self) -> Signed {
+        self.bodies
+            .comment(self.sent.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// `rate` deliveries a second for `duration` over `connections`
+    /// connections, each request due at its slot; a request sent late
+    /// (every connection busy) counts its lateness in its latency.
+    pub async fn open(&self, rate: f64, duration: Duration, connections: usize) -> Run {
+        let start = Instant::now();
+        let end = start + duration;
+        let slots = Arc::new(AtomicU64::new(0));
+        let mut tasks = Vec::with_capacity(connections);
+        for k in 0..connections {
+            let (target, slots) = (self.clone(), slots.clone());
+            tasks.push(tokio::spawn(async move {
+                let mut run = Run::default();
+                loop {
+                    let slot = slots.fetch_add(1, Ordering::Relaxed);
+                    let due = start + Duration::from_secs_f64(slot as f64 / rate);
+                    if due >= end {
+                        return run;
+                    }
+                    let d = target.next_comment();
+                    tokio::time::sleep_until(due).await;
+                    let answer = target.post(k, &d, false).await;
+                    run.record(due, answer);
+                }
+            }));
+        }
+        collect(start, tasks).await
+    }
+
+    /// Every connection sending back to back for `duration`. Requests
+    /// still in flight at the end are dropped, their connections closed,
+    /// as wrk does: a server must cope with clients that hang up.
+    pub async fn closed(&self, duration: Duration, connections: usize, wait: bool) -> Run {
+        let start = Instant::now();
+        let end = start + duration;
+        let mut tasks = Vec::with_capacity(connections);
+        for k in 0..connections {
+            let target = self.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut run = Run::default();
+                while Instant::now() < end {
+                    let d = target.next_comment();
+                    let sent = Instant::now();
+                    match tokio::time::timeout_at(end, target.post(k, &d, wait)).await {
+                        Ok(answer) => run.record(sent, answer),
+                        Err(_) => run.cut += 1,
+                    }
+                }
+                run
+            }));
+        }
+        collect(start, tasks).await
+    }
+}
+
+impl Run {
+    fn record(&mut self, since: Instant, answer: Result<(), String>) {
+        self.latencies.push(since.elapsed());
+        match answer {
+            Ok(()) => self.ok += 1,
+            Err(e) => {
+                self.failed += 1;
+                self.first_failure.get_or_insert(e);
+            }
+        }
+    }
+}
+
+async fn collect(start: Instant, tasks: Vec<tokio::task::JoinHandle<Run>>) -> Run {
+    let mut all = Run::default();
+    for t in tasks {
+        match t.await {
+            Ok(run) => all.merge(run),
+            Err(e) => {
+                all.failed += 1;
+                all.first_failure
+                    .get_or_insert(format!("connection task failed: {e}"));
+            }
+        }
+    }
+    all.elapsed = start.elapsed();
+    all.latencies.sort_unstable();
+    all
+}
