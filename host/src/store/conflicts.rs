@@ -1,4 +1,4 @@
-//! Two-way sync's tables (migration 0012): `sync_state`, the value each
+//! Two-way sync's tables (migration 0011): `sync_state`, the value each
 //! (ticket, provider, field) last synced with its provenance, and
 //! `conflicts`, the fields both sides moved that a policy left to a person.
 
