@@ -1,4 +1,4 @@
--- Two-way sync's memory (issue 14). Keep in step with ../sqlite/0012_sync_conflicts.sql.
+-- Two-way sync's memory. Keep in step with ../sqlite/0011_sync_conflicts.sql.
 --
 -- sync_state: per (ticket, provider, field) the value both sides last
 -- agreed on, and where it came from: an inbound delivery applied from the
