@@ -144,7 +144,7 @@ async fn linked_tickets(store: &Store) {
 
 async fn reconciliation_ticks_each_open_linked_ticket_once_per_interval(db: TestDb) {
     linked_tickets(&db).await;
-    let providers = "  codebase:\n    schedule: [{name: pull, every_secs: 300}]\n    sync: {interval_secs: 600}\n";
+    let providers = "  codebase:\n    schedule: [{name: pull, every_secs: 300}]\n    api: {base_url: \"http://127.0.0.1:9\"}\n    sync: {interval_secs: 600}\n";
     let now = at("2026-06-01T09:31:00Z");
     let t = ticker(providers).tick(&db, now).await.unwrap();
     let mut paths: Vec<_> = t.iter().map(|t| t.path.as_str()).collect();
@@ -188,7 +188,7 @@ async fn two_postgres_replicas_tick_once() {
     let db = db::postgres().await;
     linked_tickets(&db).await;
     let other = Store::open(&db.url).await.unwrap();
-    let providers = "  codebase:\n    schedule: [{name: pull, every_secs: 60}]\n    sync: {interval_secs: 60}\n";
+    let providers = "  codebase:\n    schedule: [{name: pull, every_secs: 60}]\n    api: {base_url: \"http://127.0.0.1:9\"}\n    sync: {interval_secs: 60}\n";
     let now = at("2026-06-01T09:30:30Z");
     for round in 0..5 {
         let (a, b) = (ticker(providers), ticker(providers));
