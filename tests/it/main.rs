@@ -17,6 +17,7 @@ mod google;
 mod helpers;
 mod ingress;
 mod itsm;
+mod jira_sync;
 mod liveness;
 mod mappers;
 mod oidc;

@@ -392,9 +392,13 @@ impl Applier {
                 "changed_by": by,
                 "conflict": {"id": id, "provider": c.provider, "resolution": resolution},
             });
+            // Theirs chosen: the provider holds it already (and it is its
+            // last-synced value), so it goes to every other provider but
+            // not back to it as an echo of its own write.
+            let origin = (value == c.external_value).then_some(c.provider.as_str());
             let input = ApplyInput {
                 delivery_id: None,
-                origin: None,
+                origin,
                 mapper_hash: None,
                 actions: &[],
                 state: &[],
