@@ -913,14 +913,10 @@ impl Config {
     /// The ticks of every provider with a `schedule` or a
     /// `sync.interval_secs`; `None` when none has.
     pub fn ticker(&self) -> Result<Option<crate::schedule::Ticker>, crate::schedule::TickError> {
-        crate::schedule::Ticker::new(
-            self.providers
-                .iter()
-                .map(|(name, p)| {
-                    let interval = p.sync.as_ref().map(|s| s.interval_secs);
-                    (name.as_str(), p.schedule.as_slice(), interval)
-                }),
-        )
+        crate::schedule::Ticker::new(self.providers.iter().map(|(name, p)| {
+            let interval = p.sync.as_ref().map(|s| s.interval_secs);
+            (name.as_str(), p.schedule.as_slice(), interval)
+        }))
     }
 }
 

@@ -18,9 +18,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{OpenApi as Document, RefOr};
 use utoipa::{Modify, OpenApi};
 
-use super::{
-    conflicts, deliveries, error, mappers, outbox, people, providers, sweeper, tickets,
-};
+use super::{conflicts, deliveries, error, mappers, outbox, people, providers, sweeper, tickets};
 
 /// Every described route, and the schemas they use.
 #[derive(OpenApi)]
