@@ -15,13 +15,14 @@ use base64::Engine as _;
 use hmac::{Hmac, Mac};
 use host::app::App;
 use host::config::Config;
+use host::store::DeliveryStatus;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sha2::Sha256;
 
 use crate::db::{TestDb, conformance};
 use crate::fake_api::{Call, FakeApi};
-use crate::helpers::{Running, component};
+use crate::helpers::{Running, component, until_done};
 use crate::oidc::{AUDIENCE, KEY_A_PEM, PUSH_EMAIL, PUSH_TOKEN, claims, jwks, push_body, token};
 
 const ADMIN: &str = "admin-token-0123456789abcdef";
@@ -57,7 +58,16 @@ fn gmail(call: &Call, _: usize) -> Value {
 
 /// Calendar's API: one event linked to `guid`, started a minute ago.
 fn calendar(guid: &Mutex<String>) -> impl Fn(&Call, usize) -> Value + Send + Sync + 'static {
-    let guid = guid.lock().unwrap().clone();
+    let start = chrono::Utc::now() - chrono::Duration::minutes(1);
+    calendar_event(guid.lock().unwrap().clone(), start)
+}
+
+/// Calendar's API: one event linked to `guid`, starting at `start`.
+fn calendar_event(
+    guid: String,
+    start: chrono::DateTime<chrono::Utc>,
+) -> impl Fn(&Call, usize) -> Value + Send + Sync + 'static {
+    let start = start.to_rfc3339();
     move |call, _| {
         if !call
             .path
@@ -65,7 +75,6 @@ fn calendar(guid: &Mutex<String>) -> impl Fn(&Call, usize) -> Value + Send + Syn
         {
             return json!({});
         }
-        let start = (chrono::Utc::now() - chrono::Duration::minutes(1)).to_rfc3339();
         json!({
             "items": [{
                 "id": "sla01", "status": "confirmed", "summary": "SLA deadline: invoice export",
@@ -81,7 +90,7 @@ struct Google {
     base: String,
     http: reqwest::Client,
     running: Running,
-    _db: TestDb,
+    db: TestDb,
 }
 
 async fn start(db: TestDb, jwks_url: &str, gmail_url: &str, calendar_url: &str) -> Google {
@@ -117,7 +126,7 @@ providers:
         base,
         http: reqwest::Client::new(),
         running,
-        _db: db,
+        db,
     }
 }
 
@@ -192,7 +201,10 @@ impl Google {
     }
 }
 
-conformance!(gmail_calendar_and_forms_reach_tickets);
+conformance!(
+    gmail_calendar_and_forms_reach_tickets,
+    a_tick_escalates_a_calendar_event_once_when_its_start_comes
+);
 
 async fn gmail_calendar_and_forms_reach_tickets(db: TestDb) {
     let (jwks_url, _jwks) = FakeApi::start(|_: &Call, _| jwks(false)).await;
@@ -298,6 +310,101 @@ async fn gmail_calendar_and_forms_reach_tickets(db: TestDb) {
     assert_eq!(ticket["subject"], "New laptop", "{ticket}");
     assert_eq!(ticket["priority"], "HIGH");
     assert_eq!(ticket["requested_by"], "priya@customer.io");
+
+    google.running.stop().await;
+}
+
+/// A linked event still ahead at its notification is escalated by the
+/// first `calendar_due` tick at or after its start, without reading
+/// Calendar again, and by that tick only. The test's ticker (the
+/// calendar's `schedule`, every second) stands in for the host's loop so
+/// the test sets each tick's clock; the host's worker maps the ticks, each
+/// once its time has come.
+async fn a_tick_escalates_a_calendar_event_once_when_its_start_comes(db: TestDb) {
+    let (jwks_url, _jwks) = FakeApi::start(|_: &Call, _| jwks(false)).await;
+    let (gmail_url, _gmail) = FakeApi::start(gmail).await;
+    let event: Arc<Mutex<(String, chrono::DateTime<chrono::Utc>)>> =
+        Arc::new(Mutex::new((String::new(), chrono::Utc::now())));
+    let e = event.clone();
+    let (calendar_url, calendar_api) = FakeApi::start(move |call: &Call, n| {
+        let (guid, start) = e.lock().unwrap().clone();
+        calendar_event(guid, start)(call, n)
+    })
+    .await;
+    let google = start(db, &jwks_url, &gmail_url, &calendar_url).await;
+    let created: Value = google
+        .http
+        .post(format!("{}/v1/tickets", google.base))
+        .bearer_auth(ADMIN)
+        .json(&json!({"subject": "Invoice export SLA", "priority": "HIGH"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let ticket = created["guid"].as_str().unwrap().to_owned();
+    // The event starts on a whole second shortly ahead.
+    let now = chrono::Utc::now().timestamp();
+    let start_at = chrono::DateTime::from_timestamp(now + 3, 0).unwrap();
+    *event.lock().unwrap() = (ticket.clone(), start_at);
+
+    // The notification sees the event ahead: nothing escalates yet.
+    let (status, seen) = google.calendar_notification(1).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(seen["status"], "ignored", "{seen}");
+    assert_eq!(calendar_api.calls("GET", "/calendar/v3/").len(), 1);
+
+    let ticker = Config::parse(
+        "providers:\n  calendar:\n    schedule: [{name: calendar_due, every_secs: 1}]\n",
+        Path::new("/ticks.yaml"),
+        |_| None,
+    )
+    .unwrap()
+    .ticker()
+    .unwrap()
+    .unwrap();
+    let tick = |secs: i64| {
+        let (ticker, db) = (&ticker, &google.db);
+        async move {
+            let stored = ticker
+                .tick(db, start_at + chrono::Duration::seconds(secs))
+                .await
+                .unwrap();
+            assert_eq!(stored.len(), 1, "one calendar_due tick at start{secs:+} s");
+            assert_eq!(stored[0].path, "/tick/calendar_due");
+            until_done(db, &stored[0].delivery_id).await
+        }
+    };
+    // A second before the start: nothing due.
+    let early = tick(-1).await;
+    assert_eq!(
+        early.status,
+        DeliveryStatus::Ignored,
+        "{:?}",
+        early.last_error
+    );
+    assert_eq!(early.event_type.as_deref(), Some("calendar_nothing_due"));
+    assert_eq!(google.ticket(&ticket).await["status"], "NEW");
+    // At the start: escalated, with no Calendar call.
+    let due = tick(0).await;
+    assert_eq!(due.status, DeliveryStatus::Applied, "{:?}", due.last_error);
+    assert_eq!(due.event_type.as_deref(), Some("calendar_due"));
+    let escalated = google.ticket(&ticket).await;
+    assert_eq!(escalated["status"], "ESCALATED", "{escalated}");
+    assert_eq!(calendar_api.calls("GET", "/calendar/v3/").len(), 1);
+    // The next tick: the event is no longer waiting.
+    let later = tick(1).await;
+    assert_eq!(
+        later.status,
+        DeliveryStatus::Ignored,
+        "{:?}",
+        later.last_error
+    );
+    assert_eq!(
+        later.event_type.as_deref(),
+        Some("calendar_nothing_watched")
+    );
 
     google.running.stop().await;
 }

@@ -201,6 +201,26 @@ pub async fn all_deliveries(store: &Store) -> Vec<DeliveryRow> {
     all
 }
 
+/// Waits (up to 30 s) for delivery `id` to end; returns it.
+pub async fn until_done(store: &Store, id: &str) -> DeliveryRow {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let d = store
+            .delivery(id)
+            .await
+            .unwrap()
+            .expect("the tick is stored");
+        if matches!(
+            d.status,
+            DeliveryStatus::Applied | DeliveryStatus::Ignored | DeliveryStatus::Failed
+        ) {
+            return d;
+        }
+        assert!(Instant::now() < deadline, "tick {id} still {:?}", d.status);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// Polls until no delivery waits (pending, retrying or processing), within
 /// `secs`.
 pub async fn until_inbox_empty(store: &Store, secs: u64) {

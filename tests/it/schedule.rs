@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 
 use crate::db::{self, TestDb, conformance};
 use crate::fake_api::{Call, FakeApi};
-use crate::helpers::{Running, all_deliveries, component, start_host};
+use crate::helpers::{Running, all_deliveries, component, start_host, until_done};
 
 const ADMIN: &str = "admin-token-0123456789abcdef";
 
@@ -283,26 +283,6 @@ impl Codebase {
         } else {
             (StatusCode::OK, Value::Array(chunk))
         }
-    }
-}
-
-/// Waits (up to 30 s) for delivery `id` to end; returns it.
-async fn until_done(store: &Store, id: &str) -> DeliveryRow {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let d = store
-            .delivery(id)
-            .await
-            .unwrap()
-            .expect("the tick is stored");
-        if matches!(
-            d.status,
-            DeliveryStatus::Applied | DeliveryStatus::Ignored | DeliveryStatus::Failed
-        ) {
-            return d;
-        }
-        assert!(Instant::now() < deadline, "tick {id} still {:?}", d.status);
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 

@@ -8,8 +8,10 @@
 //!
 //! Google notifies when events change, not when they start, so a linked
 //! event still in the future is remembered in the state (`pending`) and
-//! escalated by the first notification at or after its start; one that
-//! started longer ago than `grace_hours` is history and escalates nothing.
+//! escalated by the first notification or scheduled tick ([`tick`]) at or
+//! after its start; one that started longer ago than `grace_hours` is
+//! history and escalates nothing. A tick names no calendar, so the state
+//! also lists the calendars with events waiting (`calendar:watched`).
 
 use mapper_kit::{
     Action, Delivery, Escalate, LogLevel, MapError, MapResult, epoch_seconds, guid_ref, header,
@@ -23,8 +25,11 @@ use crate::text::Section;
 const EVENT: &str = "calendar_due";
 /// Event pages read per notification.
 const MAX_PAGES: usize = 5;
-/// Largest pending list kept, as JSON (the state's values are small).
+/// Largest pending list (or watched list) kept, as JSON (the state's
+/// values are small).
 const MAX_PENDING_BYTES: usize = 3500;
+/// The state key listing the calendars with linked events waiting.
+const WATCHED: &str = "calendar:watched";
 
 /// A linked event not yet due.
 struct Pending {
@@ -46,22 +51,13 @@ pub fn map(delivery: &Delivery, uri: &str, config: &Value) -> MapResult {
             "header `x-goog-resource-uri` names no calendar: `{uri}`"
         ))
     })?;
-    let now = epoch_seconds(&delivery.received_at).ok_or_else(|| {
-        internal(format!(
-            "received-at `{}` is not RFC 3339",
-            delivery.received_at
-        ))
-    })?;
+    let now = received_at(delivery)?;
     let property = cfg.str("ticket_property", "ticket_guid")?;
-    let lead = cfg.int("lead_minutes", 0)? * 60;
-    let grace = cfg.int("grace_hours", 24)? * 3600;
-    let by = cfg.str("escalated_by", "google-calendar")?;
+    let due = Due::new(&cfg)?;
 
     let sync_key = format!("calendar:{calendar}:sync");
-    let pending_key = format!("calendar:{calendar}:pending");
     let stored_token = state_get(&sync_key);
-    let stored_pending = state_get(&pending_key);
-    let mut pending = read_pending(stored_pending.as_deref());
+    let mut pending = Waiting::read(calendar);
 
     let (events, token) = match list(calendar, stored_token.as_deref())? {
         Some(found) => found,
@@ -81,7 +77,7 @@ pub fn map(delivery: &Delivery, uri: &str, config: &Value) -> MapResult {
         let Some(id) = event.get("id").and_then(Value::as_str) else {
             continue;
         };
-        pending.retain(|p| p.id != id);
+        pending.list.retain(|p| p.id != id);
         if event.get("status").and_then(Value::as_str) == Some("cancelled") {
             continue;
         }
@@ -94,7 +90,7 @@ pub fn map(delivery: &Delivery, uri: &str, config: &Value) -> MapResult {
         let (Some(guid), Some(start)) = (linked, start_of(event)) else {
             continue;
         };
-        pending.push(Pending {
+        pending.list.push(Pending {
             id: id.to_owned(),
             guid: guid.trim().to_owned(),
             start,
@@ -106,33 +102,159 @@ pub fn map(delivery: &Delivery, uri: &str, config: &Value) -> MapResult {
         });
     }
 
-    let mut actions = Vec::new();
-    pending.retain(|p| {
-        if p.start - lead > now {
-            return true; // not due yet: wait for a later notification
-        }
-        if p.start >= now - grace {
-            actions.push(Action::Escalate(Escalate {
-                ticket: guid_ref(&p.guid),
-                escalated_by: by.to_owned(),
-                reason: Some(p.summary.clone()),
-            }));
-        }
-        false
-    });
+    let actions = due.escalate(&mut pending.list, now);
 
     if let Some(t) = token.filter(|t| Some(t) != stored_token.as_ref()) {
         write(&sync_key, Some(&t), stored_token.as_deref())?;
     }
-    let new_pending = write_pending(&mut pending);
-    if new_pending != stored_pending {
-        write(
-            &pending_key,
-            new_pending.as_deref(),
-            stored_pending.as_deref(),
-        )?;
+    let waits = pending.write()?;
+    Watched::read().update(calendar, waits)?;
+    mapped(EVENT, actions)
+}
+
+/// A scheduled tick (`TICK /tick/{name}`, any name): escalates the
+/// remembered events of every watched calendar whose start has come, with
+/// no API call — the pending list holds all an escalation needs, and any
+/// change to an event reaches it through a notification first. Escalated
+/// events leave the list, so each escalates once.
+pub fn tick(delivery: &Delivery, config: &Value) -> MapResult {
+    let cfg = Section::new("calendar", config)?;
+    let due = Due::new(&cfg)?;
+    let now = received_at(delivery)?;
+    let mut watched = Watched::read();
+    if watched.ids.is_empty() {
+        return ignored("calendar_nothing_watched");
+    }
+    let mut actions = Vec::new();
+    for calendar in watched.ids.clone() {
+        let mut pending = Waiting::read(&calendar);
+        actions.extend(due.escalate(&mut pending.list, now));
+        let waits = pending.write()?;
+        watched.update(&calendar, waits)?;
+    }
+    if actions.is_empty() {
+        return ignored("calendar_nothing_due");
     }
     mapped(EVENT, actions)
+}
+
+/// The delivery's `received-at`, in seconds: "now" for the due check.
+fn received_at(delivery: &Delivery) -> Result<i64, MapError> {
+    epoch_seconds(&delivery.received_at).ok_or_else(|| {
+        internal(format!(
+            "received-at `{}` is not RFC 3339",
+            delivery.received_at
+        ))
+    })
+}
+
+/// When a remembered event is due, and what escalating it says.
+struct Due<'c> {
+    /// Seconds before the start an event is due.
+    lead: i64,
+    /// Seconds after the start an event is history.
+    grace: i64,
+    by: &'c str,
+}
+
+impl<'c> Due<'c> {
+    fn new(cfg: &Section<'c>) -> Result<Self, MapError> {
+        Ok(Due {
+            lead: cfg.int("lead_minutes", 0)? * 60,
+            grace: cfg.int("grace_hours", 24)? * 3600,
+            by: cfg.str("escalated_by", "google-calendar")?,
+        })
+    }
+
+    /// Escalates the events of `pending` due at `now` and takes them (and
+    /// those long past) off the list; the rest wait.
+    fn escalate(&self, pending: &mut Vec<Pending>, now: i64) -> Vec<Action> {
+        let mut actions = Vec::new();
+        pending.retain(|p| {
+            if p.start - self.lead > now {
+                return true; // not due yet: wait for a later notification or tick
+            }
+            if p.start >= now - self.grace {
+                actions.push(Action::Escalate(Escalate {
+                    ticket: guid_ref(&p.guid),
+                    escalated_by: self.by.to_owned(),
+                    reason: Some(p.summary.clone()),
+                }));
+            }
+            false
+        });
+        actions
+    }
+}
+
+/// One calendar's pending list, as read from the state.
+struct Waiting {
+    key: String,
+    stored: Option<String>,
+    list: Vec<Pending>,
+}
+
+impl Waiting {
+    fn read(calendar: &str) -> Self {
+        let key = format!("calendar:{calendar}:pending");
+        let stored = state_get(&key);
+        let list = read_pending(stored.as_deref());
+        Waiting { key, stored, list }
+    }
+
+    /// Stores the list when it changed; whether events still wait.
+    fn write(mut self) -> Result<bool, MapError> {
+        let text = write_pending(&mut self.list);
+        if text != self.stored {
+            write(&self.key, text.as_deref(), self.stored.as_deref())?;
+        }
+        Ok(text.is_some())
+    }
+}
+
+/// The calendars with events waiting (state `calendar:watched`, a JSON
+/// list of ids).
+struct Watched {
+    stored: Option<String>,
+    ids: Vec<String>,
+}
+
+impl Watched {
+    fn read() -> Self {
+        let stored = state_get(WATCHED);
+        let ids = stored
+            .as_deref()
+            .and_then(|t| serde_json::from_str::<Vec<String>>(t).ok())
+            .unwrap_or_default();
+        Watched { stored, ids }
+    }
+
+    /// Lists `calendar` while events of it wait, and stores the list when
+    /// that changed it. A calendar that does not fit is left out with a
+    /// warning: its events are still escalated by its notifications.
+    fn update(&mut self, calendar: &str, waits: bool) -> Result<(), MapError> {
+        let listed = self.ids.iter().any(|c| c == calendar);
+        if waits == listed {
+            return Ok(());
+        }
+        if waits {
+            self.ids.push(calendar.to_owned());
+        } else {
+            self.ids.retain(|c| c != calendar);
+        }
+        let text = (!self.ids.is_empty()).then(|| json!(self.ids).to_string());
+        if text.as_ref().is_some_and(|t| t.len() > MAX_PENDING_BYTES) {
+            self.ids.retain(|c| c != calendar);
+            log(
+                LogLevel::Warn,
+                &format!("calendar {calendar}: too many calendars watched; ticks skip it"),
+            );
+            return Ok(());
+        }
+        write(WATCHED, text.as_deref(), self.stored.as_deref())?;
+        self.stored = text;
+        Ok(())
+    }
 }
 
 /// `…/calendars/{id}/events…` → `{id}` (kept percent-encoded, as it goes

@@ -8,7 +8,10 @@
 //!   Calendar or Drive, by the resource's API ([`calendar`], [`drive`];
 //!   preset `google`);
 //! - our Apps Script contract's body (`source: sheets | forms`) is a sheet
-//!   edit or a form submission ([`apps_script`]; preset `apps_script`).
+//!   edit or a form submission ([`apps_script`]; preset `apps_script`);
+//! - a scheduled `TICK` (`providers.<p>.schedule`, any name) escalates the
+//!   Calendar events remembered as pending whose start has come
+//!   ([`calendar::tick`]).
 //!
 //! Deliveries carry ids, not data: the rules read the rest through
 //! `provider-api` from a cursor kept in the provider's mapper state (the
@@ -58,6 +61,9 @@ mapper_kit::bindings::export!(Google with_types_in mapper_kit::bindings);
 impl Guest for Google {
     fn map_to_ticket_event(delivery: Delivery, config: String) -> MapResult {
         let config = parse_config(&config)?;
+        if delivery.method == "TICK" {
+            return calendar::tick(&delivery, section(&config, "calendar"));
+        }
         if let Some(uri) = header(&delivery, "x-goog-resource-uri") {
             return if uri.contains("/calendar/") {
                 calendar::map(&delivery, uri, section(&config, "calendar"))
