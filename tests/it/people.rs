@@ -120,6 +120,9 @@ async fn a_cursor_advances_only_with_deliveries_that_apply(db: TestDb) {
 
 /// Two deliveries mapped in one batch both read cursor 0 and both write 1:
 /// one wins, the other retries, maps again on the new value and writes 2.
+/// On a loaded machine the lane may apply one before it maps the other;
+/// then both apply in turn. Either way no write is lost: the cursor ends
+/// at 2.
 async fn racing_writers_one_wins_and_the_other_retries(db: TestDb) {
     let w = worker(&db, "cursor").await;
     let a = store_delivery(&db, b"a").await;
@@ -128,6 +131,10 @@ async fn racing_writers_one_wins_and_the_other_retries(db: TestDb) {
     w.drain(&stop).await.unwrap();
     let mut ends = vec![status(&db, &a).await, status(&db, &b).await];
     ends.sort();
+    if ends == ["applied", "applied"] {
+        assert_eq!(cursor(&db).await.as_deref(), Some("2"), "a write was lost");
+        return;
+    }
     assert_eq!(ends, ["applied", "retrying"]);
     assert_eq!(cursor(&db).await.as_deref(), Some("1"));
     let loser = if status(&db, &a).await == "retrying" {
