@@ -36,28 +36,24 @@ pub struct RecentAttempt {
 impl Store {
     pub async fn provider_counts(&self, provider: &str) -> Result<ProviderCounts, StoreError> {
         let pool = self.read_pool();
+        let mut counts = ProviderCounts::default();
         let delivery_statuses = [
             DeliveryStatus::Pending,
             DeliveryStatus::Processing,
             DeliveryStatus::Retrying,
             DeliveryStatus::Failed,
         ];
-        // Audited: the statuses are the enum's constants.
-        let rows = sqlx::query(AssertSqlSafe(format!(
-            "SELECT status, COUNT(*) AS n FROM deliveries WHERE status IN ({}) AND provider = $1 \
-             GROUP BY status",
-            DeliveryStatus::sql_list(&delivery_statuses)
-        )))
-        .bind(provider)
-        .fetch_all(pool)
-        .await?;
-        let mut counts = ProviderCounts::default();
-        for r in &rows {
-            let status: String = r.try_get("status")?;
-            if let Some(s) = DeliveryStatus::parse(&status) {
-                counts.deliveries.push((s, r.try_get("n")?));
-            }
-        }
+        let rows = self
+            .count_by_status(
+                "deliveries",
+                &DeliveryStatus::sql_list(&delivery_statuses),
+                provider,
+            )
+            .await?;
+        counts.deliveries = rows
+            .into_iter()
+            .filter_map(|(s, n)| Some((DeliveryStatus::parse(&s)?, n)))
+            .collect();
         let outbox_statuses = [
             OutboxStatus::Pending,
             OutboxStatus::Processing,
@@ -65,20 +61,17 @@ impl Store {
             OutboxStatus::Failed,
             OutboxStatus::Dead,
         ];
-        let rows = sqlx::query(AssertSqlSafe(format!(
-            "SELECT status, COUNT(*) AS n FROM outbox WHERE status IN ({}) AND provider = $1 \
-             GROUP BY status",
-            OutboxStatus::sql_list(&outbox_statuses)
-        )))
-        .bind(provider)
-        .fetch_all(pool)
-        .await?;
-        for r in &rows {
-            let status: String = r.try_get("status")?;
-            if let Some(s) = OutboxStatus::parse(&status) {
-                counts.outbox.push((s, r.try_get("n")?));
-            }
-        }
+        let rows = self
+            .count_by_status(
+                "outbox",
+                &OutboxStatus::sql_list(&outbox_statuses),
+                provider,
+            )
+            .await?;
+        counts.outbox = rows
+            .into_iter()
+            .filter_map(|(s, n)| Some((OutboxStatus::parse(&s)?, n)))
+            .collect();
         let rows = sqlx::query(
             "SELECT a.at, a.error, a.error_code FROM outbox_attempts a \
              JOIN outbox o ON o.id = a.outbox_id WHERE o.provider = $1 \
@@ -107,5 +100,26 @@ impl Store {
         .transpose()?
         .flatten();
         Ok(counts)
+    }
+
+    /// `(status, count)` of `provider`'s rows of `table` whose status is
+    /// in `statuses` (an `sql_list` of the enum's constants).
+    async fn count_by_status(
+        &self,
+        table: &'static str,
+        statuses: &str,
+        provider: &str,
+    ) -> Result<Vec<(String, i64)>, StoreError> {
+        // Audited: a table name and the enum's constants, never input.
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT status, COUNT(*) AS n FROM {table} WHERE status IN ({statuses}) \
+             AND provider = $1 GROUP BY status"
+        )))
+        .bind(provider)
+        .fetch_all(self.read_pool())
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("status")?, r.try_get("n")?)))
+            .collect()
     }
 }
