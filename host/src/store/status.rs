@@ -199,6 +199,9 @@ names!(OutboxStatus, "an outbox status", sql, {
     utoipa::ToSchema,
 )]
 #[serde(rename_all = "snake_case")]
+// Named apart from the API's own error codes (`api::error::ErrorCode`):
+// the OpenAPI document names a schema by its type's name.
+#[schema(as = OutboundErrorCode)]
 pub enum ErrorCode {
     /// 401/403, or an API's own "bad token" answer: fix the credentials.
     AuthFailed,
