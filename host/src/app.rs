@@ -166,7 +166,10 @@ fn build_worker(
         max_delay: Duration::from_millis(config.delivery.retry_max_ms),
         lease: Duration::from_millis(config.delivery.lease_ms),
     };
-    let apis = ProviderApis::from_config(config)?;
+    // A provider with `api.read_tickets` reads the store as the ticket
+    // API's `GET /v1/tickets` would answer.
+    let apis = ProviderApis::from_config(config)?
+        .with_tickets(Arc::new(crate::api::MapperTickets::new(store.clone())));
     let worker = Worker::new(
         store.clone(),
         applier.clone(),

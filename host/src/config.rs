@@ -439,6 +439,65 @@ pub struct ProviderApiConfig {
     /// Bytes of cached GET answers kept at most (bodies, headers, keys).
     #[serde(default = "default_api_cache_max_bytes")]
     pub cache_max_bytes: u64,
+    /// More APIs the provider's mapper may call, by name (a directory
+    /// beside the chat's own API): each with its own base URL, credentials,
+    /// timeout, size cap and cache. A mapper picks one with the request
+    /// header `Sluice-Api: <name>`; without it a request goes to this
+    /// block's `base_url`. Names are lower-case letters, digits, `_` and
+    /// `-`; `tickets` is reserved. An extra API has no `extra` or
+    /// `read_tickets` of its own.
+    #[serde(default)]
+    pub extra: BTreeMap<String, ProviderApiConfig>,
+    /// Let the mapper read the host's tickets (`Sluice-Api: tickets`,
+    /// `GET /v1/tickets?…`, answered in process as the ticket API answers
+    /// it). Off by default: a mapper reads every ticket with it.
+    #[serde(default)]
+    pub read_tickets: bool,
+}
+
+/// The `Sluice-Api` name reserved for the host's own tickets.
+pub const TICKETS_API: &str = "tickets";
+
+impl ProviderApiConfig {
+    /// The shape checks of an `api` block (and of each of its `extra`
+    /// APIs), each error naming its key under `key` (`providers.p.api`).
+    fn validate(&self, key: &str, nested: bool) -> Result<(), (String, String)> {
+        check_base_url(&self.base_url).map_err(|m| (format!("{key}.base_url"), m))?;
+        if nested && !self.extra.is_empty() {
+            return Err((
+                format!("{key}.extra"),
+                "extra APIs do not nest: list every one under the provider's `api.extra`".into(),
+            ));
+        }
+        if nested && self.read_tickets {
+            return Err((
+                format!("{key}.read_tickets"),
+                "belongs on the provider's `api` block, not on an extra API".into(),
+            ));
+        }
+        for (name, extra) in &self.extra {
+            let at = format!("{key}.extra.{name}");
+            if name == TICKETS_API {
+                return Err((
+                    at,
+                    "`tickets` is reserved for the host's tickets (`read_tickets: true`)".into(),
+                ));
+            }
+            let valid = !name.is_empty()
+                && name.len() <= 64
+                && name.bytes().all(|b| {
+                    b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-'
+                });
+            if !valid {
+                return Err((
+                    at,
+                    "API names are 1 to 64 lower-case letters, digits, `_` and `-`".into(),
+                ));
+            }
+            extra.validate(&at, true)?;
+        }
+        Ok(())
+    }
 }
 
 /// Credentials for a provider's API: exactly one of the fields.
@@ -941,8 +1000,7 @@ impl ProviderConfig {
             ));
         }
         if let Some(api) = &self.api {
-            check_base_url(&api.base_url)
-                .map_err(|m| (format!("providers.{name}.api.base_url"), m))?;
+            api.validate(&format!("providers.{name}.api"), false)?;
         }
         if let Some(oidc) = self.verify.as_ref().and_then(|v| v.oidc.as_ref()) {
             let key = |k: &str| format!("providers.{name}.verify.oidc.{k}");
@@ -1151,6 +1209,28 @@ mod tests {
             (
                 "providers:\n  jira:\n    verify: {secret: jira-secret-0123456789}\n    api: {base_url: \"ftp://127.0.0.1\"}\n",
                 "sluice.yaml: providers.jira.api.base_url: `ftp://127.0.0.1`: scheme `ftp`",
+            ),
+            // Extra APIs: each checked like the provider's own, errors
+            // naming the path.
+            (
+                "providers:\n  pachca:\n    verify: {secret: pachca-secret-0123456789}\n    api:\n      base_url: https://api.pachca.com\n      extra: {y360: {base_url: \"http://api360.yandex.net\"}}\n",
+                "sluice.yaml: providers.pachca.api.extra.y360.base_url: `http://api360.yandex.net` must use https",
+            ),
+            (
+                "providers:\n  pachca:\n    verify: {secret: pachca-secret-0123456789}\n    api:\n      base_url: https://api.pachca.com\n      extra: {tickets: {base_url: \"https://x.example\"}}\n",
+                "sluice.yaml: providers.pachca.api.extra.tickets: `tickets` is reserved",
+            ),
+            (
+                "providers:\n  pachca:\n    verify: {secret: pachca-secret-0123456789}\n    api:\n      base_url: https://api.pachca.com\n      extra: {Y360: {base_url: \"https://x.example\"}}\n",
+                "sluice.yaml: providers.pachca.api.extra.Y360: API names are",
+            ),
+            (
+                "providers:\n  pachca:\n    verify: {secret: pachca-secret-0123456789}\n    api:\n      base_url: https://api.pachca.com\n      extra: {y360: {base_url: \"https://x.example\", read_tickets: true}}\n",
+                "sluice.yaml: providers.pachca.api.extra.y360.read_tickets: belongs on the provider's `api` block",
+            ),
+            (
+                "providers:\n  pachca:\n    verify: {secret: pachca-secret-0123456789}\n    api:\n      base_url: https://api.pachca.com\n      extra: {y360: {base_url: \"https://x.example\", extra: {z: {base_url: \"https://z.example\"}}}}\n",
+                "sluice.yaml: providers.pachca.api.extra.y360.extra: extra APIs do not nest",
             ),
             // Anyone can sign with an empty secret, or present an empty token.
             (

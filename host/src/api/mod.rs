@@ -11,6 +11,7 @@ mod bounds;
 mod conflicts;
 mod deliveries;
 mod error;
+mod mapper_reads;
 mod mappers;
 pub mod openapi;
 mod outbox;
@@ -33,6 +34,7 @@ pub use auth::Tokens;
 pub use bounds::bounded;
 pub use deliveries::{detail as delivery_detail, summary as delivery_summary};
 pub use error::{ApiError, ErrorBody};
+pub use mapper_reads::MapperTickets;
 pub use outbox::{detail as outbox_detail, summary as outbox_summary};
 
 use crate::store::Store;

@@ -18,7 +18,7 @@ use super::error::{ApiError, ErrorBody};
 use super::openapi::{EMAIL, NOTE, ONE_LINE, TEXT, custom_fields, field, one_of, text};
 use super::params::{Key, body, query};
 use crate::action::{Action, Priority, TicketRef};
-use crate::store::{HistoryRow, TicketFilter, TicketRow};
+use crate::store::{HistoryRow, Store, TicketFilter, TicketRow};
 use crate::tickets::validate::{FIELDS_MAX, TEXT_MAX, is_field_name};
 use crate::tickets::{ApplyInput, ApplyOutcome, TicketUpdate, raci};
 
@@ -342,14 +342,18 @@ pub struct Ticket {
     /// Custom fields, by name (set by providers' `set_fields` actions and
     /// the API).
     pub fields: std::collections::BTreeMap<String, String>,
+    /// The ticket's records at providers (a Tracker issue key, the Pachca
+    /// message it came from), oldest provider name first.
+    pub links: Vec<Link>,
 }
 
 fn priority() -> ObjectBuilder {
     field(one_of(false, &PRIORITIES), None)
 }
 
-impl From<&TicketRow> for Ticket {
-    fn from(t: &TicketRow) -> Self {
+impl Ticket {
+    /// The ticket as served, with its links.
+    fn new(t: &TicketRow, links: Vec<crate::store::Link>) -> Self {
         Ticket {
             guid: t.guid.clone(),
             subject: t.subject.clone(),
@@ -369,12 +373,20 @@ impl From<&TicketRow> for Ticket {
             escalation_reason: t.escalation_reason.clone(),
             status_changed_at: t.status_since().to_owned(),
             fields: t.fields.clone(),
+            links: links
+                .into_iter()
+                .map(|l| Link {
+                    provider: l.provider,
+                    external_id: l.external_id,
+                    created_at: l.created_at,
+                })
+                .collect(),
         }
     }
 }
 
-/// The ticket with its comments, sign-offs, `fully_signed`, PR links and
-/// integration links.
+/// The ticket (with its integration links) and its comments, sign-offs,
+/// `fully_signed` and PR links.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TicketDetail {
     #[serde(flatten)]
@@ -384,7 +396,6 @@ pub struct TicketDetail {
     /// Per activity: at least one A, every A and C APPROVED, none REJECTED.
     pub fully_signed: std::collections::BTreeMap<String, bool>,
     pub pr_links: Vec<PrLink>,
-    pub links: Vec<Link>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -509,18 +520,9 @@ async fn detail(state: &ApiState, guid: &str) -> Result<TicketDetail, ApiError> 
             created_at: p.created_at,
         })
         .collect();
-    let links = store
-        .links(guid)
-        .await?
-        .into_iter()
-        .map(|l| Link {
-            provider: l.provider,
-            external_id: l.external_id,
-            created_at: l.created_at,
-        })
-        .collect();
+    let links = store.links(guid).await?;
     Ok(TicketDetail {
-        ticket: Ticket::from(&t),
+        ticket: Ticket::new(&t, links),
         comments,
         fully_signed: raci::fully_signed(&signoffs),
         signoffs: signoffs
@@ -534,7 +536,6 @@ async fn detail(state: &ApiState, guid: &str) -> Result<TicketDetail, ApiError> 
             })
             .collect(),
         pr_links,
-        links,
     })
 }
 
@@ -572,12 +573,28 @@ pub async fn find(
     State(state): State<ApiState>,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<TicketPage>, ApiError> {
+    Ok(Json(find_page(&state.store, raw).await?))
+}
+
+/// `GET /v1/tickets?{raw}`: the route's whole answer, for the handler and
+/// for mappers reading tickets in process (`mapper_reads`).
+pub(super) async fn find_page(store: &Store, raw: Option<String>) -> Result<TicketPage, ApiError> {
     let (q, fields) = find_query(raw)?;
-    let page = state.store.find(&filter(q, fields, 50)?).await?;
-    Ok(Json(TicketPage {
-        items: page.items.iter().map(Ticket::from).collect(),
+    let page = store.find(&filter(q, fields, 50)?).await?;
+    Ok(TicketPage {
+        items: with_links(store, &page.items).await?,
         next: page.next,
-    }))
+    })
+}
+
+/// Found tickets as served: each with its links, read in one query.
+async fn with_links(store: &Store, rows: &[TicketRow]) -> Result<Vec<Ticket>, ApiError> {
+    let guids: Vec<String> = rows.iter().map(|t| t.guid.clone()).collect();
+    let mut links = store.links_by_ticket(&guids).await?;
+    Ok(rows
+        .iter()
+        .map(|t| Ticket::new(t, links.remove(&t.guid).unwrap_or_default()))
+        .collect())
 }
 
 #[utoipa::path(
@@ -604,11 +621,12 @@ pub async fn find_first(
     let mut f = filter(q, fields, 1)?;
     f.limit = 1;
     let page = state.store.find(&f).await?;
-    let t = page
+    let first = page
         .items
         .first()
         .ok_or_else(|| ApiError::NotFound("no ticket matches".into()))?;
-    Ok(Json(Ticket::from(t)))
+    let links = state.store.links(&first.guid).await?;
+    Ok(Json(Ticket::new(first, links)))
 }
 
 #[utoipa::path(

@@ -30,7 +30,7 @@ pub use call::{CallOutcome, CallReport, LogLine, LogSource, MapResult};
 pub use engine::{EngineSettings, LoadOrigin, LoadedMapper, MapperEngine, content_hash};
 pub use error::MapperError;
 pub use limits::Limits;
-pub use sandbox::{ApiFailure, ApiRequest, ApiResponse, NoProviderApi, ProviderApi};
+pub use sandbox::{API_HEADER, ApiFailure, ApiRequest, ApiResponse, NoProviderApi, ProviderApi};
 pub use services::{
     People, Person, PersonKey, STATE_KEY_MAX, STATE_VALUE_MAX, Services, StateView, StateWrite,
 };

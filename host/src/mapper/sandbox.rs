@@ -70,6 +70,36 @@ pub enum ApiFailure {
     Unavailable(String),
 }
 
+/// The request header a mapper names one of its provider's APIs with:
+/// `Sluice-Api: y360` for `api.extra.y360`, `Sluice-Api: tickets` for the
+/// host's tickets. Absent, a request goes to the provider's own API. The
+/// host removes it before anything is sent.
+pub const API_HEADER: &str = "sluice-api";
+
+impl ApiRequest {
+    /// Removes the [`API_HEADER`] and returns the API it names; `None`
+    /// for the provider's own. Named twice, or empty, it is refused: which
+    /// credentials a request carries must not be a guess.
+    pub fn take_api(&mut self) -> Result<Option<String>, ApiFailure> {
+        let mut named: Vec<String> = Vec::new();
+        self.headers.retain(|(name, value)| {
+            let ours = name.eq_ignore_ascii_case(API_HEADER);
+            if ours {
+                named.push(value.trim().to_owned());
+            }
+            !ours
+        });
+        match named.as_slice() {
+            [] => Ok(None),
+            [name] if !name.is_empty() => Ok(Some(name.clone())),
+            [_] => Err(ApiFailure::Denied("header `sluice-api` is empty".into())),
+            _ => Err(ApiFailure::Denied(
+                "header `sluice-api` is given more than once".into(),
+            )),
+        }
+    }
+}
+
 impl ApiResponse {
     /// An answer worth trying again later: 429 or a 5xx. Mapping and
     /// outbound sending both retry on it.

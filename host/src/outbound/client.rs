@@ -13,8 +13,16 @@
 //! configured number of bytes, so a burst of deliveries about one pull
 //! request reads it once and a few large answers cannot grow the host.
 //!
-//! Mapping runs on a blocking thread; a call blocks that thread on the
-//! host's async client through the runtime handle.
+//! A provider may have more APIs than its own (`api.extra.<name>`: a
+//! directory beside a chat), and may be let read the host's tickets
+//! (`api.read_tickets`). A request names which with the `Sluice-Api`
+//! header ([`crate::mapper::API_HEADER`]); the host removes it and sends the request with
+//! that API's base URL, credentials, timeout, size cap and cache — an
+//! unknown name is refused, never sent with the provider's own
+//! credentials. `tickets` is answered in process by a [`TicketReader`]
+//! (the ticket API's `GET /v1/tickets`), read-only.
+//!
+//! A mapper's call awaits the host's async client on the call's fiber.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -27,7 +35,7 @@ use reqwest::{Client, Method, Url};
 use secrecy::ExposeSecret;
 use thiserror::Error;
 
-use crate::config::{Config, ProviderApiConfig};
+use crate::config::{Config, ProviderApiConfig, TICKETS_API};
 use crate::mapper::{ApiFailure, ApiRequest, ApiResponse, NoProviderApi, ProviderApi};
 
 /// Headers a mapper may not set: the host owns credentials, routing and
@@ -49,15 +57,15 @@ const FORBIDDEN_HEADERS: [&str; 11] = [
 /// Redirects followed within the base URL's origin.
 const MAX_REDIRECTS: usize = 5;
 
-/// GET answers kept per provider at most; the oldest goes first.
-
 #[derive(Debug, Error)]
 pub enum ProviderApiError {
-    #[error("providers.{provider}.api.base_url: {reason}")]
-    BaseUrl { provider: String, reason: String },
-    #[error("providers.{provider}.api.{field}: {reason}")]
+    /// `key` is the API block's path, e.g. `providers.pachca.api` or
+    /// `providers.pachca.api.extra.y360`.
+    #[error("{key}.base_url: {reason}")]
+    BaseUrl { key: String, reason: String },
+    #[error("{key}.{field}: {reason}")]
     Header {
-        provider: String,
+        key: String,
         field: String,
         reason: String,
     },
@@ -65,15 +73,45 @@ pub enum ProviderApiError {
     Client(#[source] reqwest::Error),
 }
 
+/// The host's tickets as a mapper may read them: `GET /v1/tickets?{query}`
+/// answered as the ticket API answers it (the same filters, the same JSON,
+/// the same errors). The ticket API implements it, so this module stays
+/// out of its filters and types; the app hands it in
+/// ([`ProviderApis::with_tickets`]).
+#[async_trait::async_trait]
+pub trait TicketReader: Send + Sync {
+    /// The status and JSON body of `GET /v1/tickets?{query}`.
+    async fn find(&self, query: Option<&str>) -> ApiResponse;
+}
+
 /// Every provider's API access; cheap to clone.
 #[derive(Clone, Default)]
 pub struct ProviderApis {
-    by_provider: Arc<BTreeMap<String, Arc<ProviderClient>>>,
+    by_provider: Arc<BTreeMap<String, Arc<ProviderEntry>>>,
+    tickets: Option<Arc<dyn TicketReader>>,
+}
+
+/// One provider's APIs: its own, its named extras, and whether it may read
+/// the host's tickets.
+struct ProviderEntry {
+    provider: String,
+    own: Arc<ProviderClient>,
+    extra: BTreeMap<String, Arc<ProviderClient>>,
+    read_tickets: bool,
+    /// The tickets API's answers are capped like the provider's own.
+    max_response_bytes: usize,
+}
+
+/// Where a request goes, once its `Sluice-Api` header is read.
+enum Route {
+    Client(Arc<ProviderClient>),
+    Tickets(Arc<dyn TicketReader>),
 }
 
 impl ProviderApis {
-    /// One client per provider with an `api` block, sharing one HTTP
-    /// connection pool; errors name the config field at fault.
+    /// One client per provider with an `api` block (and one per extra
+    /// API), sharing one HTTP connection pool; errors name the config key
+    /// at fault.
     pub fn from_config(config: &Config) -> Result<ProviderApis, ProviderApiError> {
         let configured: Vec<_> = config
             .providers
@@ -86,12 +124,34 @@ impl ProviderApis {
         let client = http_client()?;
         let mut by_provider = BTreeMap::new();
         for (name, api) in configured {
-            let c = ProviderClient::new(name, api, client.clone())?;
-            by_provider.insert(name.clone(), Arc::new(c));
+            let key = format!("providers.{name}.api");
+            let own = Arc::new(ProviderClient::new(name, &key, api, client.clone())?);
+            let mut extra = BTreeMap::new();
+            for (api_name, e) in &api.extra {
+                let key = format!("{key}.extra.{api_name}");
+                let c = ProviderClient::new(name, &key, e, client.clone())?;
+                extra.insert(api_name.clone(), Arc::new(c));
+            }
+            let entry = ProviderEntry {
+                provider: name.clone(),
+                own,
+                extra,
+                read_tickets: api.read_tickets,
+                max_response_bytes: api.max_response_bytes,
+            };
+            by_provider.insert(name.clone(), Arc::new(entry));
         }
         Ok(ProviderApis {
             by_provider: Arc::new(by_provider),
+            tickets: None,
         })
+    }
+
+    /// Answers `Sluice-Api: tickets` from `reader`, for the providers
+    /// whose config says `api.read_tickets: true`.
+    pub fn with_tickets(mut self, reader: Arc<dyn TicketReader>) -> Self {
+        self.tickets = Some(reader);
+        self
     }
 
     /// Whether `provider` has an `api` block.
@@ -99,27 +159,91 @@ impl ProviderApis {
         self.by_provider.contains_key(provider)
     }
 
-    /// Sends one outbound request to `provider`'s API (async, uncached).
+    /// Sends one outbound request to `provider`'s API (async, uncached):
+    /// its own, or the extra API its `Sluice-Api` header names. The
+    /// tickets API is for reads while mapping, never a send.
     pub async fn send(
         &self,
         provider: &str,
         request: &ApiRequest,
     ) -> Result<ApiResponse, ApiFailure> {
-        match self.by_provider.get(provider) {
-            Some(c) => c.send(request).await,
-            None => Err(ApiFailure::Unavailable(format!(
+        let Some(entry) = self.by_provider.get(provider) else {
+            return Err(ApiFailure::Unavailable(format!(
                 "provider `{provider}` has no `api` block"
-            ))),
+            )));
+        };
+        let mut request = request.clone();
+        match entry.route(&mut request, self.tickets.as_ref())? {
+            Route::Client(c) => c.send(&request).await,
+            Route::Tickets(_) => Err(ApiFailure::Denied(
+                "the tickets API is read while mapping (`provider-api`), not sent to".into(),
+            )),
         }
     }
 
     /// The API a mapper of `provider` gets for one delivery.
     pub fn session(&self, provider: &str) -> Box<dyn ProviderApi> {
         match self.by_provider.get(provider) {
-            Some(c) => Box::new(Session { client: c.clone() }),
+            Some(entry) => Box::new(Session {
+                entry: entry.clone(),
+                tickets: self.tickets.clone(),
+            }),
             None => Box::new(NoProviderApi),
         }
     }
+}
+
+impl ProviderEntry {
+    /// Which API `request` is for; its `Sluice-Api` header is removed.
+    fn route(
+        &self,
+        request: &mut ApiRequest,
+        tickets: Option<&Arc<dyn TicketReader>>,
+    ) -> Result<Route, ApiFailure> {
+        let Some(name) = request.take_api()? else {
+            return Ok(Route::Client(self.own.clone()));
+        };
+        if name == TICKETS_API {
+            return match tickets.filter(|_| self.read_tickets) {
+                Some(reader) => Ok(Route::Tickets(reader.clone())),
+                None => Err(ApiFailure::Denied(format!(
+                    "provider `{}` may not read tickets (`api.read_tickets` is off)",
+                    self.provider
+                ))),
+            };
+        }
+        match self.extra.get(&name) {
+            Some(c) => Ok(Route::Client(c.clone())),
+            None => Err(ApiFailure::Denied(format!(
+                "no API named `{name}` for provider `{}`",
+                self.provider
+            ))),
+        }
+    }
+}
+
+/// The one request the tickets API answers: `GET /v1/tickets` with any
+/// query; everything else is refused, since it is a read of the store.
+async fn read_tickets(
+    reader: &dyn TicketReader,
+    request: &ApiRequest,
+    max: usize,
+) -> Result<ApiResponse, ApiFailure> {
+    let (path, query) = match request.path.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (request.path.as_str(), None),
+    };
+    if !request.method.eq_ignore_ascii_case("GET") || path != "/v1/tickets" {
+        return Err(ApiFailure::Denied(format!(
+            "the tickets API is read-only: it answers `GET /v1/tickets?…`, not `{} {path}`",
+            request.method
+        )));
+    }
+    let answer = reader.find(query).await;
+    if answer.body.len() > max {
+        return Err(ApiFailure::TooLarge);
+    }
+    Ok(answer)
 }
 
 /// The host's one HTTP client: a redirect is followed only within the
@@ -158,13 +282,16 @@ struct ProviderClient {
 }
 
 impl ProviderClient {
+    /// `key` names the config block in errors (`providers.p.api`,
+    /// `providers.p.api.extra.y360`).
     fn new(
         provider: &str,
+        key: &str,
         c: &ProviderApiConfig,
         client: Client,
     ) -> Result<Self, ProviderApiError> {
         let base_err = |reason: String| ProviderApiError::BaseUrl {
-            provider: provider.to_owned(),
+            key: key.to_owned(),
             reason,
         };
         let base = Url::parse(&c.base_url).map_err(|e| base_err(e.to_string()))?;
@@ -177,7 +304,7 @@ impl ProviderClient {
             ));
         }
         let header_err = |field: String, reason: String| ProviderApiError::Header {
-            provider: provider.to_owned(),
+            key: key.to_owned(),
             field,
             reason,
         };
@@ -437,21 +564,30 @@ fn get_cache(max_bytes: u64, ttl_secs: u64) -> Cache<String, ApiResponse> {
         .build()
 }
 
-/// One delivery's view of its provider's API.
+/// One delivery's view of its provider's APIs. The call budget is the
+/// sandbox's, shared by every API a call reaches.
 struct Session {
-    client: Arc<ProviderClient>,
+    entry: Arc<ProviderEntry>,
+    tickets: Option<Arc<dyn TicketReader>>,
 }
 
 #[async_trait::async_trait]
 impl ProviderApi for Session {
     async fn call(&mut self, request: &ApiRequest) -> Result<ApiResponse, ApiFailure> {
-        self.client.call(request).await
+        let mut request = request.clone();
+        match self.entry.route(&mut request, self.tickets.as_ref())? {
+            Route::Client(c) => c.call(&request).await,
+            Route::Tickets(reader) => {
+                read_tickets(reader.as_ref(), &request, self.entry.max_response_bytes).await
+            }
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::mapper::API_HEADER;
 
     fn client(base: &str) -> ProviderClient {
         let c = ProviderApiConfig {
@@ -462,8 +598,169 @@ mod tests {
             max_response_bytes: 1 << 20,
             cache_ttl_secs: 0,
             cache_max_bytes: 1 << 20,
+            extra: BTreeMap::new(),
+            read_tickets: false,
         };
-        ProviderClient::new("p", &c, Client::new()).expect("client")
+        ProviderClient::new("p", "providers.p.api", &c, Client::new()).expect("client")
+    }
+
+    /// Pachca with a Y360 directory beside it; `read_tickets` as given.
+    fn apis(read_tickets: bool) -> ProviderApis {
+        let yaml = format!(
+            "providers:\n  pachca:\n    verify: {{secret: pachca-secret-0123456789}}\n    api:\n      base_url: https://api.pachca.com/api/shared/v1\n      auth: {{bearer: pachca-token-0123456789}}\n      read_tickets: {read_tickets}\n      extra:\n        y360: {{base_url: https://api360.yandex.net, auth: {{header: {{name: Authorization, value: OAuth y360-token-0123456789}}}}}}\n"
+        );
+        let config =
+            Config::parse(&yaml, std::path::Path::new("/sluice.yaml"), |_| None).expect("config");
+        ProviderApis::from_config(&config).expect("apis")
+    }
+
+    fn get(path: &str, api: Option<&str>) -> ApiRequest {
+        ApiRequest {
+            method: "GET".into(),
+            path: path.into(),
+            headers: api
+                .map(|a| vec![("Sluice-Api".to_owned(), a.to_owned())])
+                .into_iter()
+                .flatten()
+                .chain([("accept".to_owned(), "application/json".to_owned())])
+                .collect(),
+            body: Vec::new(),
+        }
+    }
+
+    fn route(apis: &ProviderApis, request: &mut ApiRequest) -> Result<Route, ApiFailure> {
+        apis.by_provider["pachca"].route(request, apis.tickets.as_ref())
+    }
+
+    /// The URL and credentials a routed request would be sent with.
+    fn sent(apis: &ProviderApis, mut request: ApiRequest) -> (String, String, ApiRequest) {
+        let Ok(Route::Client(c)) = route(apis, &mut request) else {
+            panic!("not routed to an HTTP API");
+        };
+        let (url, headers) = c.prepare(&request).expect("prepared");
+        let auth = headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        (url.to_string(), auth, request)
+    }
+
+    #[test]
+    fn the_sluice_api_header_picks_the_api_and_its_credentials_and_is_removed() {
+        let apis = apis(false);
+        let (url, auth, own) = sent(&apis, get("/users/1", None));
+        assert_eq!(url, "https://api.pachca.com/api/shared/v1/users/1");
+        assert_eq!(auth, "Bearer pachca-token-0123456789");
+        assert_eq!(own.headers.len(), 1);
+
+        let (url, auth, y360) = sent(
+            &apis,
+            get(
+                "/directory/v1/org/42/users?perPage=1000&page=1",
+                Some("y360"),
+            ),
+        );
+        assert_eq!(
+            url,
+            "https://api360.yandex.net/directory/v1/org/42/users?perPage=1000&page=1"
+        );
+        assert_eq!(auth, "OAuth y360-token-0123456789");
+        // Stripped: the provider never sees our routing header.
+        assert!(
+            y360.headers
+                .iter()
+                .all(|(n, _)| !n.eq_ignore_ascii_case(API_HEADER)),
+            "{:?}",
+            y360.headers
+        );
+        // A path may not leave the extra API's base URL either.
+        let mut escape = get("//api.pachca.com/users", Some("y360"));
+        let Ok(Route::Client(c)) = route(&apis, &mut escape) else {
+            panic!("routed");
+        };
+        assert!(matches!(c.prepare(&escape), Err(ApiFailure::Denied(_))));
+    }
+
+    #[test]
+    fn an_unknown_or_ambiguous_api_name_is_denied() {
+        let apis = apis(false);
+        let denied = |mut r: ApiRequest| match route(&apis, &mut r) {
+            Err(ApiFailure::Denied(why)) => why,
+            Err(other) => panic!("{other:?}"),
+            Ok(_) => panic!("routed"),
+        };
+        assert_eq!(
+            denied(get("/x", Some("jira"))),
+            "no API named `jira` for provider `pachca`"
+        );
+        let mut twice = get("/x", Some("y360"));
+        twice.headers.push(("sluice-api".into(), "y360".into()));
+        assert!(denied(twice).contains("more than once"));
+        assert!(denied(get("/x", Some(" "))).contains("empty"));
+    }
+
+    #[tokio::test]
+    async fn the_tickets_api_is_off_by_default_and_read_only() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = dir.path().join("t.db");
+        let store = crate::store::Store::open(db.to_str().expect("utf-8"))
+            .await
+            .expect("store");
+        let reader: Arc<dyn TicketReader> = Arc::new(crate::api::MapperTickets::new(store));
+
+        // Off: the name is refused even with a reader in the host.
+        let off = apis(false).with_tickets(reader.clone());
+        let mut session = off.session("pachca");
+        let answer = session.call(&get("/v1/tickets", Some("tickets"))).await;
+        assert_eq!(
+            answer,
+            Err(ApiFailure::Denied(
+                "provider `pachca` may not read tickets (`api.read_tickets` is off)".into()
+            ))
+        );
+
+        let on = apis(true).with_tickets(reader);
+        let mut session = on.session("pachca");
+        let page = session
+            .call(&get(
+                "/v1/tickets?field.pachca_user_id=2345&status=NEW",
+                Some("tickets"),
+            ))
+            .await
+            .expect("answered");
+        assert_eq!(page.status, 200);
+        let body: serde_json::Value = serde_json::from_slice(&page.body).expect("json");
+        assert_eq!(body, serde_json::json!({"items": [], "next": null}));
+        // The route's own validation, and its error body.
+        let bad = session
+            .call(&get("/v1/tickets?field.Bad=1", Some("tickets")))
+            .await
+            .expect("answered");
+        assert_eq!(bad.status, 422);
+        let body: serde_json::Value = serde_json::from_slice(&bad.body).expect("json");
+        assert_eq!(body["error"]["field"], "field.Bad");
+        // Nothing but `GET /v1/tickets` is answered.
+        for (method, path) in [
+            ("POST", "/v1/tickets"),
+            ("PATCH", "/v1/tickets"),
+            ("GET", "/v1/tickets/first"),
+            ("GET", "/v1/tickets/abc/history"),
+            ("GET", "/v1/deliveries"),
+        ] {
+            let mut r = get(path, Some("tickets"));
+            r.method = method.into();
+            assert!(
+                matches!(session.call(&r).await, Err(ApiFailure::Denied(_))),
+                "{method} {path}"
+            );
+        }
+        // And never as an outbound send.
+        assert!(matches!(
+            on.send("pachca", &get("/v1/tickets", Some("tickets")))
+                .await,
+            Err(ApiFailure::Denied(_))
+        ));
     }
 
     #[test]

@@ -276,6 +276,38 @@ impl Store {
             .collect()
     }
 
+    /// The links of each of `guids` (a page of found tickets) in one
+    /// query, each ticket's in the order [`Store::links`] gives; a ticket
+    /// with none is absent from the map.
+    pub async fn links_by_ticket(
+        &self,
+        guids: &[String],
+    ) -> Result<std::collections::BTreeMap<String, Vec<Link>>, StoreError> {
+        let mut out: std::collections::BTreeMap<String, Vec<Link>> = Default::default();
+        if guids.is_empty() {
+            return Ok(out);
+        }
+        let sql = format!(
+            "SELECT ticket_guid, provider, external_id, created_at FROM links \
+             WHERE ticket_guid IN ({}) ORDER BY ticket_guid, provider, external_id",
+            super::query::params(1, guids.len())
+        );
+        let mut q = sqlx::query(AssertSqlSafe(sql));
+        for g in guids {
+            q = q.bind(g.as_str());
+        }
+        for r in q.fetch_all(self.read_pool()).await? {
+            out.entry(r.try_get("ticket_guid")?)
+                .or_default()
+                .push(Link {
+                    provider: r.try_get("provider")?,
+                    external_id: r.try_get("external_id")?,
+                    created_at: r.try_get("created_at")?,
+                });
+        }
+        Ok(out)
+    }
+
     /// The ticket's history, oldest first, after history id `after`.
     pub async fn history(
         &self,
