@@ -8,6 +8,16 @@ use crate::{
     provider_api,
 };
 
+/// The request header that sends a `provider-api` request (or an outbound
+/// request) to another of the provider's APIs: `sluice-api: <name>` for
+/// the config's `api.extra.<name>`, or [`TICKETS_API`]. The host removes
+/// it; a name the config does not have is denied.
+pub const API_HEADER: &str = "sluice-api";
+
+/// The reserved API of the host's own tickets: `GET /v1/tickets?…` as the
+/// ticket API answers it, when the operator sets `api.read_tickets: true`.
+pub const TICKETS_API: &str = "tickets";
+
 /// GETs `path` (relative to the provider's API base URL) and parses the
 /// answer as JSON. A failed call, a non-2xx status or a body that is not
 /// JSON is an internal error naming the path; the host retries the
@@ -20,15 +30,66 @@ pub fn get_json(path: &str) -> Result<Value, MapError> {
 /// the answer as JSON, with [`get_json`]'s errors. For the writes a
 /// mapping needs before it can answer (Pachca's thread of a message).
 pub fn send_json(method: &str, path: &str, body: Option<&Value>) -> Result<Value, MapError> {
-    let (headers, body) = match body {
-        Some(b) => (
-            vec![Header {
+    call_json(None, method, path, body)
+}
+
+/// [`get_json`] against the provider's extra API `api` (`api.extra.<api>`
+/// in the host's config, e.g. a directory beside a chat); errors name it.
+pub fn get_json_from(api: &str, path: &str) -> Result<Value, MapError> {
+    call_json(Some(api), "GET", path, None)
+}
+
+/// [`send_json`] against the provider's extra API `api`.
+pub fn send_json_to(
+    api: &str,
+    method: &str,
+    path: &str,
+    body: Option<&Value>,
+) -> Result<Value, MapError> {
+    call_json(Some(api), method, path, body)
+}
+
+/// The host's tickets matching `query` (the query string of
+/// `GET /v1/tickets`, e.g. `field.pachca_user_id=2345&limit=100`): one
+/// page, `{"items": [...], "next"}`, as the ticket API serves it. Needs
+/// `api.read_tickets: true` in the provider's config.
+pub fn find_tickets(query: &str) -> Result<Value, MapError> {
+    let path = if query.is_empty() {
+        "/v1/tickets".to_owned()
+    } else {
+        format!("/v1/tickets?{query}")
+    };
+    call_json(Some(TICKETS_API), "GET", &path, None)
+}
+
+/// One `provider-api` call to `api` (none: the provider's own), its answer
+/// as JSON; errors name the API, method and path.
+fn call_json(
+    api: Option<&str>,
+    method: &str,
+    path: &str,
+    body: Option<&Value>,
+) -> Result<Value, MapError> {
+    let mut headers = Vec::new();
+    if let Some(api) = api {
+        headers.push(Header {
+            name: API_HEADER.into(),
+            value: api.to_owned(),
+        });
+    }
+    let body = match body {
+        Some(b) => {
+            headers.push(Header {
                 name: "content-type".into(),
                 value: "application/json; charset=utf-8".into(),
-            }],
-            b.to_string().into_bytes(),
-        ),
-        None => (Vec::new(), Vec::new()),
+            });
+            b.to_string().into_bytes()
+        }
+        None => Vec::new(),
+    };
+    let what = match api {
+        Some(api) => format!("{method} {path} ({api})"),
+        None => format!("{method} {path}"),
     };
     let response = provider_api(&ApiRequest {
         method: method.to_owned(),
@@ -36,15 +97,15 @@ pub fn send_json(method: &str, path: &str, body: Option<&Value>) -> Result<Value
         headers,
         body,
     })
-    .map_err(|e| internal(format!("{method} {path} failed: {}", api_error_text(&e))))?;
+    .map_err(|e| internal(format!("{what} failed: {}", api_error_text(&e))))?;
     if !(200..300).contains(&response.status) {
         return Err(internal(format!(
-            "{method} {path} answered status {}",
+            "{what} answered status {}",
             response.status
         )));
     }
     serde_json::from_slice(&response.body)
-        .map_err(|e| internal(format!("{method} {path}: answer is not JSON: {e}")))
+        .map_err(|e| internal(format!("{what}: answer is not JSON: {e}")))
 }
 
 /// GETs `path` like [`get_json`], but a 404 is `None`: the record is

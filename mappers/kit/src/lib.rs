@@ -6,6 +6,9 @@
 //! Outbound rules build requests with [`request`] and read a change's
 //! links with [`links_of`]; [`get_json`] and [`person_by_email`] /
 //! [`person_by_identity`] read the provider's API and the people directory;
+//! [`get_json_from`] / [`send_json_to`] reach the provider's extra APIs
+//! (`Sluice-Api: <name>`; [`RequestBuilder::api`] for outbound requests) and
+//! [`find_tickets`] the host's tickets (`Sluice-Api: tickets`);
 //! [`form_payload`] decodes a form-encoded `payload` field; [`whole_days`]
 //! counts the days between two RFC 3339 instants (a stale notice's ages);
 //! [`Mappings`] reads the config's field mappings (status, priority, custom
@@ -36,8 +39,8 @@ mod tick;
 mod time;
 
 pub use api::{
-    answer_str, api_error_text, get_json, get_json_or_missing, identity_of, person_by_email,
-    person_by_identity, send_json,
+    API_HEADER, TICKETS_API, answer_str, api_error_text, find_tickets, get_json, get_json_from,
+    get_json_or_missing, identity_of, person_by_email, person_by_identity, send_json, send_json_to,
 };
 pub use bindings::Guest;
 pub use bindings::sluice::mapper::host::{

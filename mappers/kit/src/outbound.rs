@@ -42,6 +42,12 @@ impl RequestBuilder {
         self
     }
 
+    /// Sends the request to the provider's extra API `name`
+    /// (`api.extra.<name>` in the host's config) instead of its own.
+    pub fn api(self, name: &str) -> Self {
+        self.header(crate::API_HEADER, name)
+    }
+
     /// The id at `pointer` of the answer is the provider's mirror of the
     /// ticket: the host links it.
     pub fn mirror(self, pointer: &str) -> Self {
@@ -129,6 +135,16 @@ mod tests {
         assert_eq!(r.captures[0].prefix, "C1:");
         assert_eq!(r.captures[1].kind, CaptureKind::Mirror);
         assert_eq!(r.captures[1].prefix, "");
+    }
+
+    #[test]
+    fn an_extra_api_is_named_by_the_sluice_api_header() {
+        let r = request("GET", "/directory/v1/org/1/users")
+            .api("y360")
+            .build();
+        assert_eq!(r.headers.len(), 1);
+        assert_eq!(r.headers[0].name, "sluice-api");
+        assert_eq!(r.headers[0].value, "y360");
     }
 
     #[test]

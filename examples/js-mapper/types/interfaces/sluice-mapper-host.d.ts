@@ -6,10 +6,11 @@ declare module 'sluice:mapper/host@0.2.0' {
    */
   export function log(level: LogLevel, message: string): void;
   /**
-   * Call the provider's API through the host: it adds the base URL and
-   * credentials, refuses other hosts and redirects elsewhere, enforces a
-   * timeout, a response size cap and a per-delivery call budget, and may
-   * cache GETs.
+   * Call the provider's API through the host (or another API of the
+   * provider's, or the host's tickets: see `api-request`): it adds the
+   * base URL and credentials, refuses other hosts and redirects
+   * elsewhere, enforces a timeout, a response size cap and a
+   * per-delivery call budget, and may cache GETs.
    */
   export function providerApi(request: ApiRequest): ApiResponse;
   /**

@@ -538,6 +538,13 @@ declare module 'sluice:mapper/types@0.2.0' {
      * Path and query relative to the base URL, starting with `/`.
      */
     path: string,
+    /**
+     * A header `sluice-api: <name>` sends the request to the
+     * provider's extra API of that name (`api.extra.<name>` in the
+     * host's config: its base URL, its credentials) instead of its
+     * own; the host removes it, and refuses a name it does not know.
+     * The reserved `tickets` API is read while mapping only.
+     */
     headers: Array<Header>,
     body: Uint8Array,
     /**
@@ -583,11 +590,22 @@ declare module 'sluice:mapper/types@0.2.0' {
   }
   /**
    * A read or write against the provider's API made while mapping.
+   * 
+   * Which API: the provider's own, unless a header `sluice-api: <name>`
+   * names another. `<name>` is one of the provider's extra APIs
+   * (`api.extra.<name>` in the host's config, e.g. a user directory
+   * beside a chat), sent with that API's base URL, credentials,
+   * timeout, size cap and GET cache; or `tickets`, the host's own
+   * tickets, when the operator allows it (`api.read_tickets`): it
+   * answers `GET /v1/tickets?…` with the ticket API's query parameters
+   * (`field.<name>=` included) and JSON, and refuses any other method
+   * or path. The host removes the header before sending; an unknown
+   * name is `denied`. Every API shares the call's budget.
    */
   export interface ApiRequest {
     method: string,
     /**
-     * Path and query relative to the provider's API base URL.
+     * Path and query relative to the chosen API's base URL.
      */
     path: string,
     headers: Array<Header>,
