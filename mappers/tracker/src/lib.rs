@@ -24,8 +24,13 @@
 //! as the ticket's mirror (its key). A comment made elsewhere becomes an
 //! issue comment (`POST /issues/{key}/comments`, an echo); a status change
 //! (applied, a resolve, or through the ticket API) executes the transition
-//! `transitions` names for the status. Every request carries `X-Org-ID`
-//! (`org_id`) or `X-Cloud-Org-ID` (`cloud_org_id`) when configured.
+//! `transitions` names for the status; an assignment (Pachca's «Взять в
+//! работу», or through the ticket API) sets the issue's assignee
+//! (`PATCH /issues/{key}`, `{"assignee": login}`: the person's `tracker`
+//! identity in the people directory, else the e-mail's local part when the
+//! e-mail is in `email_domain`; else nothing is sent, with a warning).
+//! Every request carries `X-Org-ID` (`org_id`) or `X-Cloud-Org-ID`
+//! (`cloud_org_id`) when configured.
 //!
 //! Config keys (all optional): `provider` (default `tracker`), `queue`
 //! (the seed's `TRACKER_QUEUE`, default `SERVICEDESK`), `tags` (default

@@ -1,8 +1,8 @@
 //! Ticket changes → Tracker API calls on the ticket's issue.
 
 use mapper_kit::{
-    Action, ChangeKind, CreateTicket, MapError, OutboundRequest, RequestBuilder, TicketChange,
-    first_link, person_by_email, request,
+    Action, ChangeKind, CreateTicket, LogLevel, MapError, OutboundRequest, RequestBuilder,
+    TicketChange, first_link, identity_of, log, person_by_email, request,
 };
 use serde_json::{Value, json};
 
@@ -32,16 +32,61 @@ pub(crate) fn map(change: &TicketChange, cfg: &Config) -> Result<Vec<OutboundReq
         (ChangeKind::Applied(Action::Resolve(_)), Some(key)) if from_elsewhere => {
             transition(cfg, key, "RESOLVED").into_iter().collect()
         }
-        // A status set through the ticket API moves the issue the same way.
+        // «Взять в работу» assigns the clicker: the issue follows.
+        (ChangeKind::Applied(Action::Assign(a)), Some(key)) if from_elsewhere => {
+            assign(cfg, key, &a.assigned_to).into_iter().collect()
+        }
+        // A status or assignee set through the ticket API moves the issue
+        // the same way (a cleared assignee is left to Tracker).
         (ChangeKind::Updated(fields), Some(key)) => fields
             .iter()
-            .filter(|f| f.field == "status")
-            .filter_map(|f| f.new_value.as_deref())
-            .filter_map(|status| transition(cfg, key, status))
+            .filter_map(|f| match (f.field.as_str(), f.new_value.as_deref()) {
+                ("status", Some(status)) => transition(cfg, key, status),
+                ("assignee", Some(email)) => assign(cfg, key, email),
+                _ => None,
+            })
             .collect(),
         _ => Vec::new(),
     };
     Ok(out)
+}
+
+/// `PATCH /issues/{key}` setting the assignee to the person with e-mail
+/// `email`: their `tracker` identity in the people directory, else the
+/// e-mail's local part when it is in `email_domain` (the inverse of
+/// inbound's `login@email_domain`; any domain when none is configured).
+/// Someone with neither is not guessed at: nothing is sent.
+fn assign(cfg: &Config, key: &str, email: &str) -> Option<OutboundRequest> {
+    let Some(login) = login_of(cfg, email) else {
+        log(
+            LogLevel::Warn,
+            &format!(
+                "no Tracker login for {email}: add their `{}` identity to the people directory; {key} keeps its assignee",
+                cfg.provider
+            ),
+        );
+        return None;
+    };
+    Some(
+        with_org(cfg, request("PATCH", format!("/issues/{key}")))
+            .json(&json!({"assignee": login}))
+            .build(),
+    )
+}
+
+/// The Tracker login of the person with e-mail `email`.
+fn login_of(cfg: &Config, email: &str) -> Option<String> {
+    if let Some(person) = person_by_email(email)
+        && let Some(login) = identity_of(&person, &cfg.provider)
+    {
+        return Some(login.to_owned());
+    }
+    let (local, domain) = email.rsplit_once('@')?;
+    let ours = cfg
+        .email_domain
+        .as_deref()
+        .is_none_or(|d| d.eq_ignore_ascii_case(domain));
+    (ours && !local.is_empty()).then(|| local.to_owned())
 }
 
 /// Whether the created ticket gets an issue: it came from one of
