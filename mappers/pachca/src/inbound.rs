@@ -108,7 +108,9 @@ fn message(cfg: &Config, m: &Value) -> MapResult {
 }
 
 /// A click on a button the outbound rules posted: its `data` is
-/// `{"ticket_guid", "action", "status"}`.
+/// `{"ticket_guid", "action", "status"}` (`ticket_guid` names the ticket
+/// the reply is about; «Мои заявки» does not need it, but it tells our
+/// buttons from another bot's all the same).
 fn button(cfg: &Config, b: &Value) -> MapResult {
     let user_id = b.id_at("/user_id")?;
     if cfg.is_bot(&user_id) {
@@ -122,22 +124,13 @@ fn button(cfg: &Config, b: &Value) -> MapResult {
     let Some(guid) = data["ticket_guid"].as_str().filter(|g| !g.is_empty()) else {
         return ignored("button_other");
     };
-    let action = match data["action"].as_str() {
-        Some("take") => ButtonAction::Take,
-        Some("resolve") => ButtonAction::Resolve,
-        Some("status") => ButtonAction::Status(
-            data["status"]
-                .as_str()
-                .filter(|s| !s.is_empty())
-                .ok_or_else(|| malformed("field `/data`: a status button without `status`"))?
-                .to_owned(),
-        ),
-        _ => {
-            return Err(malformed(format!(
-                "field `/data`: `action` of `{raw}` is not take, resolve or status"
-            )));
-        }
-    };
+    let action = ButtonAction::parse(data["action"].as_str(), data["status"].as_str())
+        .map_err(|why| malformed(format!("field `/data` (`{raw}`): {why}")))?;
+    if action == ButtonAction::MyRequests {
+        // Whoever clicks reads their own requests: no ticket changes, so
+        // no e-mail is needed.
+        return crate::requests::my_requests(cfg, b, &user_id);
+    }
     let email = user(cfg, &user_id)?
         .email
         .ok_or_else(|| no_email(cfg, &user_id))?;
@@ -163,6 +156,7 @@ fn button(cfg: &Config, b: &Value) -> MapResult {
             resolved_by: email.clone(),
         })],
         ButtonAction::Status(s) => vec![status(s)],
+        ButtonAction::MyRequests => Vec::new(),
     };
     mapped(&format!("button_{}", action.name()), actions)
 }

@@ -27,21 +27,43 @@
 //! the thread as the seed's "🔔 Добавлен комментарий:\nАвтор: {name}\n{text}",
 //! each `@login` replaced by the Pachca user's mention (see
 //! [`outbound::mentions`]). Both messages are captured as echoes. A ticket
-//! with no Pachca message sends nothing.
+//! with no Pachca message sends nothing. A status change made anywhere but
+//! in Pachca (a Tracker transition, the ticket API) is announced in the
+//! thread as "🔄 Статус: {name}" (an echo too); Pachca's own buttons are
+//! not announced back (the host offers no change to its origin).
+//!
+//! «Мои заявки» (`button_my_requests`): the clicker's open tickets — read
+//! from the host's tickets (`Sluice-Api: tickets`, `GET
+//! /v1/tickets?field.pachca_user_id=…`, which the operator allows with
+//! `api.read_tickets: true`), statuses outside `closed_statuses` — are
+//! posted as one message where the button was clicked (`POST /messages`
+//! to the click's chat, a thread's own chat included) while mapping; the
+//! click changes no ticket, so the delivery ends `ignored: filtered`. The
+//! mapper state key `my_requests:{trigger_id}`, committed with that
+//! outcome, keeps a retried mapping of the same click from posting again.
 //!
 //! Config keys (all optional): `provider` (default `pachca`),
 //! `tracker_provider` (default `tracker`), `bot_user_id` (the seed's
 //! `BOT_USER_ID`), `chat_ids` (chats whose messages open tickets; unset:
 //! every chat the bot is in), `email_domain` (the seed's
 //! `PACHCA_EMAIL_DOMAIN`: a Tracker login's e-mail is `login@domain` when
-//! the directory has none), `tracker_url` (default
+//! the directory has none), `y360_org_id` (the seed's `Y360_ORG_ID`: a
+//! login neither the directory nor `login@email_domain` finds in Pachca is
+//! looked up in the Yandex 360 directory, through the provider's extra API
+//! `y360_api`, default `y360`), `tracker_url` (default
 //! `https://tracker.yandex.ru`), `take_status` (default `IN_PROGRESS`),
-//! `buttons` (a list of `{"text", "action": "take" | "resolve" | "status",
-//! "status"}`; default «Взять в работу» and «Решено»), `ticket_type`
-//! (default `TASK`), `default_priority` (default `MEDIUM`).
+//! `buttons` (a list of `{"text", "action": "take" | "resolve" | "status" |
+//! "my_requests", "status"}`; default «Взять в работу», «Решено» and «Мои
+//! заявки»), `status_names` (ticket status → the name notices and lists
+//! show, over Russian defaults: NEW «Новая», IN_PROGRESS «В работе», …),
+//! `closed_statuses` (statuses «Мои заявки» leaves out; default RESOLVED,
+//! CLOSED, CANCELLED), `ticket_type` (default `TASK`), `default_priority`
+//! (default `MEDIUM`).
 
 mod inbound;
 mod outbound;
+mod requests;
+mod y360;
 
 use mapper_kit::{
     Delivery, Guest, MapError, MapResult, OutboundRequest, Priority, TicketChange, bad_config,
@@ -73,6 +95,8 @@ enum ButtonAction {
     Take,
     Resolve,
     Status(String),
+    /// List the clicker's open tickets where they clicked.
+    MyRequests,
 }
 
 impl ButtonAction {
@@ -81,9 +105,42 @@ impl ButtonAction {
             ButtonAction::Take => "take",
             ButtonAction::Resolve => "resolve",
             ButtonAction::Status(_) => "status",
+            ButtonAction::MyRequests => "my_requests",
+        }
+    }
+
+    /// The action a button's `action` names; a `status` button needs its
+    /// `status`, given by `status`.
+    fn parse(action: Option<&str>, status: Option<&str>) -> Result<ButtonAction, &'static str> {
+        match action {
+            Some("take") => Ok(ButtonAction::Take),
+            Some("resolve") => Ok(ButtonAction::Resolve),
+            Some("my_requests") => Ok(ButtonAction::MyRequests),
+            Some("status") => match status.filter(|s| !s.is_empty()) {
+                Some(s) => Ok(ButtonAction::Status(s.to_owned())),
+                None => Err("a `status` button needs `status`"),
+            },
+            _ => Err("`action` must be take, resolve, status or my_requests"),
         }
     }
 }
+
+/// Names of the default workflow's statuses, as Pachca users read them.
+const STATUS_NAMES: [(&str, &str); 10] = [
+    ("NEW", "Новая"),
+    ("TRIAGED", "Разобрана"),
+    ("IN_PROGRESS", "В работе"),
+    ("ON_HOLD", "Ожидание"),
+    ("QA", "Проверка"),
+    ("DEPLOYED", "Выпущена"),
+    ("ESCALATED", "Эскалирована"),
+    ("RESOLVED", "Решена"),
+    ("CLOSED", "Закрыта"),
+    ("CANCELLED", "Отменена"),
+];
+
+/// The statuses «Мои заявки» leaves out by default.
+const CLOSED_STATUSES: [&str; 3] = ["RESOLVED", "CLOSED", "CANCELLED"];
 
 #[derive(Debug, Clone)]
 struct Button {
@@ -98,9 +155,16 @@ struct Config {
     bot_user_id: Option<String>,
     chat_ids: Option<Vec<String>>,
     email_domain: Option<String>,
+    /// The Yandex 360 organisation whose directory resolves logins.
+    y360_org_id: Option<String>,
+    /// The provider's extra API that reaches Yandex 360.
+    y360_api: String,
     tracker_url: String,
     take_status: String,
     buttons: Vec<Button>,
+    /// Ticket status → its name in notices and lists.
+    status_names: Vec<(String, String)>,
+    closed_statuses: Vec<String>,
     ticket_type: String,
     priority: Priority,
 }
@@ -125,6 +189,58 @@ impl Config {
                 ));
             }
         };
+        let y360_org_id = match &v["y360_org_id"] {
+            Value::Null => None,
+            // An unset `${Y360_ORG_ID}` left empty: no directory.
+            Value::String(s) if s.trim().is_empty() => None,
+            other => Some(
+                id_text(other)
+                    .map(|id| id.trim().to_owned())
+                    .filter(|id| id.bytes().all(|b| b.is_ascii_digit()))
+                    .ok_or_else(|| {
+                        bad_config("mapper_config.y360_org_id must be an organisation id (digits)")
+                    })?,
+            ),
+        };
+        let mut status_names: Vec<(String, String)> = STATUS_NAMES
+            .iter()
+            .map(|(k, n)| ((*k).to_owned(), (*n).to_owned()))
+            .collect();
+        match &v["status_names"] {
+            Value::Null => {}
+            Value::Object(names) => {
+                for (status, name) in names {
+                    let name = name
+                        .as_str()
+                        .filter(|n| !n.trim().is_empty())
+                        .ok_or_else(|| {
+                            bad_config(format!(
+                                "mapper_config.status_names.{status} must be a name"
+                            ))
+                        })?;
+                    status_names.retain(|(k, _)| k != status);
+                    status_names.push((status.clone(), name.to_owned()));
+                }
+            }
+            _ => {
+                return Err(bad_config(
+                    "mapper_config.status_names must map statuses to names",
+                ));
+            }
+        }
+        let closed_statuses = match &v["closed_statuses"] {
+            Value::Null => CLOSED_STATUSES.iter().map(|s| (*s).to_owned()).collect(),
+            Value::Array(list) => list
+                .iter()
+                .map(|s| s.as_str().map(str::to_owned))
+                .collect::<Option<Vec<_>>>()
+                .ok_or_else(|| bad_config("mapper_config.closed_statuses must list statuses"))?,
+            _ => {
+                return Err(bad_config(
+                    "mapper_config.closed_statuses must list statuses",
+                ));
+            }
+        };
         Ok(Config {
             provider: s("provider", "pachca"),
             tracker_provider: s("tracker_provider", "tracker"),
@@ -134,11 +250,15 @@ impl Config {
                 .as_str()
                 .map(|d| d.trim().trim_start_matches('@').to_owned())
                 .filter(|d| !d.is_empty()),
+            y360_org_id,
+            y360_api: s("y360_api", "y360"),
             tracker_url: s("tracker_url", "https://tracker.yandex.ru")
                 .trim_end_matches('/')
                 .to_owned(),
             take_status: s("take_status", "IN_PROGRESS"),
             buttons: buttons(&v["buttons"])?,
+            status_names,
+            closed_statuses,
             ticket_type: s("ticket_type", "TASK"),
             priority: config_priority(&v, "default_priority", Priority::Medium)?,
         })
@@ -146,6 +266,20 @@ impl Config {
 
     fn is_bot(&self, user: &str) -> bool {
         self.bot_user_id.as_deref() == Some(user)
+    }
+
+    /// The name of ticket status `status` for people; the status itself
+    /// when none is configured.
+    fn status_name<'a>(&'a self, status: &'a str) -> &'a str {
+        self.status_names
+            .iter()
+            .find(|(k, _)| k == status)
+            .map_or(status, |(_, n)| n.as_str())
+    }
+
+    /// A Tracker issue's link, as messages show it.
+    fn issue_link(&self, key: &str) -> String {
+        format!("[{key}]({}/{key})", self.tracker_url)
     }
 }
 
@@ -164,6 +298,10 @@ fn buttons(v: &Value) -> Result<Vec<Button>, MapError> {
                 text: "Решено".into(),
                 action: ButtonAction::Resolve,
             },
+            Button {
+                text: "Мои заявки".into(),
+                action: ButtonAction::MyRequests,
+            },
         ]);
     };
     list.iter()
@@ -174,18 +312,8 @@ fn buttons(v: &Value) -> Result<Vec<Button>, MapError> {
                 .as_str()
                 .filter(|t| !t.trim().is_empty())
                 .ok_or_else(|| at("`text` is missing"))?;
-            let action = match b["action"].as_str() {
-                Some("take") => ButtonAction::Take,
-                Some("resolve") => ButtonAction::Resolve,
-                Some("status") => ButtonAction::Status(
-                    b["status"]
-                        .as_str()
-                        .filter(|s| !s.is_empty())
-                        .ok_or_else(|| at("a `status` button needs `status`"))?
-                        .to_owned(),
-                ),
-                _ => return Err(at("`action` must be take, resolve or status")),
-            };
+            let action =
+                ButtonAction::parse(b["action"].as_str(), b["status"].as_str()).map_err(at)?;
             Ok(Button {
                 text: text.to_owned(),
                 action,

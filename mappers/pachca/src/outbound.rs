@@ -1,5 +1,6 @@
 //! Ticket changes → Pachca messages in the thread of the message the
-//! ticket came from.
+//! ticket came from: the issue's reply with the buttons, comments made
+//! elsewhere, and status changes made elsewhere.
 
 use mapper_kit::{
     Action, AddComment, ChangeKind, Link, MapError, OutboundRequest, TicketChange, first_link,
@@ -8,11 +9,14 @@ use mapper_kit::{
 };
 use serde_json::{Value, json};
 
+use crate::y360::Y360;
 use crate::{ButtonAction, Config};
 
 /// Most distinct `@login`s looked up in one comment: each may cost two API
-/// calls, and a mapping has sixteen.
-const MENTIONS_MAX: usize = 6;
+/// calls (the `login@email_domain` guess, then the Yandex 360 e-mail's
+/// Pachca user), the directory's pages two more once, the thread and the
+/// author two; a mapping has sixteen.
+const MENTIONS_MAX: usize = 5;
 
 pub(crate) fn map(change: &TicketChange, cfg: &Config) -> Result<Vec<OutboundRequest>, MapError> {
     let Some(root) = first_link(change, &cfg.provider) else {
@@ -27,8 +31,35 @@ pub(crate) fn map(change: &TicketChange, cfg: &Config) -> Result<Vec<OutboundReq
         ChangeKind::Applied(Action::Comment(c)) if from_elsewhere => {
             Ok(vec![comment_posted(cfg, root, c)?])
         }
+        // A status moved in Tracker (or through the ticket API) is told in
+        // the thread; Pachca's own buttons are not offered back here.
+        ChangeKind::Applied(Action::StatusChange(s)) if from_elsewhere => {
+            Ok(vec![status_notice(cfg, root, &s.status)?])
+        }
+        ChangeKind::Applied(Action::Resolve(_)) if from_elsewhere => {
+            Ok(vec![status_notice(cfg, root, "RESOLVED")?])
+        }
+        ChangeKind::Updated(fields) if from_elsewhere => {
+            match fields
+                .iter()
+                .find(|f| f.field == "status")
+                .and_then(|f| f.new_value.as_deref())
+            {
+                Some(status) => Ok(vec![status_notice(cfg, root, status)?]),
+                None => Ok(Vec::new()),
+            }
+        }
         _ => Ok(Vec::new()),
     }
+}
+
+/// "🔄 Статус: {name}" in the thread.
+fn status_notice(cfg: &Config, root: &str, status: &str) -> Result<OutboundRequest, MapError> {
+    let content = format!("🔄 Статус: {}", cfg.status_name(status));
+    Ok(post_in_thread(
+        thread_of(root)?,
+        json!({"content": content}),
+    ))
 }
 
 /// The reply to the original message: the issue's key and link, and the
@@ -42,10 +73,10 @@ fn issue_reply(
     let Some(ticket) = &change.ticket else {
         return Err(internal("a `linked` change without its ticket"));
     };
-    let key = &link.external_id;
     let content = format!(
-        "Заявка зарегистрирована: [{key}]({}/{key})\n{}",
-        cfg.tracker_url, ticket.subject
+        "Заявка зарегистрирована: {}\n{}",
+        cfg.issue_link(&link.external_id),
+        ticket.subject
     );
     let buttons: Vec<Value> = cfg
         .buttons
@@ -116,13 +147,12 @@ fn display_name(email: &str) -> Result<String, MapError> {
 }
 
 /// `text` with each `@login` of a Yandex user replaced by the Pachca
-/// user's mention: the login's e-mail is the people directory's (identity
-/// `{tracker_provider}:{login}`), else `login@{email_domain}`; the Pachca
-/// user is found with `GET /users?query=` by that e-mail (by the login
-/// when there is none). A login found nowhere stays as written.
+/// user's mention (see [`mention_of`] for the order the sources are
+/// tried in). A login found nowhere stays as written.
 pub(crate) fn mentions(cfg: &Config, text: &str) -> Result<String, MapError> {
     let mut out = String::with_capacity(text.len());
     let mut looked_up: Vec<(String, Option<String>)> = Vec::new();
+    let mut directory = Y360::default();
     let mut rest = text;
     while let Some(at) = rest.find('@') {
         let (before, from_at) = rest.split_at(at);
@@ -142,7 +172,7 @@ pub(crate) fn mentions(cfg: &Config, text: &str) -> Result<String, MapError> {
         let mention = match looked_up.iter().find(|(l, _)| l == login) {
             Some((_, m)) => m.clone(),
             None if looked_up.len() < MENTIONS_MAX => {
-                let m = mention_of(cfg, login)?;
+                let m = mention_of(cfg, &mut directory, login)?;
                 looked_up.push((login.to_owned(), m.clone()));
                 m
             }
@@ -172,26 +202,48 @@ fn login_length(s: &str) -> usize {
 }
 
 /// The Pachca mention of Yandex login `login`, if a Pachca user is found.
-fn mention_of(cfg: &Config, login: &str) -> Result<Option<String>, MapError> {
-    let email = person_by_identity(&cfg.tracker_provider, login)
-        .map(|p| p.email)
-        .or_else(|| cfg.email_domain.as_ref().map(|d| format!("{login}@{d}")));
-    let user = match &email {
-        Some(email) => pachca_user(email, |u| same_email(u, email))?,
-        None => pachca_user(login, |u| {
-            u["nickname"].as_str() == Some(login)
-                || u["email"]
-                    .as_str()
-                    .and_then(|e| e.split_once('@'))
-                    .is_some_and(|(local, _)| local.eq_ignore_ascii_case(login))
-        })?,
-    };
-    Ok(
-        user.and_then(|u| match u["nickname"].as_str().filter(|n| !n.is_empty()) {
-            Some(nick) => Some(format!("@{nick}")),
-            None => Some(full_name(&u)).filter(|n| !n.is_empty()),
-        }),
-    )
+/// The login's e-mail, in this order: the people directory's (identity
+/// `{tracker_provider}:{login}`: the operator's word, used alone);
+/// `login@{email_domain}` when Pachca has a user with it (a guess Pachca
+/// confirms costs one call); the Yandex 360 directory's, when
+/// `y360_org_id` is set (the fact, for logins that are not their
+/// address's local part). The Pachca user is found with `GET
+/// /users?query=` by that e-mail; with neither `email_domain` nor the
+/// directory configured, by the login itself (nickname, or the e-mail's
+/// local part).
+fn mention_of(cfg: &Config, directory: &mut Y360, login: &str) -> Result<Option<String>, MapError> {
+    if let Some(person) = person_by_identity(&cfg.tracker_provider, login) {
+        let email = person.email;
+        return Ok(pachca_user(&email, |u| same_email(u, &email))?.and_then(|u| mention(&u)));
+    }
+    if let Some(domain) = &cfg.email_domain {
+        let email = format!("{login}@{domain}");
+        if let Some(u) = pachca_user(&email, |u| same_email(u, &email))? {
+            return Ok(mention(&u));
+        }
+    }
+    if let Some(email) = directory.email_of(cfg, login)? {
+        return Ok(pachca_user(&email, |u| same_email(u, &email))?.and_then(|u| mention(&u)));
+    }
+    if cfg.email_domain.is_some() || cfg.y360_org_id.is_some() {
+        return Ok(None);
+    }
+    let user = pachca_user(login, |u| {
+        u["nickname"].as_str() == Some(login)
+            || u["email"]
+                .as_str()
+                .and_then(|e| e.split_once('@'))
+                .is_some_and(|(local, _)| local.eq_ignore_ascii_case(login))
+    })?;
+    Ok(user.and_then(|u| mention(&u)))
+}
+
+/// How a Pachca user is mentioned: `@nickname`, else their name.
+fn mention(user: &Value) -> Option<String> {
+    match user["nickname"].as_str().filter(|n| !n.is_empty()) {
+        Some(nick) => Some(format!("@{nick}")),
+        None => Some(full_name(user)).filter(|n| !n.is_empty()),
+    }
 }
 
 /// The first user `GET /users?query={query}` lists that `matches`.
