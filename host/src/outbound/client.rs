@@ -683,6 +683,18 @@ mod tests {
     }
 
     #[test]
+    fn an_extra_apis_config_errors_name_its_key() {
+        let yaml = "providers:\n  pachca:\n    verify: {secret: pachca-secret-0123456789}\n    api:\n      base_url: https://api.pachca.com\n      extra:\n        y360: {base_url: https://api360.yandex.net, auth: {header: {name: \"bad name\", value: x}}}\n";
+        let config =
+            Config::parse(yaml, std::path::Path::new("/sluice.yaml"), |_| None).expect("config");
+        let e = ProviderApis::from_config(&config).err().expect("refused");
+        assert_eq!(
+            e.to_string(),
+            "providers.pachca.api.extra.y360.auth.header: invalid HTTP header name"
+        );
+    }
+
+    #[test]
     fn an_unknown_or_ambiguous_api_name_is_denied() {
         let apis = apis(false);
         let denied = |mut r: ApiRequest| match route(&apis, &mut r) {
