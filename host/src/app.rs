@@ -178,7 +178,8 @@ fn build_worker(
         metrics.clone(),
         apis.clone(),
     )
-    .with_people(people.clone());
+    .with_people(people.clone())
+    .with_inline(config.delivery.inline);
     let outbound = outbound_worker(config, store, applier, metrics, reloader, apis)
         .map(|o| o.with_people(Arc::new(people)));
     Ok(Some(match outbound {
@@ -387,6 +388,12 @@ impl App {
         &self.state.store
     }
 
+    /// The delivery worker, when a provider has a mapper: for tests that
+    /// serve [`App::router`] and drive the worker themselves.
+    pub fn worker(&self) -> Option<&Worker> {
+        self.worker.as_ref()
+    }
+
     /// The mapper versions serving, for tests and benchmarks.
     pub fn mappers(&self) -> &crate::reload::MapperRegistry {
         self.reloader.registry()
@@ -397,7 +404,11 @@ impl App {
     /// route stores through an inbox writer of its own, which ends when
     /// the router is dropped.
     pub fn router(&self) -> axum::Router {
-        let (inbox, _) = InboxWriter::spawn(self.state.store.clone(), self.state.metrics.clone());
+        let (inbox, _) = InboxWriter::spawn(
+            self.state.store.clone(),
+            self.state.metrics.clone(),
+            self.worker.as_ref().map(Worker::inline_hook),
+        );
         let ingress = IngressState {
             metrics: self.state.metrics.clone(),
             store: self.state.store.clone(),
@@ -414,7 +425,11 @@ impl App {
     /// finish and closes the store.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), AppError> {
         let store = self.state.store.clone();
-        let (inbox, inbox_task) = InboxWriter::spawn(store.clone(), self.state.metrics.clone());
+        let (inbox, inbox_task) = InboxWriter::spawn(
+            store.clone(),
+            self.state.metrics.clone(),
+            self.worker.as_ref().map(Worker::inline_hook),
+        );
         let ingress = IngressState {
             metrics: self.state.metrics.clone(),
             store: store.clone(),
@@ -465,6 +480,16 @@ impl App {
                 "periodic work",
                 tracker.spawn(async move {
                     periodic.run(store, Pace::default(), stop).await;
+                    Ok(())
+                }),
+            ));
+        }
+        if store.backend() == crate::store::Backend::Sqlite {
+            let (stop, store) = (shutdown.clone(), store.clone());
+            tasks.push((
+                "checkpointer",
+                tracker.spawn(async move {
+                    checkpoint(store, stop).await;
                     Ok(())
                 }),
             ));
@@ -520,5 +545,21 @@ impl App {
         let _ = inbox_task.await;
         store.close().await;
         result
+    }
+}
+
+/// Checkpoints SQLite's write-ahead log beside the writer, which never
+/// does (see `store::Store::open_with`), until `shutdown`.
+async fn checkpoint(store: Store, shutdown: CancellationToken) {
+    let mut every = tokio::time::interval(crate::store::CHECKPOINT_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = every.tick() => {}
+        }
+        if let Err(e) = store.checkpoint().await {
+            tracing::warn!(error = %e, "cannot checkpoint the write-ahead log");
+        }
     }
 }

@@ -279,6 +279,12 @@ pub struct DeliveryConfig {
     /// and their delivery is processed by the worker as usual.
     #[serde(default = "default_max_waiting")]
     pub max_waiting: usize,
+    /// Map a delivery whose mapping needs neither the provider's API nor
+    /// mapper state in the request that brought it, and apply it in the
+    /// inbox's own commit (the inline path). Off: every delivery goes
+    /// through the worker's lanes.
+    #[serde(default = "default_true")]
+    pub inline: bool,
 }
 
 impl Default for DeliveryConfig {
@@ -289,6 +295,7 @@ impl Default for DeliveryConfig {
             retry_max_ms: default_retry_max_ms(),
             lease_ms: default_lease_ms(),
             max_waiting: default_max_waiting(),
+            inline: true,
         }
     }
 }
@@ -651,6 +658,10 @@ pub enum Scope {
     Read,
     /// Everything `read` may, and write.
     Admin,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 fn default_listen() -> String {

@@ -19,9 +19,10 @@ use crate::helpers::{
 /// The app on `database`, with quick retries, a short lease (a batch whose
 /// outcome could not be recorded is taken back soon) and two attempts: a
 /// store fault that counted as an attempt would dead-letter at once.
-async fn serve(database: &str) -> (String, Running) {
+/// `inline: false` leaves every delivery to the worker's lanes.
+async fn serve(database: &str, inline: bool) -> (String, Running) {
     let yaml = format!(
-        "listen: 127.0.0.1:0\ndatabase: \"{database}\"\ndelivery: {{max_attempts: 2, retry_base_ms: 20, retry_max_ms: 200, lease_ms: 500}}\nproviders:\n  bitbucket:\n    verify: {{secret: bb-secret-0123456789}}\n    mapper: \"{}\"\n    mapper_config: {}\n",
+        "listen: 127.0.0.1:0\ndatabase: \"{database}\"\ndelivery: {{max_attempts: 2, retry_base_ms: 20, retry_max_ms: 200, lease_ms: 500, inline: {inline}}}\nproviders:\n  bitbucket:\n    verify: {{secret: bb-secret-0123456789}}\n    mapper: \"{}\"\n    mapper_config: {}\n",
         component("bitbucket-mapper").display(),
         bitbucket_fixture("pr_created_other_branch.json")["config"]
     );
@@ -49,7 +50,7 @@ async fn create_pr(base: &str) {
 async fn postgres_sessions_killed_under_load_lose_and_fail_nothing() {
     let db = crate::db::postgres().await;
     let name = db.postgres_name().unwrap().to_owned();
-    let (base, running) = serve(&db.url).await;
+    let (base, running) = serve(&db.url, true).await;
     create_pr(&base).await;
 
     let load = CommentLoad::start(&base, 600);
@@ -175,7 +176,10 @@ async fn sqlite_disk_full_under_load_loses_and_fails_nothing() {
     };
     let path = disk.path("sluice.db");
     let path = path.to_str().unwrap();
-    let (base, running) = serve(path).await;
+    // The worker's claims, applies and finishes meeting the full disk are
+    // what this tests: the inline path (whose commit is the inbox's own,
+    // refused as a whole) would leave the lanes nothing to do.
+    let (base, running) = serve(path, false).await;
     let store = Store::open(path).await.unwrap();
     create_pr(&base).await;
 

@@ -16,6 +16,7 @@ mod flow;
 mod google;
 mod helpers;
 mod ingress;
+mod inline;
 mod itsm;
 mod jira_sync;
 mod liveness;

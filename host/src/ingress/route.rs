@@ -343,20 +343,27 @@ pub(crate) async fn receive(
     // The verification token has done its job: nothing downstream (the
     // store, the API, the mapper) gets to see it.
     let redaction = &provider.redaction;
-    let stored = state
-        .inbox
-        .store(InboxEntry {
-            id,
-            provider: name.clone(),
-            dedupe_key,
-            body_key,
-            method: method.as_str().to_owned(),
-            path: redaction.path(&path),
-            headers: redaction.headers(verified.headers()),
-            body: body.clone(),
-            received_at: now(),
-        })
-        .await?;
+    let mut entry = InboxEntry {
+        id,
+        provider: name.clone(),
+        dedupe_key,
+        body_key,
+        method: method.as_str().to_owned(),
+        path: redaction.path(&path),
+        headers: redaction.headers(verified.headers()),
+        body: body.clone(),
+        received_at: now(),
+        premapped: None,
+    };
+    // A pure mapping is made here and applied with the row's own commit
+    // (the worker's inline path); anything else is the worker's.
+    if let Some(worker) = &state.worker {
+        entry.premapped = worker.premap(&entry).await;
+    }
+    // A premapped delivery the writer leaves pending wakes the worker
+    // itself; one settled inline needs no lane.
+    let premapped = entry.premapped.is_some();
+    let stored = state.inbox.store(entry).await?;
     tracing::debug!(provider = %name, delivery = %stored.id, duplicate = stored.duplicate, "delivery stored");
     let counted = if stored.duplicate {
         "duplicate"
@@ -386,6 +393,7 @@ pub(crate) async fn receive(
         return Ok((StatusCode::OK, Json(outcome)).into_response());
     }
     if !stored.duplicate
+        && !premapped
         && let Some(worker) = &state.worker
     {
         worker.wake();

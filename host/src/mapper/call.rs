@@ -75,6 +75,8 @@ pub struct CallReport {
     /// The `state-set`s the call made, for the caller to commit with its
     /// outcome (and to drop with a failure).
     pub state_writes: Vec<StateWrite>,
+    /// The call read or wrote its provider's state.
+    pub state_used: bool,
 }
 
 impl CallReport {
@@ -387,6 +389,7 @@ impl LoadedMapper {
             api_transient_failures: store.data().api_transient_failures + cut_in_api,
             logs: store.data().log.take_lines(),
             state_writes: store.data_mut().services.state.take_writes(),
+            state_used: store.data().services.state.used(),
         };
         (result, report)
     }

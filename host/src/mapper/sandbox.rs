@@ -265,7 +265,7 @@ impl host_api::Host for Sandbox {
     }
 
     fn state_get(&mut self, key: String) -> Option<String> {
-        self.services.state.get(&key).map(str::to_owned)
+        self.services.state.read(&key).map(str::to_owned)
     }
 
     fn state_set(&mut self, key: String, value: Option<String>, expected: Option<String>) -> bool {

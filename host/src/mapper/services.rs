@@ -42,6 +42,9 @@ pub const STATE_VALUE_MAX: usize = 4 << 10;
 pub struct StateView {
     values: BTreeMap<String, String>,
     writes: Vec<StateWrite>,
+    /// The call read or wrote a key: a mapping whose view was not read
+    /// from the store (the inline path's) is only valid without this.
+    used: bool,
 }
 
 /// One compare-and-set the call made and saw succeed.
@@ -60,16 +63,29 @@ impl StateView {
         StateView {
             values,
             writes: Vec::new(),
+            used: false,
         }
+    }
+
+    /// The value under `key`, as the call sees it; marks the view used.
+    pub fn read(&mut self, key: &str) -> Option<&str> {
+        self.used = true;
+        self.values.get(key).map(String::as_str)
     }
 
     pub fn get(&self, key: &str) -> Option<&str> {
         self.values.get(key).map(String::as_str)
     }
 
+    /// Whether the call read or wrote any key.
+    pub fn used(&self) -> bool {
+        self.used
+    }
+
     /// Compare-and-set against this call's view; oversize keys or values
     /// are refused like a mismatch.
     pub fn set(&mut self, key: String, value: Option<String>, expected: Option<&str>) -> bool {
+        self.used = true;
         if key.is_empty()
             || key.len() > STATE_KEY_MAX
             || value.as_ref().is_some_and(|v| v.len() > STATE_VALUE_MAX)

@@ -7,13 +7,14 @@
 //! whatever queued during the last commit). Each request is answered only
 //! after its row is committed.
 
+use std::any::Any;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use super::{NewDelivery, Store, StoreError, Stored};
+use super::{NewDelivery, Store, StoreError, Stored, Tx};
 use crate::metrics::Metrics;
 
 /// Deliveries taken into one transaction at most.
@@ -35,6 +36,28 @@ pub struct InboxEntry {
     pub headers: Vec<(String, String)>,
     pub body: Bytes,
     pub received_at: String,
+    /// What the inline path made of it before it was stored (opaque to
+    /// the store: only the [`Inline`] hook reads it).
+    pub premapped: Option<Arc<dyn Any + Send + Sync>>,
+}
+
+/// Work committed with a batch of stored deliveries: the worker's inline
+/// path, which settles some of them in the inbox's own transaction.
+#[async_trait::async_trait]
+pub trait Inline: Send + Sync {
+    /// Inside the batch's transaction, after its rows are stored:
+    /// `batch` pairs each entry with how it was stored. An error rolls
+    /// the batch back, and the writer stores it again without the hook.
+    async fn within(
+        &self,
+        tx: &mut Tx,
+        batch: &[(&InboxEntry, &Stored)],
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>>;
+    /// The batch [`Inline::within`] saw is committed.
+    fn committed(&self);
+    /// A batch of these providers' deliveries is about to be stored
+    /// without the hook, every delivery `pending`.
+    fn unsettled(&self, providers: &[&str]);
 }
 
 impl InboxEntry {
@@ -73,9 +96,13 @@ pub struct InboxWriter {
 
 impl InboxWriter {
     /// Starts the writer task on `store`.
-    pub fn spawn(store: Store, metrics: Arc<Metrics>) -> (InboxWriter, JoinHandle<()>) {
+    pub fn spawn(
+        store: Store,
+        metrics: Arc<Metrics>,
+        inline: Option<Arc<dyn Inline>>,
+    ) -> (InboxWriter, JoinHandle<()>) {
         let (jobs, rx) = mpsc::channel(QUEUE);
-        let task = tokio::spawn(write_loop(store, rx, metrics));
+        let task = tokio::spawn(write_loop(store, rx, metrics, inline));
         (InboxWriter { jobs }, task)
     }
 
@@ -93,13 +120,16 @@ impl InboxWriter {
     }
 }
 
-async fn write_loop(store: Store, mut rx: mpsc::Receiver<Job>, metrics: Arc<Metrics>) {
+async fn write_loop(
+    store: Store,
+    mut rx: mpsc::Receiver<Job>,
+    metrics: Arc<Metrics>,
+    inline: Option<Arc<dyn Inline>>,
+) {
     let mut jobs = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut jobs, MAX_BATCH).await > 0 {
-        let batch: Vec<NewDelivery<'_>> = jobs.iter().map(|j| j.entry.as_new()).collect();
-        match store.insert_deliveries(&batch).await {
+        match commit(&store, &jobs, inline.as_deref()).await {
             Ok(stored) => {
-                drop(batch);
                 metrics.inbox_commit(jobs.len());
                 for (job, s) in jobs.drain(..).zip(stored) {
                     // The request may have gone (client hung up); its row
@@ -108,10 +138,12 @@ async fn write_loop(store: Store, mut rx: mpsc::Receiver<Job>, metrics: Arc<Metr
                 }
             }
             Err(e) => {
-                drop(batch);
                 // One at a time, so each request gets its own verdict and
                 // one bad row does not refuse its neighbours.
                 tracing::warn!(error = %e, rows = jobs.len(), "inbox batch failed; storing one by one");
+                if let Some(inline) = &inline {
+                    inline.unsettled(&providers(&jobs));
+                }
                 for job in jobs.drain(..) {
                     let result = store.insert_delivery(&job.entry.as_new()).await;
                     if result.is_ok() {
@@ -122,4 +154,42 @@ async fn write_loop(store: Store, mut rx: mpsc::Receiver<Job>, metrics: Arc<Metr
             }
         }
     }
+}
+
+/// Stores one batch in one transaction, with the inline hook's work.
+async fn commit(
+    store: &Store,
+    jobs: &[Job],
+    inline: Option<&dyn Inline>,
+) -> Result<Vec<Stored>, StoreError> {
+    let batch: Vec<NewDelivery<'_>> = jobs.iter().map(|j| j.entry.as_new()).collect();
+    let mut tx = store.begin().await?;
+    let stored = tx.insert_deliveries(&batch).await?;
+    let Some(inline) = inline else {
+        tx.commit().await?;
+        return Ok(stored);
+    };
+    let pairs: Vec<(&InboxEntry, &Stored)> = jobs.iter().map(|j| &j.entry).zip(&stored).collect();
+    match inline.within(&mut tx, &pairs).await {
+        Ok(()) => {
+            tx.commit().await?;
+            inline.committed();
+            Ok(stored)
+        }
+        Err(e) => {
+            // Rolled back: stored again as it came, for the worker (an
+            // apply that failed is the worker's to retry or record).
+            drop(tx);
+            tracing::debug!(error = %e, rows = jobs.len(), "inline processing failed; the batch waits for the worker");
+            inline.unsettled(&providers(jobs));
+            store.insert_deliveries(&batch).await
+        }
+    }
+}
+
+fn providers(jobs: &[Job]) -> Vec<&str> {
+    let mut p: Vec<&str> = jobs.iter().map(|j| j.entry.provider.as_str()).collect();
+    p.sort_unstable();
+    p.dedup();
+    p
 }

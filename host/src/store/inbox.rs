@@ -233,55 +233,10 @@ impl Store {
         &self,
         batch: &[NewDelivery<'_>],
     ) -> Result<Vec<Stored>, StoreError> {
-        let mut tx = self.write.begin().await?;
-        let mut inserted = std::collections::HashSet::new();
-        for chunk in batch.chunks(INSERT_CHUNK) {
-            // Audited: only numbered placeholders are spliced in.
-            let sql = format!(
-                "INSERT INTO deliveries (id, provider, dedupe_key, method, path, headers, body, \
-                 received_at, status, attempts, next_attempt_at, body_key, redacted) VALUES {} \
-                 ON CONFLICT DO NOTHING RETURNING id",
-                value_rows(chunk.len(), 13)
-            );
-            let mut q = sqlx::query(AssertSqlSafe(sql));
-            for d in chunk {
-                q = q
-                    .bind(d.id)
-                    .bind(d.provider)
-                    .bind(d.dedupe_key)
-                    .bind(d.method)
-                    .bind(d.path)
-                    .bind(headers_json(d.headers))
-                    .bind(d.body)
-                    .bind(d.received_at)
-                    .bind(DeliveryStatus::Pending.as_str())
-                    .bind(0_i64)
-                    // Due at once.
-                    .bind(d.received_at)
-                    .bind(d.body_key)
-                    // Ingress stores deliveries already redacted.
-                    .bind(1_i64);
-            }
-            for row in q.fetch_all(&mut *tx).await? {
-                inserted.insert(row.try_get::<String, _>("id")?);
-            }
-        }
-        let mut out = Vec::with_capacity(batch.len());
-        for d in batch {
-            if inserted.contains(d.id) {
-                out.push(Stored {
-                    id: d.id.to_owned(),
-                    duplicate: false,
-                });
-                continue;
-            }
-            out.push(Stored {
-                id: first_of(&mut *tx, d).await?,
-                duplicate: true,
-            });
-        }
+        let mut tx = self.begin().await?;
+        let stored = tx.insert_deliveries(batch).await?;
         tx.commit().await?;
-        Ok(out)
+        Ok(stored)
     }
 
     /// Providers that have rows stored before ingress redacted secrets.
@@ -594,5 +549,109 @@ impl Store {
         rows.iter()
             .map(|r| r.try_get("secret").map_err(StoreError::from))
             .collect()
+    }
+}
+
+/// A delivery stored new in this transaction, settled in it too (the
+/// inline path): its outcome, as [`Finish`] records a worker's.
+#[derive(Debug, Clone)]
+pub struct Settle<'a> {
+    pub id: &'a str,
+    pub status: DeliveryStatus,
+    pub reason: Option<IgnoreReason>,
+    pub last_error: Option<&'a str>,
+    pub mapper_hash: Option<&'a str>,
+    pub event_type: Option<&'a str>,
+    pub output: Option<&'a str>,
+}
+
+impl super::Tx {
+    /// Stores deliveries as `pending` (see [`Store::insert_deliveries`]);
+    /// commits nothing.
+    pub async fn insert_deliveries(
+        &mut self,
+        batch: &[NewDelivery<'_>],
+    ) -> Result<Vec<Stored>, StoreError> {
+        let tx = self.conn();
+        let mut inserted = std::collections::HashSet::new();
+        for chunk in batch.chunks(INSERT_CHUNK) {
+            // Audited: only numbered placeholders are spliced in.
+            let sql = format!(
+                "INSERT INTO deliveries (id, provider, dedupe_key, method, path, headers, body, \
+                 received_at, status, attempts, next_attempt_at, body_key, redacted) VALUES {} \
+                 ON CONFLICT DO NOTHING RETURNING id",
+                value_rows(chunk.len(), 13)
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for d in chunk {
+                q = q
+                    .bind(d.id)
+                    .bind(d.provider)
+                    .bind(d.dedupe_key)
+                    .bind(d.method)
+                    .bind(d.path)
+                    .bind(headers_json(d.headers))
+                    .bind(d.body)
+                    .bind(d.received_at)
+                    .bind(DeliveryStatus::Pending.as_str())
+                    .bind(0_i64)
+                    // Due at once.
+                    .bind(d.received_at)
+                    .bind(d.body_key)
+                    // Ingress stores deliveries already redacted.
+                    .bind(1_i64);
+            }
+            for row in q.fetch_all(&mut *tx).await? {
+                inserted.insert(row.try_get::<String, _>("id")?);
+            }
+        }
+        let mut out = Vec::with_capacity(batch.len());
+        for d in batch {
+            if inserted.contains(d.id) {
+                out.push(Stored {
+                    id: d.id.to_owned(),
+                    duplicate: false,
+                });
+                continue;
+            }
+            out.push(Stored {
+                id: first_of(&mut *tx, d).await?,
+                duplicate: true,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Records the outcomes of deliveries stored `pending` earlier in this
+    /// transaction and processed in it: one attempt each, no claim.
+    pub async fn settle_new(&mut self, settled: &[Settle<'_>]) -> Result<u64, StoreError> {
+        let tx = self.conn();
+        let mut done = 0;
+        for chunk in settled.chunks(INSERT_CHUNK) {
+            // Audited: only numbered placeholders and constants are
+            // spliced in. VALUES columns are `column1`… in both dialects.
+            let sql = format!(
+                "UPDATE deliveries SET status = v.column2, last_error = v.column3, \
+                 mapper_hash = v.column4, event_type = v.column5, output = v.column6, \
+                 reason = v.column7, attempts = 1, next_attempt_at = NULL \
+                 FROM (VALUES {}) AS v WHERE deliveries.id = v.column1 \
+                 AND deliveries.status = {pending}",
+                value_rows(chunk.len(), 7),
+                pending = DeliveryStatus::Pending.sql(),
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for d in chunk {
+                q = q
+                    .bind(d.id)
+                    .bind(d.status.as_str())
+                    .bind(d.last_error)
+                    .bind(d.mapper_hash)
+                    .bind(d.event_type)
+                    .bind(d.output)
+                    .bind(d.reason.map(IgnoreReason::as_str));
+            }
+            done += q.execute(&mut *tx).await?.rows_affected();
+        }
+        Ok(done)
     }
 }

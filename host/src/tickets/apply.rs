@@ -182,6 +182,19 @@ impl Applier {
         inputs: &[ApplyInput<'_>],
     ) -> Result<Vec<ApplyOutcome>, ApplyError> {
         let mut tx = store.begin().await?;
+        let out = self.apply_within(&mut tx, inputs).await?;
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    /// Applies several deliveries inside `tx`, which the caller commits
+    /// (the inline path commits them with the inbox rows they came in):
+    /// the first failure fails them all.
+    pub async fn apply_within(
+        &self,
+        tx: &mut Tx,
+        inputs: &[ApplyInput<'_>],
+    ) -> Result<Vec<ApplyOutcome>, ApplyError> {
         // Statements, not commits, are the cost here: one lookup of the
         // deliveries applied before and one insert of the new records
         // serve the whole batch.
@@ -192,7 +205,7 @@ impl Applier {
         for input in inputs {
             let actions = validate(input.actions, &self.workflow)?;
             let before = input.delivery_id.and_then(|id| previous.remove(id));
-            let (outcome, record) = self.apply_in(&mut tx, *input, &actions, before).await?;
+            let (outcome, record) = self.apply_in(tx, *input, &actions, before).await?;
             out.push(outcome);
             records.extend(record);
         }
@@ -201,7 +214,6 @@ impl Applier {
             .map(|(id, result, at)| (*id, result.as_str(), at.as_str()))
             .collect();
         tx.mark_applied(&rows).await?;
-        tx.commit().await?;
         Ok(out)
     }
 

@@ -6,6 +6,8 @@
 //! maps a batch in parallel and applies it in arrival order, which keeps
 //! per-ticket order.
 
+mod inline;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,7 +28,7 @@ use crate::reload::{MapperRegistry, ProviderMapper, chain};
 use crate::store::{
     DeliveryRow, DeliveryStatus, Finish, IgnoreReason, Queue, Reclaim, Store, StoreError,
 };
-use crate::tickets::{Applier, ApplyError, ApplyInput};
+use crate::tickets::{Applier, ApplyError, ApplyInput, ApplyOutcome};
 
 /// How processing a delivery ended; also the `?wait=true` answer.
 #[derive(Debug, Clone, PartialEq)]
@@ -55,6 +57,10 @@ pub struct Worker {
     outbound: Option<crate::outbound::OutboundWorker>,
     /// The people directory mappers look people up in (`find-person`).
     people: Option<Directory>,
+    /// Settle pure mappings in the inbox's transaction (`inline.rs`).
+    inline: bool,
+    /// Which providers' lanes may have deliveries waiting.
+    backlog: Arc<inline::Backlog>,
 }
 
 impl Worker {
@@ -76,7 +82,15 @@ impl Worker {
             apis,
             outbound: None,
             people: None,
+            inline: true,
+            backlog: Arc::default(),
         }
+    }
+
+    /// This worker, with the inline path on or off (`delivery.inline`).
+    pub fn with_inline(mut self, on: bool) -> Self {
+        self.inline = on;
+        self
     }
 
     /// This worker, lending mappers the people directory.
@@ -208,11 +222,15 @@ impl Worker {
         // Asked again every batch: a mapper that went away mid-drain stops
         // the lane, so its rows wait untouched.
         while !shutdown.is_cancelled() && self.mappers.get(provider).is_some() {
+            let seen = self.backlog.seen(provider);
             let claimed = self
                 .store
                 .claim_deliveries(&providers, BATCH, self.policy.lease)
                 .await?;
             if claimed.is_empty() {
+                // Nothing stored before the claim waits: newer deliveries
+                // may be settled inline.
+                self.backlog.drained(provider, seen);
                 return Ok(done);
             }
             done += claimed.len();
@@ -361,51 +379,9 @@ impl Worker {
                     None,
                 ),
                 Mapping::Mapped(mapped) => {
-                    let mut output = mapped.to_json();
+                    let output = mapped.to_json();
                     match applied.next() {
-                        // Every action was our own record coming back.
-                        Some(Ok(out))
-                            if !out.actions.is_empty() && out.actions.iter().all(|a| a.echo) =>
-                        {
-                            output["applied"] =
-                                serde_json::to_value(&out.actions).unwrap_or(Value::Null);
-                            (
-                                Outcome {
-                                    output: Some(output),
-                                    ..ignored(Some(mapped), IgnoreReason::Echo, None)
-                                },
-                                None,
-                            )
-                        }
-                        Some(Ok(_)) if mapped.actions.is_empty() => (
-                            Outcome {
-                                output: Some(output),
-                                ..ignored(Some(mapped), IgnoreReason::Filtered, None)
-                            },
-                            None,
-                        ),
-                        Some(Ok(out)) => {
-                            for c in out
-                                .actions
-                                .iter()
-                                .filter(|_| !out.replayed)
-                                .flat_map(|a| &a.conflicts)
-                            {
-                                self.metrics.sync_conflict(&row.provider, c.policy.as_str());
-                            }
-                            output["applied"] =
-                                serde_json::to_value(&out.actions).unwrap_or(Value::Null);
-                            (
-                                Outcome {
-                                    status: DeliveryStatus::Applied,
-                                    reason: None,
-                                    event_type: Some(mapped.event_type.clone()),
-                                    output: Some(output),
-                                    error: None,
-                                },
-                                None,
-                            )
-                        }
+                        Some(Ok(out)) => (self.applied_outcome(&row.provider, mapped, out), None),
                         Some(Err(ApplyError::Store(e))) if e.is_transient() => {
                             refund = true;
                             self.store_fault(row, &mapped.event_type, output, &e)
@@ -506,6 +482,42 @@ impl Worker {
         }
         drop(finished);
         Ok(outcomes)
+    }
+
+    /// How a delivery whose actions were applied ends: `ignored: echo`
+    /// when every action was our own record coming back, `ignored:
+    /// filtered` when it had only state writes, else `applied`. Shared by
+    /// the worker and the inline path.
+    fn applied_outcome(&self, provider: &str, mapped: &Mapped, out: ApplyOutcome) -> Outcome {
+        let mut output = mapped.to_json();
+        output["applied"] = serde_json::to_value(&out.actions).unwrap_or(Value::Null);
+        if !out.actions.is_empty() && out.actions.iter().all(|a| a.echo) {
+            return Outcome {
+                output: Some(output),
+                ..ignored(Some(mapped), IgnoreReason::Echo, None)
+            };
+        }
+        if mapped.actions.is_empty() {
+            if let Some(o) = output.as_object_mut() {
+                o.remove("applied");
+            }
+            return Outcome {
+                output: Some(output),
+                ..ignored(Some(mapped), IgnoreReason::Filtered, None)
+            };
+        }
+        if !out.replayed {
+            for c in out.actions.iter().flat_map(|a| &a.conflicts) {
+                self.metrics.sync_conflict(provider, c.policy.as_str());
+            }
+        }
+        Outcome {
+            status: DeliveryStatus::Applied,
+            reason: None,
+            event_type: Some(mapped.event_type.clone()),
+            output: Some(output),
+            error: None,
+        }
     }
 
     /// Records the outcomes, trying a transient store fault again a few
