@@ -179,7 +179,12 @@ fn build_worker(
         apis.clone(),
     )
     .with_people(people.clone())
-    .with_inline(config.delivery.inline);
+    .with_inline(
+        config
+            .delivery
+            .inline
+            .unwrap_or(store.backend() == crate::store::Backend::Sqlite),
+    );
     let outbound = outbound_worker(config, store, applier, metrics, reloader, apis)
         .map(|o| o.with_people(Arc::new(people)));
     Ok(Some(match outbound {

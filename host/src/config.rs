@@ -282,9 +282,11 @@ pub struct DeliveryConfig {
     /// Map a delivery whose mapping needs neither the provider's API nor
     /// mapper state in the request that brought it, and apply it in the
     /// inbox's own commit (the inline path). Off: every delivery goes
-    /// through the worker's lanes.
-    #[serde(default = "default_true")]
-    pub inline: bool,
+    /// through the worker's lanes. Default: on for SQLite, off for
+    /// PostgreSQL (where the apply's ticket locks would hold the
+    /// acknowledgement of every delivery about a busy ticket).
+    #[serde(default)]
+    pub inline: Option<bool>,
 }
 
 impl Default for DeliveryConfig {
@@ -295,7 +297,7 @@ impl Default for DeliveryConfig {
             retry_max_ms: default_retry_max_ms(),
             lease_ms: default_lease_ms(),
             max_waiting: default_max_waiting(),
-            inline: true,
+            inline: None,
         }
     }
 }
@@ -658,10 +660,6 @@ pub enum Scope {
     Read,
     /// Everything `read` may, and write.
     Admin,
-}
-
-fn default_true() -> bool {
-    true
 }
 
 fn default_listen() -> String {

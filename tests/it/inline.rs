@@ -128,7 +128,12 @@ fn relay(body: Value) -> Vec<u8> {
 
 async fn pure_mappings_are_applied_with_their_own_commit(db: TestDb) {
     let (api_url, _api) = FakeApi::start(|_, _| json!({"ok": true})).await;
-    let host = start(db, &api_url, "{retry_base_ms: 10, retry_max_ms: 50}").await;
+    let host = start(
+        db,
+        &api_url,
+        "{retry_base_ms: 10, retry_max_ms: 50, inline: true}",
+    )
+    .await;
 
     // Before its lane has run once, a provider may have a backlog from
     // before the start: nothing of it is settled ahead of that.
@@ -216,7 +221,12 @@ async fn pure_mappings_are_applied_with_their_own_commit(db: TestDb) {
 
 async fn mappings_that_need_the_api_or_state_are_left_to_the_worker(db: TestDb) {
     let (api_url, api) = FakeApi::start(|_, _| json!({"ok": true})).await;
-    let host = start(db, &api_url, "{retry_base_ms: 10, retry_max_ms: 50}").await;
+    let host = start(
+        db,
+        &api_url,
+        "{retry_base_ms: 10, retry_max_ms: 50, inline: true}",
+    )
+    .await;
     assert_eq!(host.drain().await, 0);
 
     // The mapping calls the provider's API: the request's attempt (which
@@ -245,6 +255,7 @@ async fn mappings_that_need_the_api_or_state_are_left_to_the_worker(db: TestDb) 
     assert!(state.to_string().contains("cursor"), "{state}");
 }
 
+/// Off by `delivery.inline: false`, and by default on PostgreSQL.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_inline_path_can_be_turned_off() {
     let (api_url, _api) = FakeApi::start(|_, _| json!({"ok": true})).await;
@@ -264,4 +275,19 @@ async fn the_inline_path_can_be_turned_off() {
     assert_eq!(host.delivery(&id).await["status"], "pending");
     assert_eq!(host.drain().await, 1);
     assert_eq!(host.delivery(&id).await["status"], "applied");
+
+    let host = start(
+        crate::db::postgres().await,
+        &api_url,
+        "{retry_base_ms: 10, retry_max_ms: 50}",
+    )
+    .await;
+    assert_eq!(host.drain().await, 0);
+    let id = host
+        .send(
+            "ext",
+            relay(json!({"event": "create", "subject": "Printer", "record": "R1"})),
+        )
+        .await;
+    assert_eq!(host.delivery(&id).await["status"], "pending");
 }
