@@ -259,35 +259,22 @@ async fn mappings_that_need_the_api_or_state_are_left_to_the_worker(db: TestDb) 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_inline_path_can_be_turned_off() {
     let (api_url, _api) = FakeApi::start(|_, _| json!({"ok": true})).await;
-    let host = start(
-        crate::db::sqlite().await,
-        &api_url,
-        "{retry_base_ms: 10, retry_max_ms: 50, inline: false}",
-    )
-    .await;
-    assert_eq!(host.drain().await, 0);
-    let id = host
-        .send(
-            "ext",
-            relay(json!({"event": "create", "subject": "Printer", "record": "R1"})),
-        )
-        .await;
-    assert_eq!(host.delivery(&id).await["status"], "pending");
-    assert_eq!(host.drain().await, 1);
-    assert_eq!(host.delivery(&id).await["status"], "applied");
-
-    let host = start(
-        crate::db::postgres().await,
-        &api_url,
-        "{retry_base_ms: 10, retry_max_ms: 50}",
-    )
-    .await;
-    assert_eq!(host.drain().await, 0);
-    let id = host
-        .send(
-            "ext",
-            relay(json!({"event": "create", "subject": "Printer", "record": "R1"})),
-        )
-        .await;
-    assert_eq!(host.delivery(&id).await["status"], "pending");
+    let off = "{retry_base_ms: 10, retry_max_ms: 50, inline: false}";
+    let default = "{retry_base_ms: 10, retry_max_ms: 50}";
+    for (db, delivery) in [
+        (crate::db::sqlite().await, off),
+        (crate::db::postgres().await, default),
+    ] {
+        let host = start(db, &api_url, delivery).await;
+        assert_eq!(host.drain().await, 0);
+        let id = host
+            .send(
+                "ext",
+                relay(json!({"event": "create", "subject": "Printer", "record": "R1"})),
+            )
+            .await;
+        assert_eq!(host.delivery(&id).await["status"], "pending", "{delivery}");
+        assert_eq!(host.drain().await, 1);
+        assert_eq!(host.delivery(&id).await["status"], "applied");
+    }
 }

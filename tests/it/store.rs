@@ -882,23 +882,28 @@ async fn claims_are_fenced_and_only_the_holder_renews_or_finishes(db: TestDb) {
 async fn the_checkpointer_copies_the_log_beside_the_writer(db: TestDb) {
     use host::store::NewDelivery;
 
+    let store = |id: String, body: Vec<u8>| {
+        let db = &db;
+        async move {
+            db.insert_delivery(&NewDelivery {
+                id: &id,
+                provider: "github",
+                dedupe_key: &id,
+                body_key: None,
+                method: "POST",
+                path: "/hooks/github",
+                headers: &[],
+                body: &body,
+                received_at: &host::store::now(),
+            })
+            .await
+            .unwrap()
+        }
+    };
     // ~2 MiB through the writer: below SQLite's own checkpoint (1,000
     // pages), so only the checkpointer can have copied it.
-    let body = vec![b'x'; 64 << 10];
     for i in 0..32 {
-        db.insert_delivery(&NewDelivery {
-            id: &format!("big-{i}"),
-            provider: "github",
-            dedupe_key: &format!("big-{i}"),
-            body_key: None,
-            method: "POST",
-            path: "/hooks/github",
-            headers: &[],
-            body: &body,
-            received_at: &host::store::now(),
-        })
-        .await
-        .unwrap();
+        store(format!("big-{i}"), vec![b'x'; 64 << 10]).await;
     }
     let Some(done) = db.checkpoint().await.unwrap() else {
         assert_eq!(db.backend(), host::store::Backend::Postgres);
@@ -907,20 +912,5 @@ async fn the_checkpointer_copies_the_log_beside_the_writer(db: TestDb) {
     assert!(done.log_frames >= 500, "{done:?}");
     assert_eq!(done.checkpointed_frames, done.log_frames, "{done:?}");
     // The writer goes on meanwhile and after.
-    assert!(
-        !db.insert_delivery(&NewDelivery {
-            id: "after",
-            provider: "github",
-            dedupe_key: "after",
-            body_key: None,
-            method: "POST",
-            path: "/hooks/github",
-            headers: &[],
-            body: b"{}",
-            received_at: &host::store::now(),
-        })
-        .await
-        .unwrap()
-        .duplicate
-    );
+    assert!(!store("after".into(), b"{}".to_vec()).await.duplicate);
 }
