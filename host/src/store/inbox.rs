@@ -5,7 +5,7 @@ use sqlx::{AssertSqlSafe, Row};
 use crate::redacted::{Bytes, HeaderNames};
 
 use super::lease::{Clock, Queue, new_claim_token};
-use super::query::{Filtered, params, value_rows};
+use super::query::{Filtered, params, steady_chunks, value_rows};
 use super::status::{DeliveryStatus, IgnoreReason};
 use super::{Store, StoreError};
 
@@ -413,7 +413,7 @@ impl Store {
     ) -> Result<u64, StoreError> {
         let mut fenced = 0;
         let mut tx = self.write.begin().await?;
-        for chunk in finished.chunks(INSERT_CHUNK) {
+        for chunk in steady_chunks(finished, INSERT_CHUNK) {
             // Audited: only numbered placeholders and a constant are
             // spliced in. VALUES columns are `column1`… in both dialects.
             let sql = format!(
@@ -574,7 +574,7 @@ impl super::Tx {
     ) -> Result<Vec<Stored>, StoreError> {
         let tx = self.conn();
         let mut inserted = std::collections::HashSet::new();
-        for chunk in batch.chunks(INSERT_CHUNK) {
+        for chunk in steady_chunks(batch, INSERT_CHUNK) {
             // Audited: only numbered placeholders are spliced in.
             let sql = format!(
                 "INSERT INTO deliveries (id, provider, dedupe_key, method, path, headers, body, \
@@ -627,7 +627,7 @@ impl super::Tx {
     pub async fn settle_new(&mut self, settled: &[Settle<'_>]) -> Result<u64, StoreError> {
         let tx = self.conn();
         let mut done = 0;
-        for chunk in settled.chunks(INSERT_CHUNK) {
+        for chunk in steady_chunks(settled, INSERT_CHUNK) {
             // Audited: only numbered placeholders and constants are
             // spliced in. VALUES columns are `column1`… in both dialects.
             let sql = format!(

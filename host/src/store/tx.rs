@@ -4,7 +4,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use sqlx::{Any, AssertSqlSafe, Row, Transaction};
 
-use super::query::{params, value_rows};
+use super::query::{params, steady_chunks, value_rows};
 use super::rows::{NewHistory, TICKET_COLUMNS, TicketRow};
 use super::{Backend, StoreError};
 
@@ -60,7 +60,7 @@ impl Tx {
         ids: &[&str],
     ) -> Result<std::collections::HashMap<String, String>, StoreError> {
         let mut out = std::collections::HashMap::new();
-        for chunk in ids.chunks(CHUNK) {
+        for chunk in steady_chunks(ids, CHUNK) {
             // Audited: only numbered placeholders are spliced in.
             let sql = format!(
                 "SELECT delivery_id, result FROM applied WHERE delivery_id IN ({})",
@@ -80,7 +80,7 @@ impl Tx {
     /// Marks deliveries applied: `(delivery id, result JSON, time)`, one
     /// multi-row INSERT per chunk.
     pub async fn mark_applied(&mut self, rows: &[(&str, &str, &str)]) -> Result<(), StoreError> {
-        for chunk in rows.chunks(CHUNK) {
+        for chunk in steady_chunks(rows, CHUNK) {
             // Audited: only numbered placeholders are spliced in.
             let sql = format!(
                 "INSERT INTO applied (delivery_id, result, at) VALUES {}",
