@@ -21,7 +21,7 @@ use serde_json::Value;
 
 use super::{Outcome, Worker, ignored};
 use crate::action::{MapErrorKind, Mapped};
-use crate::mapper::{Delivery, NoProviderApi, People, Services, StateView};
+use crate::mapper::{Delivery, NoProviderApi, Services, StateView};
 use crate::store::{
     DeliveryStatus, IgnoreReason, InboxEntry, Inline, Settle, StoreError, Stored, Tx,
 };
@@ -116,16 +116,8 @@ impl Worker {
         if !self.applier.sync.accepts_inbound(&entry.provider) {
             return None;
         }
-        if let Some(people) = &self.people
-            && let Err(e) = people.refresh_if_stale(&self.store).await
-        {
-            tracing::warn!(error = %e, "people directory not reloaded");
-        }
         let services = Services {
-            people: self
-                .people
-                .clone()
-                .map(|p| -> Arc<dyn People> { Arc::new(p) }),
+            people: self.people().await,
             state: StateView::default(),
         };
         let delivery = Delivery {

@@ -569,16 +569,7 @@ impl Worker {
     /// the batch (one query): two deliveries of a batch that write one key
     /// race, and the compare-and-set at apply lets one win.
     async fn map_all(&self, rows: &[DeliveryRow]) -> Result<Vec<Mapped3>, StoreError> {
-        if let Some(people) = &self.people
-            && let Err(e) = people.refresh_if_stale(&self.store).await
-        {
-            // The copy in hand still serves; the next batch tries again.
-            tracing::warn!(error = %e, "people directory not reloaded");
-        }
-        let people = self
-            .people
-            .clone()
-            .map(|p| -> std::sync::Arc<dyn People> { std::sync::Arc::new(p) });
+        let people = self.people().await;
         let mut providers: Vec<&str> = rows.iter().map(|r| r.provider.as_str()).collect();
         providers.sort_unstable();
         providers.dedup();
@@ -626,6 +617,17 @@ impl Worker {
             }));
         }
         Ok(out)
+    }
+
+    /// The people directory for a round of mappings, reloaded first if
+    /// it is stale (the batch's, or one inline mapping's).
+    async fn people(&self) -> Option<Arc<dyn People>> {
+        let people = self.people.as_ref()?;
+        if let Err(e) = people.refresh_if_stale(&self.store).await {
+            // The copy in hand still serves; the next round tries again.
+            tracing::warn!(error = %e, "people directory not reloaded");
+        }
+        Some(Arc::new(people.clone()))
     }
 
     /// Retries later, or dead-letters once the attempts are used up.
