@@ -106,10 +106,14 @@ struct Host {
 }
 
 async fn host(db: TestDb, api_base: &str, extra: &str) -> Host {
+    // The second attempt comes 100–200 ms after the first: a `?wait=true`
+    // answer a lane's claim overtook (it then reports the stored outcome)
+    // still reports the first attempt on a loaded machine, where 5–10 ms
+    // let the lane reach the second.
     let config = config(
         &db.url,
         api_base,
-        "max_attempts: 2, retry_base_ms: 10, retry_max_ms: 20",
+        "max_attempts: 2, retry_base_ms: 200, retry_max_ms: 400",
         extra,
     );
     let app = App::build(&config).await.unwrap();
