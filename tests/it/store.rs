@@ -25,6 +25,8 @@ conformance!(
     a_batch_commits_together_and_a_bad_delivery_only_costs_its_speed,
     a_transaction_reads_its_own_ticket_changes_and_writes_them_at_commit,
     claims_are_fenced_and_only_the_holder_renews_or_finishes,
+    deferred_rows_are_seen_by_the_transaction_and_stored_at_commit,
+    a_batch_checks_its_comment_ids_and_echoes_at_once,
 );
 
 fn by_guid(g: &str) -> TicketRef {
@@ -913,4 +915,185 @@ async fn the_checkpointer_copies_the_log_beside_the_writer(db: TestDb) {
     assert_eq!(done.checkpointed_frames, done.log_frames, "{done:?}");
     // The writer goes on meanwhile and after.
     assert!(!store("after".into(), b"{}".to_vec()).await.duplicate);
+}
+
+/// Comments, outbox rows and (on SQLite) history are written late, many at
+/// once: the ids handed out are the rows' ids, a statement of the same
+/// transaction that needs the rows (a notice pointing at a history row)
+/// finds them, a dropped transaction leaves none, and an id once used is
+/// not handed out again after its row is deleted.
+async fn deferred_rows_are_seen_by_the_transaction_and_stored_at_commit(db: TestDb) {
+    use host::store::{NewHistory, NewNotice};
+
+    let guid = new_ticket(&db, None).await;
+    let before = db.history(&guid, None, 50).await.unwrap().len();
+    let history = |kind: &'static str, at: &'static str| NewHistory {
+        ticket_guid: "",
+        kind,
+        change: format!("{{\"kind\":\"{kind}\"}}"),
+        actor: Some("ann@example.com"),
+        origin: Some("bitbucket"),
+        delivery_id: None,
+        mapper_hash: None,
+        at,
+    };
+    let at = "2026-11-30T10:00:00.000000Z";
+
+    // Dropped: nothing of it stays.
+    let mut tx = db.begin().await.unwrap();
+    let h = tx
+        .append_history(&NewHistory {
+            ticket_guid: &guid,
+            ..history("comment", at)
+        })
+        .await
+        .unwrap();
+    assert!(
+        tx.insert_comment(&guid, "gone", "ann", Some("bitbucket"), Some("c-0"), at)
+            .await
+            .unwrap()
+    );
+    drop(tx);
+    assert_eq!(db.comments(&guid).await.unwrap().len(), 0);
+    assert!(db.history_rows(&[h]).await.unwrap().is_empty());
+
+    let mut tx = db.begin().await.unwrap();
+    let h1 = tx
+        .append_history(&NewHistory {
+            ticket_guid: &guid,
+            ..history("comment", at)
+        })
+        .await
+        .unwrap();
+    let h2 = tx
+        .append_history(&NewHistory {
+            ticket_guid: &guid,
+            ..history("status_change", at)
+        })
+        .await
+        .unwrap();
+    // SQLite hands the dropped transaction's id out again (nothing was
+    // stored under it); PostgreSQL's sequence does not.
+    assert!(h1 >= h && h2 > h1, "{h} {h1} {h2}");
+    tx.enqueue_outbound(h1, "slack", &guid, at).await.unwrap();
+    for (id, fresh) in [("c-1", true), ("c-1", false), ("c-2", true)] {
+        assert_eq!(
+            tx.insert_comment(&guid, id, "ann", Some("bitbucket"), Some(id), at)
+                .await
+                .unwrap(),
+            fresh,
+            "{id}"
+        );
+    }
+    // The notice's history id must exist when it is inserted.
+    let noticed = tx
+        .record_notice(&NewNotice {
+            rule: "stale",
+            kind: "direct",
+            ticket_guid: Some(&guid),
+            period: at,
+            history_id: h2,
+            tickets: 1,
+            at,
+        })
+        .await
+        .unwrap();
+    assert!(noticed);
+    tx.commit().await.unwrap();
+
+    let rows = db.history_rows(&[h1, h2]).await.unwrap();
+    let kinds: Vec<(i64, &str)> = rows.iter().map(|r| (r.id, r.kind.as_str())).collect();
+    assert_eq!(kinds, vec![(h1, "comment"), (h2, "status_change")]);
+    assert_eq!(db.history(&guid, None, 50).await.unwrap().len(), before + 2);
+    let bodies: Vec<String> = db
+        .comments(&guid)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.body)
+        .collect();
+    assert_eq!(bodies, vec!["c-1", "c-2"]);
+    let outbox = db
+        .find_outbox(&host::store::OutboxFilter {
+            ticket_guid: Some(guid.clone()),
+            limit: 50,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(
+        outbox
+            .items
+            .iter()
+            .any(|o| o.history_id == h1 && o.provider == "slack"),
+        "{outbox:?}"
+    );
+
+    // The newest row deleted (as retention may), its id is not reused.
+    db.execute(&format!(
+        "DELETE FROM sweeper_notices WHERE history_id = {h2}"
+    ))
+    .await;
+    db.execute(&format!("DELETE FROM history WHERE id = {h2}"))
+        .await;
+    let mut tx = db.begin().await.unwrap();
+    let h3 = tx
+        .append_history(&NewHistory {
+            ticket_guid: &guid,
+            ..history("comment", at)
+        })
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert!(h3 > h2, "{h3} reuses an id at or below {h2}");
+    assert_eq!(db.history_rows(&[h3]).await.unwrap().len(), 1);
+}
+
+/// A batch learns at once which provider comment ids are stored already
+/// and which are the host's own records; comments of the batch itself
+/// count too.
+async fn a_batch_checks_its_comment_ids_and_echoes_at_once(db: TestDb) {
+    let guid = new_ticket(&db, None).await;
+    let at = "2026-11-30T10:00:00.000000Z";
+    let mut tx = db.begin().await.unwrap();
+    tx.insert_comment(&guid, "old", "ann", Some("bitbucket"), Some("old"), at)
+        .await
+        .unwrap();
+    tx.remember_echoes(&[("bitbucket", "ours")], at)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+
+    let mut tx = db.begin().await.unwrap();
+    tx.prefetch_comment_ids(&[
+        ("bitbucket", "old"),
+        ("bitbucket", "new"),
+        ("bitbucket", "ours"),
+        ("slack", "old"),
+    ])
+    .await
+    .unwrap();
+    assert!(tx.is_echo("bitbucket", "ours").await.unwrap());
+    assert!(!tx.is_echo("bitbucket", "new").await.unwrap());
+    assert!(!tx.is_echo("slack", "ours").await.unwrap());
+    let mut stored = Vec::new();
+    for (origin, id) in [
+        ("bitbucket", "old"),
+        ("bitbucket", "new"),
+        ("bitbucket", "new"),
+        ("slack", "old"),
+    ] {
+        stored.push(
+            tx.insert_comment(&guid, id, "ann", Some(origin), Some(id), at)
+                .await
+                .unwrap(),
+        );
+    }
+    assert_eq!(stored, vec![false, true, false, true]);
+    tx.remember_echoes(&[("bitbucket", "later")], at)
+        .await
+        .unwrap();
+    assert!(tx.is_echo("bitbucket", "later").await.unwrap());
+    tx.commit().await.unwrap();
+    assert_eq!(db.comments(&guid).await.unwrap().len(), 3);
 }

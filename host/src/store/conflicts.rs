@@ -176,7 +176,7 @@ impl Tx {
         )
         .bind(guid)
         .bind(provider)
-        .fetch_all(self.conn())
+        .fetch_all(self.conn().await?)
         .await?;
         rows.iter()
             .map(|r| Ok((r.try_get("field")?, r.try_get("value")?)))
@@ -203,7 +203,7 @@ impl Tx {
             .bind(v.outbox_id)
             .bind(v.history_id)
             .bind(v.at)
-            .execute(self.conn())
+            .execute(self.conn().await?)
             .await?;
         }
         Ok(())
@@ -225,7 +225,7 @@ impl Tx {
         .bind(c.delivery_id)
         .bind(ConflictState::Open.as_str())
         .bind(c.at)
-        .fetch_one(self.conn())
+        .fetch_one(self.conn().await?)
         .await?;
         Ok(row.try_get("id")?)
     }
@@ -235,7 +235,7 @@ impl Tx {
         let sql = format!("SELECT {CONFLICT_COLUMNS} FROM conflicts WHERE id = $1");
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(id)
-            .fetch_optional(self.conn())
+            .fetch_optional(self.conn().await?)
             .await?;
         row.as_ref().map(conflict_row).transpose()
     }
@@ -255,7 +255,7 @@ impl Tx {
         .bind(r.at)
         .bind(r.id)
         .bind(ConflictState::Open.as_str())
-        .execute(self.conn())
+        .execute(self.conn().await?)
         .await?;
         Ok(done.rows_affected() == 1)
     }

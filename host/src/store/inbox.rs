@@ -572,14 +572,14 @@ impl super::Tx {
         &mut self,
         batch: &[NewDelivery<'_>],
     ) -> Result<Vec<Stored>, StoreError> {
-        let tx = self.conn();
+        let tx = self.conn().await?;
         let mut inserted = std::collections::HashSet::new();
         for chunk in steady_chunks(batch, INSERT_CHUNK) {
             // Audited: only numbered placeholders are spliced in.
             let sql = format!(
                 "INSERT INTO deliveries (id, provider, dedupe_key, method, path, headers, body, \
                  received_at, status, attempts, next_attempt_at, body_key, redacted) VALUES {} \
-                 ON CONFLICT DO NOTHING RETURNING id",
+                 ON CONFLICT DO NOTHING",
                 value_rows(chunk.len(), 13)
             );
             let mut q = sqlx::query(AssertSqlSafe(sql));
@@ -600,6 +600,24 @@ impl super::Tx {
                     .bind(d.body_key)
                     // Ingress stores deliveries already redacted.
                     .bind(1_i64);
+            }
+            // No `RETURNING`: on SQLite each returned row is a message from
+            // the connection's thread. Every row stored is the common case;
+            // ids are fresh, so those of the chunk found afterwards are the
+            // ones this statement stored.
+            let done = q.execute(&mut *tx).await?;
+            if done.rows_affected() == chunk.len() as u64 {
+                inserted.extend(chunk.iter().map(|d| d.id.to_owned()));
+                continue;
+            }
+            // Audited: only numbered placeholders are spliced in.
+            let sql = format!(
+                "SELECT id FROM deliveries WHERE id IN ({})",
+                params(1, chunk.len())
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for d in chunk {
+                q = q.bind(d.id);
             }
             for row in q.fetch_all(&mut *tx).await? {
                 inserted.insert(row.try_get::<String, _>("id")?);
@@ -625,7 +643,7 @@ impl super::Tx {
     /// Records the outcomes of deliveries stored `pending` earlier in this
     /// transaction and processed in it: one attempt each, no claim.
     pub async fn settle_new(&mut self, settled: &[Settle<'_>]) -> Result<u64, StoreError> {
-        let tx = self.conn();
+        let tx = self.conn().await?;
         let mut done = 0;
         for chunk in steady_chunks(settled, INSERT_CHUNK) {
             // Audited: only numbered placeholders and constants are

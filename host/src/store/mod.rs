@@ -12,6 +12,7 @@
 //! On PostgreSQL a ticket is locked (`FOR UPDATE`) before it is changed.
 
 mod conflicts;
+mod deferred;
 mod fault;
 mod group;
 mod health;
@@ -166,6 +167,9 @@ impl Store {
                 let pool = |max| {
                     AnyPoolOptions::new()
                         .max_connections(max)
+                        // A file does not drop connections; a ping before
+                        // each use would be one more hop to its thread.
+                        .test_before_acquire(false)
                         .acquire_timeout(limits.acquire_timeout)
                         .after_release(outside_transaction)
                         .after_connect(|conn, _| {
@@ -272,9 +276,18 @@ impl Store {
         self.backend
     }
 
-    /// Starts a write transaction.
+    /// Starts a write transaction. On SQLite it takes the database's
+    /// write lock at once (`BEGIN IMMEDIATE`, waiting up to the busy
+    /// timeout): a transaction that read first and wrote later could find
+    /// another connection to the file (a `host` command beside `host
+    /// serve`) had written in between, and fail at its first write; and
+    /// history ids are handed out from what it reads ([`Tx::append_history`]).
     pub async fn begin(&self) -> Result<Tx, StoreError> {
-        Ok(Tx::new(self.write.begin().await?, self.backend))
+        let tx = match self.backend {
+            Backend::Sqlite => self.write.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.write.begin().await?,
+        };
+        Ok(Tx::new(tx, self.backend))
     }
 
     pub(crate) fn read_pool(&self) -> &AnyPool {

@@ -404,7 +404,7 @@ impl Tx {
             .bind(f.id)
             .bind(f.claim_token)
             .bind(f.error_code.map(ErrorCode::as_str))
-            .fetch_optional(self.conn())
+            .fetch_optional(self.conn().await?)
             .await?;
             if let Some(r) = row {
                 written.push(r.try_get("id")?);
@@ -430,7 +430,7 @@ impl Tx {
         .bind(sent)
         .bind(id)
         .bind(claim_token)
-        .execute(self.conn())
+        .execute(self.conn().await?)
         .await?;
         Ok(done.rows_affected() > 0)
     }
@@ -461,7 +461,7 @@ impl Tx {
                     .bind(a.duration_ms)
                     .bind(&a.at);
             }
-            q.execute(self.conn()).await?;
+            q.execute(self.conn().await?).await?;
         }
         Ok(())
     }

@@ -134,7 +134,7 @@ impl Store {
             )
             .bind(provider)
             .bind(id)
-            .fetch_optional(tx.conn())
+            .fetch_optional(tx.conn().await?)
             .await?
             .map(|r| r.try_get("email"))
             .transpose()?;
@@ -178,7 +178,7 @@ impl Store {
                 )
                 .bind(provider)
                 .bind(id)
-                .execute(tx.conn())
+                .execute(tx.conn().await?)
                 .await?;
             }
             write_person(&mut tx, &email, person.name, person.identities).await?;
@@ -192,11 +192,11 @@ impl Store {
         let mut tx = self.begin().await?;
         sqlx::query("DELETE FROM person_identities WHERE email = $1")
             .bind(&email)
-            .execute(tx.conn())
+            .execute(tx.conn().await?)
             .await?;
         let gone = sqlx::query("DELETE FROM people WHERE email = $1")
             .bind(&email)
-            .execute(tx.conn())
+            .execute(tx.conn().await?)
             .await?
             .rows_affected();
         tx.commit().await?;
@@ -277,7 +277,7 @@ impl Tx {
                         sqlx::query("SELECT 1 FROM mapper_state WHERE provider = $1 AND key = $2")
                             .bind(provider)
                             .bind(&w.key)
-                            .fetch_optional(self.conn())
+                            .fetch_optional(self.conn().await?)
                             .await?;
                     if present.is_some() {
                         return Ok(Some(w.key.clone()));
@@ -285,7 +285,7 @@ impl Tx {
                     continue;
                 }
             }
-            .execute(self.conn())
+            .execute(self.conn().await?)
             .await?
             .rows_affected();
             if changed != 1 {
@@ -307,7 +307,7 @@ async fn write_person(
     let at = now();
     let existed = sqlx::query("SELECT 1 FROM people WHERE email = $1")
         .bind(email)
-        .fetch_optional(tx.conn())
+        .fetch_optional(tx.conn().await?)
         .await?
         .is_some();
     sqlx::query(
@@ -317,11 +317,11 @@ async fn write_person(
     .bind(email)
     .bind(name)
     .bind(&at)
-    .execute(tx.conn())
+    .execute(tx.conn().await?)
     .await?;
     sqlx::query("DELETE FROM person_identities WHERE email = $1")
         .bind(email)
-        .execute(tx.conn())
+        .execute(tx.conn().await?)
         .await?;
     for (provider, id) in identities {
         sqlx::query(
@@ -330,7 +330,7 @@ async fn write_person(
         .bind(provider)
         .bind(id)
         .bind(email)
-        .execute(tx.conn())
+        .execute(tx.conn().await?)
         .await?;
     }
     Ok((!existed, at))

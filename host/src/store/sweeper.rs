@@ -58,7 +58,7 @@ impl Tx {
         .bind(n.history_id)
         .bind(n.tickets)
         .bind(n.at)
-        .execute(self.conn())
+        .execute(self.conn().await?)
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -79,7 +79,7 @@ impl Tx {
         .bind(provider)
         .bind(super::OutboxStatus::Pending.as_str())
         .bind(at)
-        .execute(self.conn())
+        .execute(self.conn().await?)
         .await?;
         Ok(())
     }

@@ -4,8 +4,9 @@ use std::collections::{BTreeSet, HashMap};
 
 use sqlx::{Any, AssertSqlSafe, Row, Transaction};
 
+use super::deferred::Deferred;
 use super::query::{params, steady_chunks, value_rows};
-use super::rows::{NewHistory, TICKET_COLUMNS, TicketRow};
+use super::rows::{TICKET_COLUMNS, TicketRow};
 use super::{Backend, StoreError};
 
 /// Rows per multi-row statement: far below either engine's parameter limit.
@@ -20,12 +21,14 @@ const CHUNK: usize = 256;
 /// the first read locks the row (`FOR UPDATE`) for the whole transaction,
 /// so the remembered row stays the truth until commit.
 pub struct Tx {
-    tx: Transaction<'static, Any>,
-    backend: Backend,
+    pub(super) tx: Transaction<'static, Any>,
+    pub(super) backend: Backend,
     tickets: HashMap<String, TicketRow>,
     /// Tickets changed in memory since they were read, written at commit.
     dirty: BTreeSet<String>,
     links: HashMap<(String, String), String>,
+    /// Rows written late, many at once ([`Deferred`]).
+    pub(super) deferred: Deferred,
 }
 
 impl Tx {
@@ -36,16 +39,20 @@ impl Tx {
             tickets: HashMap::new(),
             dirty: BTreeSet::new(),
             links: HashMap::new(),
+            deferred: Deferred::default(),
         }
     }
 
-    /// The transaction's connection, for the other store modules.
-    pub(super) fn conn(&mut self) -> &mut sqlx::AnyConnection {
-        &mut self.tx
+    /// The transaction's connection, for the other store modules, once
+    /// the deferred rows are written (their statements may read them).
+    pub(super) async fn conn(&mut self) -> Result<&mut sqlx::AnyConnection, StoreError> {
+        self.flush().await?;
+        Ok(&mut self.tx)
     }
 
     /// Writes the changed tickets, then commits.
     pub async fn commit(mut self) -> Result<(), StoreError> {
+        self.flush().await?;
         for guid in std::mem::take(&mut self.dirty) {
             if let Some(t) = self.tickets.get(&guid) {
                 write_ticket(&mut self.tx, t).await?;
@@ -208,61 +215,6 @@ impl Tx {
         Ok(())
     }
 
-    /// Appends a history row; returns its id.
-    pub async fn append_history(&mut self, h: &NewHistory<'_>) -> Result<i64, StoreError> {
-        let row = sqlx::query(
-            "INSERT INTO history (ticket_guid, kind, change, actor, origin, delivery_id, mapper_hash, at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
-        )
-        .bind(h.ticket_guid)
-        .bind(h.kind)
-        .bind(&h.change)
-        .bind(h.actor)
-        .bind(h.origin)
-        .bind(h.delivery_id)
-        .bind(h.mapper_hash)
-        .bind(h.at)
-        .fetch_one(&mut *self.tx)
-        .await?;
-        Ok(row.try_get("id")?)
-    }
-
-    /// Queues a history row of ticket `guid` for a provider's outbound
-    /// rules.
-    pub async fn enqueue_outbound(
-        &mut self,
-        history_id: i64,
-        provider: &str,
-        guid: &str,
-        at: &str,
-    ) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO outbox (history_id, provider, ticket_guid, status, created_at, next_attempt_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $5, $5) ON CONFLICT (history_id, provider) DO NOTHING",
-        )
-        .bind(history_id)
-        .bind(provider)
-        .bind(guid)
-        .bind(super::OutboxStatus::Pending.as_str())
-        .bind(at)
-        .execute(&mut *self.tx)
-        .await?;
-        Ok(())
-    }
-
-    /// Whether `provider`'s record `external_id` is one the host made
-    /// itself (an echo capture of an outbound request).
-    pub async fn is_echo(&mut self, provider: &str, external_id: &str) -> Result<bool, StoreError> {
-        let row = sqlx::query(
-            "SELECT 1 AS one FROM processed_external_ids WHERE provider = $1 AND external_id = $2",
-        )
-        .bind(provider)
-        .bind(external_id)
-        .fetch_optional(&mut *self.tx)
-        .await?;
-        Ok(row.is_some())
-    }
-
     /// Whether a comment of ticket `guid` is being sent to `provider` now
     /// (claimed, its answer not recorded yet): only a comment sent can
     /// come back as a comment.
@@ -271,6 +223,7 @@ impl Tx {
         provider: &str,
         guid: &str,
     ) -> Result<bool, StoreError> {
+        self.flush().await?;
         let row = sqlx::query(
             "SELECT 1 AS one FROM outbox o JOIN history h ON h.id = o.history_id \
              WHERE o.provider = $1 AND o.ticket_guid = $2 AND o.status = 'processing' \
@@ -281,28 +234,6 @@ impl Tx {
         .fetch_optional(&mut *self.tx)
         .await?;
         Ok(row.is_some())
-    }
-
-    /// Remembers records the host made at a provider (echo captures).
-    pub async fn remember_echoes(
-        &mut self,
-        echoes: &[(&str, &str)],
-        at: &str,
-    ) -> Result<(), StoreError> {
-        for chunk in echoes.chunks(CHUNK) {
-            // Audited: only numbered placeholders are spliced in.
-            let sql = format!(
-                "INSERT INTO processed_external_ids (provider, external_id, at) VALUES {} \
-                 ON CONFLICT (provider, external_id) DO NOTHING",
-                value_rows(chunk.len(), 3)
-            );
-            let mut q = sqlx::query(AssertSqlSafe(sql));
-            for (provider, id) in chunk {
-                q = q.bind(*provider).bind(*id).bind(at);
-            }
-            q.execute(&mut *self.tx).await?;
-        }
-        Ok(())
     }
 
     /// Sets a sign-off; true when that changed anything.
@@ -355,41 +286,6 @@ impl Tx {
         .execute(&mut *self.tx)
         .await?;
         Ok(done.rows_affected() > 0)
-    }
-
-    /// Adds a comment; false when this provider's comment id is already
-    /// stored (an echo or a repeat).
-    pub async fn insert_comment(
-        &mut self,
-        guid: &str,
-        body: &str,
-        author: &str,
-        origin: Option<&str>,
-        external_id: Option<&str>,
-        at: &str,
-    ) -> Result<bool, StoreError> {
-        if let Some(ext) = external_id {
-            let seen = sqlx::query("SELECT 1 AS one FROM comments WHERE origin IS NOT DISTINCT FROM $1 AND external_id = $2")
-                .bind(origin)
-                .bind(ext)
-                .fetch_optional(&mut *self.tx)
-                .await?;
-            if seen.is_some() {
-                return Ok(false);
-            }
-        }
-        sqlx::query(
-            "INSERT INTO comments (ticket_guid, body, author, origin, external_id, at) VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(guid)
-        .bind(body)
-        .bind(author)
-        .bind(origin)
-        .bind(external_id)
-        .bind(at)
-        .execute(&mut *self.tx)
-        .await?;
-        Ok(true)
     }
 }
 

@@ -196,10 +196,24 @@ impl Applier {
         inputs: &[ApplyInput<'_>],
     ) -> Result<Vec<ApplyOutcome>, ApplyError> {
         // Statements, not commits, are the cost here: one lookup of the
-        // deliveries applied before and one insert of the new records
-        // serve the whole batch.
+        // deliveries applied before, one of the provider comment ids seen
+        // before and one insert of the new records serve the whole batch.
         let ids: Vec<&str> = inputs.iter().filter_map(|i| i.delivery_id).collect();
         let mut previous = tx.applied_many(&ids).await?;
+        let comment_ids: Vec<(&str, &str)> = inputs
+            .iter()
+            .filter_map(|i| i.origin.map(|o| (o, i.actions)))
+            .flat_map(|(origin, actions)| {
+                actions.iter().filter_map(move |a| match a {
+                    Action::Comment {
+                        external_comment_id: Some(id),
+                        ..
+                    } => Some((origin, id.as_str())),
+                    _ => None,
+                })
+            })
+            .collect();
+        tx.prefetch_comment_ids(&comment_ids).await?;
         let mut out = Vec::with_capacity(inputs.len());
         let mut records = Vec::with_capacity(inputs.len());
         for input in inputs {
