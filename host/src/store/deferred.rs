@@ -6,7 +6,7 @@
 //! insert, the echo check, the history insert). On SQLite every statement
 //! is a hop to the connection's thread and back, and those hops, not the
 //! commit, capped the single writer. Here the checks are answered for the
-//! whole batch by one query each on SQLite ([`Tx::prefetch_comment_ids`]), and the
+//! whole batch by one query on SQLite ([`Tx::prefetch_comment_ids`]), and the
 //! inserts wait in the transaction and go out as one multi-row statement
 //! per table when it commits — or earlier, before any statement that might
 //! read those tables ([`Tx::conn`]): the rest of the store sees every row
@@ -20,7 +20,7 @@
 //! the same file — can take the next id between reading the counter and
 //! writing the rows.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use sqlx::{AssertSqlSafe, Row};
 
@@ -246,20 +246,30 @@ impl Tx {
             ids.sort_unstable();
             ids.dedup();
             for chunk in steady_chunks(&ids, CHUNK) {
-                let stored = self
-                    .present(
-                        "SELECT external_id AS id FROM comments WHERE origin = $1 AND external_id IN",
-                        origin,
-                        chunk,
-                    )
-                    .await?;
-                let echoes = self
-                    .present(
-                        "SELECT external_id AS id FROM processed_external_ids WHERE provider = $1 AND external_id IN",
-                        origin,
-                        chunk,
-                    )
-                    .await?;
+                // One query for both questions: `$1` is the origin, the
+                // ids are `$2…` in both halves.
+                let list = params(2, chunk.len());
+                // Audited: only numbered placeholders are spliced in.
+                let sql = format!(
+                    "SELECT 'comment' AS kind, external_id AS id FROM comments \
+                     WHERE origin = $1 AND external_id IN ({list}) \
+                     UNION ALL SELECT 'echo' AS kind, external_id AS id FROM processed_external_ids \
+                     WHERE provider = $1 AND external_id IN ({list})"
+                );
+                let mut q = sqlx::query(AssertSqlSafe(sql)).bind(origin);
+                for id in chunk {
+                    q = q.bind(*id);
+                }
+                let mut stored = HashSet::new();
+                let mut echoes = HashSet::new();
+                for row in q.fetch_all(&mut *self.tx).await? {
+                    let kind: String = row.try_get("kind")?;
+                    let id: String = row.try_get("id")?;
+                    match kind.as_str() {
+                        "echo" => echoes.insert(id),
+                        _ => stored.insert(id),
+                    };
+                }
                 for id in chunk {
                     let id = (*id).to_owned();
                     self.deferred
@@ -272,27 +282,6 @@ impl Tx {
             }
         }
         Ok(())
-    }
-
-    /// Those of `ids` that `select` (ending in `IN`, its `$1` bound to
-    /// `key`) finds, as the column `id`.
-    async fn present(
-        &mut self,
-        select: &str,
-        key: &str,
-        ids: &[&str],
-    ) -> Result<std::collections::HashSet<String>, StoreError> {
-        // Audited: `select` is a constant of this module; only numbered
-        // placeholders are spliced in.
-        let sql = format!("{select} ({})", params(2, ids.len()));
-        let mut q = sqlx::query(AssertSqlSafe(sql)).bind(key);
-        for id in ids {
-            q = q.bind(*id);
-        }
-        let rows = q.fetch_all(&mut *self.tx).await?;
-        rows.iter()
-            .map(|r| r.try_get::<String, _>("id").map_err(StoreError::from))
-            .collect()
     }
 
     /// Whether `provider`'s record `external_id` is one the host made

@@ -637,6 +637,7 @@ impl super::Tx {
                 duplicate: true,
             });
         }
+        self.stored_here.extend(inserted);
         Ok(out)
     }
 

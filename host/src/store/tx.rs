@@ -29,6 +29,9 @@ pub struct Tx {
     links: HashMap<(String, String), String>,
     /// Rows written late, many at once ([`Deferred`]).
     pub(super) deferred: Deferred,
+    /// Deliveries this transaction stored: none of them has an `applied`
+    /// record yet, so [`Tx::applied_many`] need not look theirs up.
+    pub(super) stored_here: std::collections::HashSet<String>,
 }
 
 impl Tx {
@@ -40,6 +43,7 @@ impl Tx {
             dirty: BTreeSet::new(),
             links: HashMap::new(),
             deferred: Deferred::default(),
+            stored_here: std::collections::HashSet::new(),
         }
     }
 
@@ -67,7 +71,12 @@ impl Tx {
         ids: &[&str],
     ) -> Result<std::collections::HashMap<String, String>, StoreError> {
         let mut out = std::collections::HashMap::new();
-        for chunk in steady_chunks(ids, CHUNK) {
+        let ids: Vec<&str> = ids
+            .iter()
+            .copied()
+            .filter(|id| !self.stored_here.contains(*id))
+            .collect();
+        for chunk in steady_chunks(&ids, CHUNK) {
             // Audited: only numbered placeholders are spliced in.
             let sql = format!(
                 "SELECT delivery_id, result FROM applied WHERE delivery_id IN ({})",
