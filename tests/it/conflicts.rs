@@ -11,11 +11,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
-use hmac::{Hmac, Mac};
 use host::app::App;
 use host::config::Config;
 use serde_json::{Value, json};
-use sha2::Sha256;
 
 use crate::db::{TestDb, conformance};
 use crate::fake_api::FakeApi;
@@ -84,13 +82,11 @@ impl Sync {
     /// A signed delivery from `ext`, processed before the answer.
     async fn send(&self, body: Value) -> Value {
         let body = body.to_string().into_bytes();
-        let mut mac = Hmac::<Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
-        mac.update(&body);
         self.http
             .post(format!("{}/hooks/ext?wait=true", self.base))
             .header(
                 "x-hub-signature-256",
-                format!("sha256={}", hex::encode(mac.finalize().into_bytes())),
+                crate::helpers::sha256_signature(SECRET, &body),
             )
             .header("x-github-delivery", uuid::Uuid::new_v4().to_string())
             .header("x-github-event", "relay")

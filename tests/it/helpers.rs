@@ -170,13 +170,19 @@ pub async fn post_bitbucket(
         .await
 }
 
+/// `sha256=` and the hex HMAC-SHA256 of `body` under `secret`: the
+/// signature header GitHub and Bitbucket send.
+pub fn sha256_signature(secret: &str, body: &[u8]) -> String {
+    use hmac::{Hmac, Mac};
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
 /// The `x-hub-signature` of a Bitbucket delivery signed with the suite's
 /// secret (`bb-secret-0123456789`).
 pub fn bitbucket_signature(body: &[u8]) -> String {
-    use hmac::{Hmac, Mac};
-    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(b"bb-secret-0123456789").unwrap();
-    mac.update(body);
-    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+    sha256_signature("bb-secret-0123456789", body)
 }
 
 /// Every stored delivery, page by page.

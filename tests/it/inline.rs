@@ -10,9 +10,7 @@
 use std::path::Path;
 
 use axum::http::StatusCode;
-use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
-use sha2::Sha256;
 use tokio_util::sync::CancellationToken;
 
 use host::app::App;
@@ -79,14 +77,12 @@ async fn start(db: TestDb, api_url: &str, delivery: &str) -> Host {
 impl Host {
     /// A signed delivery to `provider`; its id, once acknowledged.
     async fn send(&self, provider: &str, body: Vec<u8>) -> String {
-        let mut mac = Hmac::<Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
-        mac.update(&body);
         let resp = self
             .http
             .post(format!("{}/hooks/{provider}", self.base))
             .header(
                 "x-hub-signature-256",
-                format!("sha256={}", hex::encode(mac.finalize().into_bytes())),
+                crate::helpers::sha256_signature(SECRET, &body),
             )
             .header("x-github-delivery", uuid::Uuid::new_v4().to_string())
             .header("x-github-event", "relay")

@@ -14,13 +14,11 @@ use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
-use hmac::{Hmac, Mac};
 use host::app::App;
 use host::config::Config;
 use host::schedule::Ticker;
 use host::store::DeliveryStatus;
 use serde_json::{Value, json};
-use sha2::Sha256;
 
 use crate::db::{TestDb, conformance};
 use crate::fake_api::FakeApi;
@@ -124,14 +122,12 @@ impl JiraSync {
     /// answer.
     async fn send(&self, body: &Value) -> Value {
         let body = body.to_string().into_bytes();
-        let mut mac = Hmac::<Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
-        mac.update(&body);
         self.http
             .post(format!("{}/hooks/jira?wait=true", self.base))
             .header("content-type", "application/json")
             .header(
                 "x-hub-signature",
-                format!("sha256={}", hex::encode(mac.finalize().into_bytes())),
+                crate::helpers::sha256_signature(SECRET, &body),
             )
             .header(
                 "x-atlassian-webhook-identifier",

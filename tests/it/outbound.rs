@@ -18,12 +18,10 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::IntoResponse;
-use hmac::{Hmac, Mac};
 use host::app::App;
 use host::config::Config;
 use host::store::{ErrorCode, OutboxFilter, OutboxStatus};
 use serde_json::{Value, json};
-use sha2::Sha256;
 
 use crate::db::{TestDb, conformance};
 use crate::helpers::{Running, component};
@@ -151,12 +149,10 @@ async fn record(
 /// POSTs `body` to a relay provider's hook, signed (`x-hub-signature-256`).
 async fn signed(http: &reqwest::Client, url: &str, body: &Value) -> reqwest::Result<Value> {
     let body = body.to_string().into_bytes();
-    let mut mac = Hmac::<Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
-    mac.update(&body);
     http.post(url)
         .header(
             "x-hub-signature-256",
-            format!("sha256={}", hex::encode(mac.finalize().into_bytes())),
+            crate::helpers::sha256_signature(SECRET, &body),
         )
         .header("x-github-delivery", uuid::Uuid::new_v4().to_string())
         .header("x-github-event", "relay")
