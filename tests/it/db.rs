@@ -5,7 +5,7 @@
 use std::ops::Deref;
 
 use host::store::Store;
-use sqlx::{AssertSqlSafe, Connection, Executor};
+use sqlx::{AssertSqlSafe, Connection, Executor, Row};
 
 pub struct TestDb {
     pub store: Store,
@@ -84,6 +84,26 @@ impl TestDb {
         let mut conn = sqlx::AnyConnection::connect(&url).await.unwrap();
         conn.execute(AssertSqlSafe(sql.to_owned())).await.unwrap();
         conn.close().await.unwrap();
+    }
+
+    /// A delivery's body as stored, with its `body_encoding`: what the
+    /// store wrote, beneath what it reads back.
+    pub async fn stored_body(&self, id: &str) -> (Vec<u8>, Option<String>) {
+        sqlx::any::install_default_drivers();
+        let url = if self.postgres_db.is_some() {
+            self.url.clone()
+        } else {
+            format!("sqlite://{}", self.url)
+        };
+        let mut conn = sqlx::AnyConnection::connect(&url).await.unwrap();
+        let row = sqlx::query("SELECT body, body_encoding FROM deliveries WHERE id = $1")
+            .bind(id)
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+        let stored = (row.get("body"), row.get("body_encoding"));
+        conn.close().await.unwrap();
+        stored
     }
 
     /// Marks a delivery as stored before ingress redacted secrets.

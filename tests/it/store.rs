@@ -27,6 +27,7 @@ conformance!(
     claims_are_fenced_and_only_the_holder_renews_or_finishes,
     deferred_rows_are_seen_by_the_transaction_and_stored_at_commit,
     a_batch_checks_its_comment_ids_and_echoes_at_once,
+    bodies_are_stored_compressed_and_read_back_as_received,
 );
 
 fn by_guid(g: &str) -> TicketRef {
@@ -903,9 +904,21 @@ async fn the_checkpointer_copies_the_log_beside_the_writer(db: TestDb) {
         }
     };
     // ~2 MiB through the writer: below SQLite's own checkpoint (1,000
-    // pages), so only the checkpointer can have copied it.
+    // pages), so only the checkpointer can have copied it. Bytes without
+    // repeats, which the store keeps as they are (it compresses the rest).
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut noise = || -> Vec<u8> {
+        (0..64 << 10)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x >> 24) as u8
+            })
+            .collect()
+    };
     for i in 0..32 {
-        store(format!("big-{i}"), vec![b'x'; 64 << 10]).await;
+        store(format!("big-{i}"), noise()).await;
     }
     let Some(done) = db.checkpoint().await.unwrap() else {
         assert_eq!(db.backend(), host::store::Backend::Postgres);
@@ -1096,4 +1109,67 @@ async fn a_batch_checks_its_comment_ids_and_echoes_at_once(db: TestDb) {
     assert!(tx.is_echo("bitbucket", "later").await.unwrap());
     tx.commit().await.unwrap();
     assert_eq!(db.comments(&guid).await.unwrap().len(), 3);
+}
+
+/// A delivery's body is stored compressed when that makes it smaller and
+/// read back as received, whichever path wrote it (one at a time, or a
+/// group commit's batch); a row as an older version left it (no encoding)
+/// reads as it was; delivery ids are time-ordered.
+async fn bodies_are_stored_compressed_and_read_back_as_received(db: TestDb) {
+    use host::store::{NewDelivery, new_delivery_id};
+
+    let big = format!("{{\"comment\": \"{}\"}}", "a long comment ".repeat(200));
+    let small = "{\"id\": 1}";
+    let ids: Vec<String> = (0..3).map(|_| new_delivery_id()).collect();
+    let mut sorted = ids.clone();
+    sorted.sort();
+    assert_eq!(sorted, ids, "ids are made in time order");
+    let rows = [
+        (ids[0].clone(), big.clone()),
+        (ids[1].clone(), big.clone()),
+        (ids[2].clone(), small.to_owned()),
+    ];
+    fn as_new((id, body): &(String, String)) -> NewDelivery<'_> {
+        NewDelivery {
+            id: id.as_str(),
+            provider: "bitbucket",
+            dedupe_key: id.as_str(),
+            body_key: None,
+            method: "POST",
+            path: "/hooks/bitbucket",
+            headers: &[],
+            body: body.as_bytes(),
+            received_at: "2026-12-01T10:00:00.000000Z",
+        }
+    }
+    db.insert_delivery(&as_new(&rows[0])).await.unwrap();
+    let mut tx = db.begin().await.unwrap();
+    let batch: Vec<NewDelivery<'_>> = rows[1..].iter().map(as_new).collect();
+    tx.insert_deliveries(&batch).await.unwrap();
+    tx.commit().await.unwrap();
+
+    for (id, body) in &rows {
+        let row = db.delivery(id).await.unwrap().unwrap();
+        assert_eq!(row.body, body.as_bytes(), "{id}");
+    }
+    for (id, _) in &rows[..2] {
+        let (stored, encoding) = db.stored_body(id).await;
+        assert_eq!(encoding.as_deref(), Some("lz4"), "{id}");
+        assert!(stored.len() * 4 < big.len(), "{id}: {} bytes", stored.len());
+    }
+    let (stored, encoding) = db.stored_body(&ids[2]).await;
+    assert_eq!((stored.as_slice(), encoding), (small.as_bytes(), None));
+
+    // Written before bodies were encoded: as received, no encoding.
+    let old = if db.postgres_name().is_some() {
+        "'\\x6f6c64'::bytea"
+    } else {
+        "X'6f6c64'"
+    };
+    db.execute(&format!(
+        "UPDATE deliveries SET body = {old}, body_encoding = NULL WHERE id = '{}'",
+        ids[0]
+    ))
+    .await;
+    assert_eq!(db.delivery(&ids[0]).await.unwrap().unwrap().body, b"old");
 }

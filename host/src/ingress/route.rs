@@ -335,7 +335,7 @@ pub(crate) async fn receive(
     }
     let dedupe_key = provider.dedupe.extract(verified.headers(), verified.body());
     let body_key = provider.replay_dedupe.then(|| body_key(verified.body()));
-    let id = uuid::Uuid::new_v4().simple().to_string();
+    let id = crate::store::new_delivery_id();
     let path = match uri.query() {
         Some(q) => format!("{}?{q}", uri.path()),
         None => uri.path().to_owned(),

@@ -242,7 +242,7 @@ async fn insert(
     path: &str,
     received_at: &str,
 ) -> Result<Option<String>, StoreError> {
-    let id = uuid::Uuid::new_v4().simple().to_string();
+    let id = crate::store::new_delivery_id();
     let s = store
         .insert_delivery(&NewDelivery {
             id: &id,

@@ -11,6 +11,7 @@
 //! transactions never race for the database lock; reads use their own pool.
 //! On PostgreSQL a ticket is locked (`FOR UPDATE`) before it is changed.
 
+mod body;
 mod conflicts;
 mod deferred;
 mod fault;
@@ -43,7 +44,9 @@ pub use conflicts::{
 };
 pub use group::{InboxEntry, InboxWriter, Inline};
 pub use health::{ProviderCounts, RECENT_ATTEMPTS, RecentAttempt};
-pub use inbox::{DeliveryFilter, DeliveryRow, Finish, NewDelivery, Reclaim, Settle, Stored};
+pub use inbox::{
+    DeliveryFilter, DeliveryRow, Finish, NewDelivery, Reclaim, Settle, Stored, new_delivery_id,
+};
 pub use lease::Queue;
 pub use outbox::{OutboxAttempt, OutboxFilter, OutboxFinish, OutboxRow};
 pub use people::{NewPerson, PersonRow, PutPerson, StateEntry};

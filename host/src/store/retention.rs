@@ -31,7 +31,7 @@ impl Store {
         };
         // Audited: only the status enum's constants are spliced in.
         let sql = format!(
-            "UPDATE deliveries SET body = $1, body_dropped_at = $2 \
+            "UPDATE deliveries SET body = $1, body_encoding = NULL, body_dropped_at = $2 \
              WHERE id IN (SELECT id FROM deliveries \
                           WHERE body_dropped_at IS NULL AND received_at < $3 \
                           AND status NOT IN ({}) \
