@@ -2,6 +2,10 @@
 
 use std::process::ExitCode;
 
+/// mimalloc rather than glibc's malloc: see the workspace manifest.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     host::cli::main()
 }

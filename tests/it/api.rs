@@ -593,6 +593,7 @@ async fn replaying_without_a_mapper_is_a_conflict(db: TestDb) {
     let app = spawn_app(db).await;
     app.db
         .insert_delivery(&host::store::NewDelivery {
+            encoded: None,
             id: "d-1",
             provider: "tracker",
             dedupe_key: "d-1",

@@ -36,6 +36,7 @@ async fn store_delivery(db: &TestDb, body: &[u8]) -> String {
     let id = uuid::Uuid::new_v4().to_string();
     db.store
         .insert_delivery(&NewDelivery {
+            encoded: None,
             id: &id,
             provider: "hostile",
             dedupe_key: &id,

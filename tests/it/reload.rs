@@ -410,6 +410,7 @@ async fn removing_a_mapper_stops_its_route_with_503_and_loses_no_stored_delivery
     // A delivery stored just before the removal stays pending...
     let stored =
         s.db.insert_delivery(&NewDelivery {
+            encoded: None,
             id: "stored-before-removal",
             provider: "bitbucket",
             dedupe_key: "stored-before-removal",

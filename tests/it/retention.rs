@@ -21,6 +21,7 @@ fn now() -> DateTime<Utc> {
 async fn delivery(db: &TestDb, id: &str, age: Duration, status: &str) {
     let received_at = timestamp(now() - chrono::Duration::from_std(age).unwrap());
     db.insert_delivery(&NewDelivery {
+        encoded: None,
         id,
         provider: "gitlab",
         dedupe_key: id,

@@ -380,6 +380,7 @@ async fn rows_stored_before_redaction_are_redacted_when_the_store_opens(db: Test
         ("content-type".to_owned(), "application/json".to_owned()),
     ];
     db.insert_delivery(&host::store::NewDelivery {
+        encoded: None,
         id: "old-1",
         provider: "tracker",
         dedupe_key: "k1",

@@ -669,11 +669,13 @@ async fn concurrent_deliveries_share_one_commit(db: TestDb) {
         path: "/hooks/github".into(),
         headers: vec![("x-github-event".into(), "push".into())],
         body: bytes::Bytes::from_static(b"{}"),
+        stored_body: host::store::encode_owned(&bytes::Bytes::from_static(b"{}")),
         received_at: host::store::now(),
         premapped: None,
     };
     let earlier = db
         .insert_delivery(&NewDelivery {
+            encoded: None,
             id: "earlier",
             provider: "github",
             dedupe_key: "seen-before",
@@ -791,6 +793,7 @@ async fn claims_are_fenced_and_only_the_holder_renews_or_finishes(db: TestDb) {
     use std::time::Duration;
 
     db.insert_delivery(&NewDelivery {
+        encoded: None,
         id: "d1",
         provider: "github",
         dedupe_key: "d1",
@@ -889,6 +892,7 @@ async fn the_checkpointer_copies_the_log_beside_the_writer(db: TestDb) {
         let db = &db;
         async move {
             db.insert_delivery(&NewDelivery {
+                encoded: None,
                 id: &id,
                 provider: "github",
                 dedupe_key: &id,
@@ -1131,6 +1135,7 @@ async fn bodies_are_stored_compressed_and_read_back_as_received(db: TestDb) {
     ];
     fn as_new((id, body): &(String, String)) -> NewDelivery<'_> {
         NewDelivery {
+            encoded: None,
             id: id.as_str(),
             provider: "bitbucket",
             dedupe_key: id.as_str(),

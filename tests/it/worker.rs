@@ -435,6 +435,7 @@ async fn processing_abandoned_by_its_caller_leaves_no_claim_behind(db: TestDb) {
     let body = created["delivery"]["body"].to_string();
     db.store
         .insert_delivery(&NewDelivery {
+            encoded: None,
             id: &id,
             provider: "bitbucket",
             dedupe_key: &id,

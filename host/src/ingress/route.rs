@@ -28,7 +28,7 @@ use crate::api::{ApiError, ErrorBody};
 use crate::config::{DedupeConfig, ProviderConfig};
 use crate::metrics::Metrics;
 use crate::reload::{Availability, MapperRegistry};
-use crate::store::{DeliveryStatus, InboxEntry, InboxWriter, Reclaim, Store, now};
+use crate::store::{DeliveryStatus, InboxEntry, InboxWriter, Reclaim, Store, encode_owned, now};
 use crate::worker::{OutcomeReport, Worker};
 
 /// One configured webhook sender.
@@ -351,6 +351,7 @@ pub(crate) async fn receive(
         method: method.as_str().to_owned(),
         path: redaction.path(&path),
         headers: redaction.headers(verified.headers()),
+        stored_body: encode_owned(&body),
         body: body.clone(),
         received_at: now(),
         premapped: None,

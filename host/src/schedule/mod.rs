@@ -245,6 +245,7 @@ async fn insert(
     let id = crate::store::new_delivery_id();
     let s = store
         .insert_delivery(&NewDelivery {
+            encoded: None,
             id: &id,
             provider,
             dedupe_key: key,

@@ -53,6 +53,22 @@ impl Encoding {
     }
 }
 
+/// A body already encoded for the store, by a caller that can afford the
+/// work where the single writer cannot (ingress, on the request's thread).
+#[derive(Clone, Copy)]
+pub struct Encoded<'a> {
+    pub bytes: &'a [u8],
+    pub encoding: Encoding,
+}
+
+/// [`encode`], owned: for a body that waits in a queue before it is stored.
+pub fn encode_owned(body: &bytes::Bytes) -> (bytes::Bytes, Encoding) {
+    match encode(body) {
+        (Cow::Owned(packed), encoding) => (bytes::Bytes::from(packed), encoding),
+        (Cow::Borrowed(_), encoding) => (body.clone(), encoding),
+    }
+}
+
 /// The bytes to store for `body`, and how they are encoded.
 pub fn encode(body: &[u8]) -> (Cow<'_, [u8]>, Encoding) {
     if body.len() < MIN_ENCODED_LEN || body.len() > MAX_ENCODED_LEN {

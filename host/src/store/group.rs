@@ -14,7 +14,7 @@ use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use super::{NewDelivery, Store, StoreError, Stored, Tx};
+use super::{Encoded, Encoding, NewDelivery, Store, StoreError, Stored, Tx};
 use crate::metrics::Metrics;
 
 /// Deliveries taken into one transaction at most.
@@ -35,6 +35,9 @@ pub struct InboxEntry {
     pub path: String,
     pub headers: Vec<(String, String)>,
     pub body: Bytes,
+    /// `body` as the store keeps it ([`super::encode_owned`]), made by the
+    /// request rather than the writer.
+    pub stored_body: (Bytes, Encoding),
     pub received_at: String,
     /// What the inline path made of it before it was stored (opaque to
     /// the store: only the [`Inline`] hook reads it).
@@ -71,6 +74,10 @@ impl InboxEntry {
             path: &self.path,
             headers: &self.headers,
             body: &self.body,
+            encoded: Some(Encoded {
+                bytes: &self.stored_body.0,
+                encoding: self.stored_body.1,
+            }),
             received_at: &self.received_at,
         }
     }

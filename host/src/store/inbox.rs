@@ -25,7 +25,21 @@ pub struct NewDelivery<'a> {
     pub path: &'a str,
     pub headers: &'a [(String, String)],
     pub body: &'a [u8],
+    /// `body` as the store keeps it, when the caller encoded it already
+    /// (ingress does, so the single writer does not); `None`: the store
+    /// encodes it.
+    pub encoded: Option<body::Encoded<'a>>,
     pub received_at: &'a str,
+}
+
+impl NewDelivery<'_> {
+    /// The bytes to store and their encoding.
+    fn stored_body(&self) -> (std::borrow::Cow<'_, [u8]>, body::Encoding) {
+        match self.encoded {
+            Some(e) => (std::borrow::Cow::Borrowed(e.bytes), e.encoding),
+            None => body::encode(self.body),
+        }
+    }
 }
 
 /// A fresh delivery id: a UUIDv7 in lowercase hex. Time-ordered, so the
@@ -210,7 +224,7 @@ impl Store {
     /// already; returns once the row is committed.
     pub async fn insert_delivery(&self, d: &NewDelivery<'_>) -> Result<Stored, StoreError> {
         let headers = headers_json(d.headers);
-        let (stored_body, encoding) = body::encode(d.body);
+        let (stored_body, encoding) = d.stored_body();
         let done = sqlx::query(
             "INSERT INTO deliveries (id, provider, dedupe_key, method, path, headers, body, received_at, \
              status, attempts, next_attempt_at, body_key, redacted, body_encoding) \
@@ -598,7 +612,7 @@ impl super::Tx {
                  VALUES {} ON CONFLICT DO NOTHING",
                 value_rows(chunk.len(), 14)
             );
-            let bodies: Vec<_> = chunk.iter().map(|d| body::encode(d.body)).collect();
+            let bodies: Vec<_> = chunk.iter().map(NewDelivery::stored_body).collect();
             let mut q = sqlx::query(AssertSqlSafe(sql));
             for (d, (stored_body, encoding)) in chunk.iter().zip(&bodies) {
                 q = q

@@ -38,6 +38,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, AssertSqlSafe, Connection, Executor, Row};
 use thiserror::Error;
 
+pub use body::{Encoded, Encoding, encode_owned};
 pub use conflicts::{
     ConflictFilter, ConflictResolved, ConflictRow, ConflictState, NewConflict, NewSynced,
     Resolution, SyncSource,
