@@ -72,16 +72,21 @@ impl TestDb {
         self.postgres_db.as_deref()
     }
 
-    /// Runs `sql` on its own connection: for setting up rows as an older
-    /// version of the host would have left them.
-    pub async fn execute(&self, sql: &str) {
+    /// A connection of its own to this database, beside the store's pools.
+    async fn connect(&self) -> sqlx::AnyConnection {
         sqlx::any::install_default_drivers();
         let url = if self.postgres_db.is_some() {
             self.url.clone()
         } else {
             format!("sqlite://{}", self.url)
         };
-        let mut conn = sqlx::AnyConnection::connect(&url).await.unwrap();
+        sqlx::AnyConnection::connect(&url).await.unwrap()
+    }
+
+    /// Runs `sql` on its own connection: for setting up rows as an older
+    /// version of the host would have left them.
+    pub async fn execute(&self, sql: &str) {
+        let mut conn = self.connect().await;
         conn.execute(AssertSqlSafe(sql.to_owned())).await.unwrap();
         conn.close().await.unwrap();
     }
@@ -89,13 +94,7 @@ impl TestDb {
     /// A delivery's body as stored, with its `body_encoding`: what the
     /// store wrote, beneath what it reads back.
     pub async fn stored_body(&self, id: &str) -> (Vec<u8>, Option<String>) {
-        sqlx::any::install_default_drivers();
-        let url = if self.postgres_db.is_some() {
-            self.url.clone()
-        } else {
-            format!("sqlite://{}", self.url)
-        };
-        let mut conn = sqlx::AnyConnection::connect(&url).await.unwrap();
+        let mut conn = self.connect().await;
         let row = sqlx::query("SELECT body, body_encoding FROM deliveries WHERE id = $1")
             .bind(id)
             .fetch_one(&mut conn)
