@@ -90,17 +90,14 @@ pub fn decode(stored: Vec<u8>, encoding: Option<&str>) -> Result<Vec<u8>, StoreE
     match Encoding::from_column(encoding)? {
         Encoding::Identity => Ok(stored),
         Encoding::Lz4 => {
-            let declared = stored
-                .get(..4)
-                .and_then(|b| <[u8; 4]>::try_from(b).ok())
-                .map(|b| u32::from_le_bytes(b) as usize)
-                .ok_or_else(|| corrupt("an lz4 body shorter than its length prefix".into()))?;
+            let (declared, block) = lz4_flex::block::uncompressed_size(&stored)
+                .map_err(|_| corrupt("an lz4 body shorter than its length prefix".into()))?;
             if declared > MAX_ENCODED_LEN {
                 return Err(corrupt(format!(
                     "an lz4 body declares {declared} bytes, over the {MAX_ENCODED_LEN} ever encoded"
                 )));
             }
-            lz4_flex::block::decompress_size_prepended(&stored)
+            lz4_flex::block::decompress(block, declared)
                 .map_err(|e| corrupt(format!("an lz4 body does not decode: {e}")))
         }
     }
