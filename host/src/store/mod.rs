@@ -180,7 +180,8 @@ impl Store {
                             Box::pin(async move {
                                 conn.execute(
                                     "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
-                                     PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;",
+                                     PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000; \
+                                     PRAGMA temp_store = MEMORY;",
                                 )
                                 .await
                                 .map(drop)
@@ -384,6 +385,52 @@ pub fn timestamp(t: chrono::DateTime<chrono::Utc>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every SQLite connection, the writer's and the readers', runs with
+    /// the settings the store's durability and speed rest on: a lost
+    /// `synchronous = FULL` would acknowledge deliveries a power cut can
+    /// lose, and a lost `temp_store = MEMORY` sends statement journals to
+    /// a temporary file (under load, more bytes than the log itself).
+    #[tokio::test]
+    async fn sqlite_connections_keep_the_log_durable_and_statement_journals_in_memory() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = Store::open(&dir.path().join("s.db").to_string_lossy())
+            .await
+            .expect("open");
+        async fn pragmas(conn: &mut sqlx::AnyConnection) -> (String, i64, i64, i64) {
+            let one = |sql: &'static str| sqlx::query(sql);
+            let mode: String = one("PRAGMA journal_mode")
+                .fetch_one(&mut *conn)
+                .await
+                .and_then(|r| r.try_get(0))
+                .expect("journal_mode");
+            let mut int = async |sql: &'static str| -> i64 {
+                one(sql)
+                    .fetch_one(&mut *conn)
+                    .await
+                    .and_then(|r| r.try_get(0))
+                    .expect(sql)
+            };
+            (
+                mode,
+                int("PRAGMA synchronous").await,
+                int("PRAGMA temp_store").await,
+                int("PRAGMA foreign_keys").await,
+            )
+        }
+        // journal_mode, synchronous (2 = FULL), temp_store (2 = MEMORY),
+        // foreign_keys.
+        let want = ("wal".to_owned(), 2, 2, 1);
+        let mut tx = store.begin().await.expect("begin");
+        assert_eq!(
+            pragmas(tx.conn().await.expect("conn")).await,
+            want,
+            "writer"
+        );
+        drop(tx);
+        let mut reader = store.read_pool().acquire().await.expect("reader");
+        assert_eq!(pragmas(&mut reader).await, want, "reader");
+    }
 
     #[test]
     fn urls_select_the_backend() {
