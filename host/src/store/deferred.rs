@@ -24,7 +24,7 @@ use std::collections::{HashMap, HashSet};
 
 use sqlx::{AssertSqlSafe, Row};
 
-use super::query::{params, steady_chunks, value_rows};
+use super::query::{Null, pad, padded_chunks, padded_values, params, value_rows};
 use super::rows::NewHistory;
 use super::{Backend, OutboxStatus, StoreError, Tx};
 
@@ -89,14 +89,14 @@ impl Tx {
             return Ok(());
         }
         let history = std::mem::take(&mut self.deferred.history);
-        for chunk in steady_chunks(&history, CHUNK) {
+        for chunk in padded_chunks(&history, CHUNK) {
             // Audited: only numbered placeholders are spliced in.
             let sql = format!(
-                "INSERT INTO history (id, ticket_guid, kind, change, actor, origin, delivery_id, mapper_hash, at) VALUES {}",
-                value_rows(chunk.len(), 9)
+                "INSERT INTO history (id, ticket_guid, kind, change, actor, origin, delivery_id, mapper_hash, at) {}",
+                padded_values(self.backend, chunk.shape, 9)
             );
             let mut q = sqlx::query(AssertSqlSafe(sql));
-            for h in chunk {
+            for h in chunk.rows {
                 q = q
                     .bind(h.id)
                     .bind(&h.ticket_guid)
@@ -108,18 +108,21 @@ impl Tx {
                     .bind(&h.mapper_hash)
                     .bind(&h.at);
             }
+            let mut cols = [Null::Text; 9];
+            cols[0] = Null::Int;
+            q = pad(q, chunk.padding(), &cols);
             q.execute(&mut *self.tx).await?;
         }
         let outbox = std::mem::take(&mut self.deferred.outbox);
-        for chunk in steady_chunks(&outbox, CHUNK) {
+        for chunk in padded_chunks(&outbox, CHUNK) {
             // Audited: only numbered placeholders are spliced in.
             let sql = format!(
                 "INSERT INTO outbox (history_id, provider, ticket_guid, status, created_at, next_attempt_at, updated_at) \
-                 VALUES {} ON CONFLICT (history_id, provider) DO NOTHING",
-                value_rows(chunk.len(), 7)
+                 {} ON CONFLICT (history_id, provider) DO NOTHING",
+                padded_values(self.backend, chunk.shape, 7)
             );
             let mut q = sqlx::query(AssertSqlSafe(sql));
-            for o in chunk {
+            for o in chunk.rows {
                 q = q
                     .bind(o.history_id)
                     .bind(&o.provider)
@@ -129,17 +132,20 @@ impl Tx {
                     .bind(&o.at)
                     .bind(&o.at);
             }
+            let mut cols = [Null::Text; 7];
+            cols[0] = Null::Int;
+            q = pad(q, chunk.padding(), &cols);
             q.execute(&mut *self.tx).await?;
         }
         let comments = std::mem::take(&mut self.deferred.comments);
-        for chunk in steady_chunks(&comments, CHUNK) {
+        for chunk in padded_chunks(&comments, CHUNK) {
             // Audited: only numbered placeholders are spliced in.
             let sql = format!(
-                "INSERT INTO comments (ticket_guid, body, author, origin, external_id, at) VALUES {}",
-                value_rows(chunk.len(), 6)
+                "INSERT INTO comments (ticket_guid, body, author, origin, external_id, at) {}",
+                padded_values(self.backend, chunk.shape, 6)
             );
             let mut q = sqlx::query(AssertSqlSafe(sql));
-            for c in chunk {
+            for c in chunk.rows {
                 q = q
                     .bind(&c.ticket_guid)
                     .bind(&c.body)
@@ -148,6 +154,7 @@ impl Tx {
                     .bind(&c.external_id)
                     .bind(&c.at);
             }
+            q = pad(q, chunk.padding(), &[Null::Text; 6]);
             q.execute(&mut *self.tx).await?;
         }
         Ok(())
@@ -245,10 +252,10 @@ impl Tx {
         for (origin, mut ids) in by_origin {
             ids.sort_unstable();
             ids.dedup();
-            for chunk in steady_chunks(&ids, CHUNK) {
+            for chunk in padded_chunks(&ids, CHUNK) {
                 // One query for both questions: `$1` is the origin, the
                 // ids are `$2…` in both halves.
-                let list = params(2, chunk.len());
+                let list = params(2, chunk.shape);
                 // Audited: only numbered placeholders are spliced in.
                 let sql = format!(
                     "SELECT 'comment' AS kind, external_id AS id FROM comments \
@@ -257,9 +264,11 @@ impl Tx {
                      WHERE provider = $1 AND external_id IN ({list})"
                 );
                 let mut q = sqlx::query(AssertSqlSafe(sql)).bind(origin);
-                for id in chunk {
+                for id in chunk.rows {
                     q = q.bind(*id);
                 }
+                // A NULL in the list matches nothing.
+                q = pad(q, chunk.padding(), &[Null::Text]);
                 let mut stored = HashSet::new();
                 let mut echoes = HashSet::new();
                 for row in q.fetch_all(&mut *self.tx).await? {
@@ -270,7 +279,7 @@ impl Tx {
                         _ => stored.insert(id),
                     };
                 }
-                for id in chunk {
+                for id in chunk.rows {
                     let id = (*id).to_owned();
                     self.deferred
                         .comment_ids

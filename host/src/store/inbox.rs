@@ -6,7 +6,7 @@ use crate::redacted::{Bytes, HeaderNames};
 
 use super::body;
 use super::lease::{Clock, Queue, new_claim_token};
-use super::query::{Filtered, params, steady_chunks, value_rows};
+use super::query::{Filtered, Null, list_for, pad, padded_chunks, padded_values, params, rows_for};
 use super::status::{DeliveryStatus, IgnoreReason};
 use super::{Store, StoreError};
 
@@ -156,9 +156,27 @@ pub struct Finish<'a> {
 const DELIVERY_COLUMNS: &str = "id, provider, dedupe_key, method, path, headers, body, body_encoding, \
      received_at, status, reason, attempts, last_error, mapper_hash, event_type, output, claim_token";
 
-/// Rows per multi-row INSERT: 8 parameters each stays far below SQLite's
-/// and PostgreSQL's parameter limits.
+/// Rows per multi-row statement: 256 rows of up to 14 parameters stay far
+/// below SQLite's and PostgreSQL's parameter limits.
 const INSERT_CHUNK: usize = 256;
+
+/// The types of an inserted delivery's columns, for padding rows.
+const DELIVERY_INSERT_NULLS: [Null; 14] = [
+    Null::Text, // id
+    Null::Text, // provider
+    Null::Text, // dedupe_key
+    Null::Text, // method
+    Null::Text, // path
+    Null::Text, // headers
+    Null::Blob, // body
+    Null::Text, // received_at
+    Null::Text, // status
+    Null::Int,  // attempts
+    Null::Text, // next_attempt_at
+    Null::Text, // body_key
+    Null::Int,  // redacted
+    Null::Text, // body_encoding
+];
 
 fn headers_json(headers: &[(String, String)]) -> String {
     serde_json::to_string(headers).unwrap_or_else(|_| "[]".into())
@@ -443,7 +461,7 @@ impl Store {
     ) -> Result<u64, StoreError> {
         let mut fenced = 0;
         let mut tx = self.write.begin().await?;
-        for chunk in steady_chunks(finished, INSERT_CHUNK) {
+        for chunk in padded_chunks(finished, INSERT_CHUNK) {
             // Audited: only numbered placeholders and a constant are
             // spliced in. VALUES columns are `column1`… in both dialects.
             let sql = format!(
@@ -453,11 +471,11 @@ impl Store {
                  attempts = deliveries.attempts - v.column9, claim_token = NULL \
                  FROM (VALUES {}) AS v WHERE deliveries.id = v.column1 \
                  AND deliveries.claim_token = v.column10 AND deliveries.status = {processing}",
-                value_rows(chunk.len(), 10),
+                rows_for(self.backend, chunk.shape, 10),
                 processing = DeliveryStatus::Processing.sql(),
             );
             let mut q = sqlx::query(AssertSqlSafe(sql));
-            for (id, f) in chunk {
+            for (id, f) in chunk.rows {
                 q = q
                     .bind(*id)
                     .bind(f.status.as_str())
@@ -470,6 +488,10 @@ impl Store {
                     .bind(i64::from(f.refund_attempt))
                     .bind(f.claim_token);
             }
+            // A padding row's NULL id matches no delivery.
+            let mut cols = [Null::Text; 10];
+            cols[8] = Null::Int;
+            q = pad(q, chunk.padding(), &cols);
             fenced += q.execute(&mut *tx).await?.rows_affected();
         }
         tx.commit().await?;
@@ -602,19 +624,20 @@ impl super::Tx {
         &mut self,
         batch: &[NewDelivery<'_>],
     ) -> Result<Vec<Stored>, StoreError> {
+        let backend = self.backend;
         let tx = self.conn().await?;
         let mut inserted = std::collections::HashSet::new();
-        for chunk in steady_chunks(batch, INSERT_CHUNK) {
+        for chunk in padded_chunks(batch, INSERT_CHUNK) {
             // Audited: only numbered placeholders are spliced in.
             let sql = format!(
                 "INSERT INTO deliveries (id, provider, dedupe_key, method, path, headers, body, \
                  received_at, status, attempts, next_attempt_at, body_key, redacted, body_encoding) \
-                 VALUES {} ON CONFLICT DO NOTHING",
-                value_rows(chunk.len(), 14)
+                 {} ON CONFLICT DO NOTHING",
+                padded_values(backend, chunk.shape, 14)
             );
-            let bodies: Vec<_> = chunk.iter().map(NewDelivery::stored_body).collect();
+            let bodies: Vec<_> = chunk.rows.iter().map(NewDelivery::stored_body).collect();
             let mut q = sqlx::query(AssertSqlSafe(sql));
-            for (d, (stored_body, encoding)) in chunk.iter().zip(&bodies) {
+            for (d, (stored_body, encoding)) in chunk.rows.iter().zip(&bodies) {
                 q = q
                     .bind(d.id)
                     .bind(d.provider)
@@ -633,24 +656,26 @@ impl super::Tx {
                     .bind(1_i64)
                     .bind(encoding.as_column());
             }
+            q = pad(q, chunk.padding(), &DELIVERY_INSERT_NULLS);
             // No `RETURNING`: on SQLite each returned row is a message from
             // the connection's thread. Every row stored is the common case;
             // ids are fresh, so those of the chunk found afterwards are the
             // ones this statement stored.
             let done = q.execute(&mut *tx).await?;
-            if done.rows_affected() == chunk.len() as u64 {
-                inserted.extend(chunk.iter().map(|d| d.id.to_owned()));
+            if done.rows_affected() == chunk.rows.len() as u64 {
+                inserted.extend(chunk.rows.iter().map(|d| d.id.to_owned()));
                 continue;
             }
             // Audited: only numbered placeholders are spliced in.
             let sql = format!(
                 "SELECT id FROM deliveries WHERE id IN ({})",
-                params(1, chunk.len())
+                list_for(backend, chunk.shape)
             );
             let mut q = sqlx::query(AssertSqlSafe(sql));
-            for d in chunk {
+            for d in chunk.rows {
                 q = q.bind(d.id);
             }
+            q = pad(q, chunk.padding(), &[Null::Text]);
             for row in q.fetch_all(&mut *tx).await? {
                 inserted.insert(row.try_get::<String, _>("id")?);
             }
@@ -676,9 +701,10 @@ impl super::Tx {
     /// Records the outcomes of deliveries stored `pending` earlier in this
     /// transaction and processed in it: one attempt each, no claim.
     pub async fn settle_new(&mut self, settled: &[Settle<'_>]) -> Result<u64, StoreError> {
+        let backend = self.backend;
         let tx = self.conn().await?;
         let mut done = 0;
-        for chunk in steady_chunks(settled, INSERT_CHUNK) {
+        for chunk in padded_chunks(settled, INSERT_CHUNK) {
             // Audited: only numbered placeholders and constants are
             // spliced in. VALUES columns are `column1`… in both dialects.
             let sql = format!(
@@ -687,11 +713,11 @@ impl super::Tx {
                  reason = v.column7, attempts = 1, next_attempt_at = NULL \
                  FROM (VALUES {}) AS v WHERE deliveries.id = v.column1 \
                  AND deliveries.status = {pending}",
-                value_rows(chunk.len(), 7),
+                rows_for(backend, chunk.shape, 7),
                 pending = DeliveryStatus::Pending.sql(),
             );
             let mut q = sqlx::query(AssertSqlSafe(sql));
-            for d in chunk {
+            for d in chunk.rows {
                 q = q
                     .bind(d.id)
                     .bind(d.status.as_str())
@@ -701,6 +727,8 @@ impl super::Tx {
                     .bind(d.output)
                     .bind(d.reason.map(IgnoreReason::as_str));
             }
+            // A padding row's NULL id matches no delivery.
+            q = pad(q, chunk.padding(), &[Null::Text; 7]);
             done += q.execute(&mut *tx).await?.rows_affected();
         }
         Ok(done)

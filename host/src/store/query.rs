@@ -5,7 +5,7 @@
 use sqlx::any::AnyRow;
 use sqlx::{AnyPool, AssertSqlSafe};
 
-use super::{Page, StoreError};
+use super::{Backend, Page, StoreError};
 
 /// `$first, …`: `n` numbered parameters, for `IN (…)` lists.
 pub(super) fn params(first: usize, n: usize) -> String {
@@ -182,47 +182,141 @@ mod tests {
     }
 }
 
-/// Splits `rows` into chunks whose sizes are powers of two, at most `max`
-/// (itself one): a multi-row statement's text depends on its row count,
-/// and the connection's prepared-statement cache then holds a few shapes
-/// instead of one per batch size, so batches of any size reuse prepared
-/// statements rather than parse hundreds of placeholders anew. Measured
-/// on the inbox's and the inline path's statements: ack p99 at 2,000/s
-/// from 69–143 ms to 31–37 ms.
-pub(super) fn steady_chunks<T>(mut rows: &[T], max: usize) -> impl Iterator<Item = &[T]> {
-    std::iter::from_fn(move || {
-        if rows.is_empty() {
-            return None;
-        }
-        let size = if rows.len() >= max {
-            max
-        } else {
-            1 << rows.len().ilog2()
-        };
-        let (chunk, rest) = rows.split_at(size);
-        rows = rest;
-        Some(chunk)
+/// One statement's share of a multi-row write: `rows`, written into a
+/// statement made for `shape` rows, the next power of two (at most the
+/// chunk limit). A statement's text depends on its row count, and the
+/// connection's prepared-statement cache then holds a few shapes instead of
+/// one per batch size, so batches of any size reuse prepared statements
+/// rather than parse hundreds of placeholders anew (measured on the inbox's
+/// and the inline path's statements: ack p99 at 2,000/s from 69–143 ms to
+/// 31–37 ms). The rows past `rows.len()` are NULL padding ([`pad`]) that
+/// the statement skips ([`padded_values`]), so a batch of any size up to
+/// the limit is one statement per table: on SQLite each statement is a
+/// round trip to the connection's thread, and splitting a batch into
+/// power-of-two chunks cost one per set bit of its size (a batch of 27
+/// took 16 + 8 + 2 + 1).
+pub(super) struct Chunk<'a, T> {
+    pub rows: &'a [T],
+    pub shape: usize,
+}
+
+impl<T> Chunk<'_, T> {
+    /// Padding rows the statement holds after the chunk's own.
+    pub fn padding(&self) -> usize {
+        self.shape - self.rows.len()
+    }
+}
+
+/// Splits `rows` into chunks of at most `max` (a power of two), each with
+/// its statement's shape ([`Chunk`]).
+pub(super) fn padded_chunks<T>(rows: &[T], max: usize) -> impl Iterator<Item = Chunk<'_, T>> {
+    debug_assert!(max.is_power_of_two());
+    rows.chunks(max).map(move |rows| Chunk {
+        rows,
+        shape: rows.len().next_power_of_two().min(max),
     })
 }
 
+/// `n` parameters for an `IN (…)` list that holds a statement's only
+/// parameters, written as `backend` binds them fastest ([`rows_for`]).
+pub(super) fn list_for(backend: Backend, n: usize) -> String {
+    rows_for(backend, 1, n).trim_matches(['(', ')']).to_owned()
+}
+
+/// `rows` rows of `cols` parameters for multi-row `VALUES` in a statement
+/// that has no other parameters, written as `backend` binds them fastest:
+/// PostgreSQL's numbered `$1…`, SQLite's anonymous `?`. sqlx looks up the
+/// name of every numbered SQLite parameter before binding it, and SQLite
+/// finds a name by scanning the statement's list of names from the start,
+/// so binding a statement's numbered parameters costs the square of their
+/// number: 3.7% of the host's samples under load, for statements of a few
+/// hundred parameters. Anonymous ones have no name to look up.
+pub(super) fn rows_for(backend: Backend, rows: usize, cols: usize) -> String {
+    match backend {
+        Backend::Postgres => value_rows(rows, cols),
+        Backend::Sqlite => {
+            let row = format!("({})", vec!["?"; cols].join(", "));
+            vec![row; rows].join(", ")
+        }
+    }
+}
+
+/// `SELECT * FROM (VALUES …) AS v WHERE v.column1 IS NOT NULL`: `rows`
+/// rows of `cols` parameters ([`rows_for`]) for `INSERT … SELECT`, the
+/// padding rows (whose first column is NULL) left out. Both dialects name a
+/// `VALUES` list's columns `column1`…; the `WHERE` also keeps SQLite from
+/// reading a following `ON CONFLICT` as part of a join.
+pub(super) fn padded_values(backend: Backend, rows: usize, cols: usize) -> String {
+    format!(
+        "SELECT * FROM (VALUES {}) AS v WHERE v.column1 IS NOT NULL",
+        rows_for(backend, rows, cols)
+    )
+}
+
+/// The SQL type of a padding NULL: PostgreSQL types each `VALUES` column
+/// from its rows, so a padding row's NULLs must have the real rows' types.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Null {
+    Text,
+    Int,
+    Blob,
+}
+
+type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>;
+
+/// Binds `rows` padding rows of NULLs typed as `cols`.
+pub(super) fn pad<'q>(mut q: AnyQuery<'q>, rows: usize, cols: &[Null]) -> AnyQuery<'q> {
+    for _ in 0..rows {
+        for c in cols {
+            q = match c {
+                Null::Text => q.bind(None::<String>),
+                Null::Int => q.bind(None::<i64>),
+                Null::Blob => q.bind(None::<Vec<u8>>),
+            };
+        }
+    }
+    q
+}
+
 #[cfg(test)]
-mod steady_tests {
-    use super::steady_chunks;
+mod padded_tests {
+    use super::{Backend, list_for, padded_chunks, rows_for};
 
     #[test]
-    fn chunks_are_powers_of_two_in_order_and_cover_every_row() {
+    fn parameters_are_numbered_on_postgres_and_anonymous_on_sqlite() {
+        assert_eq!(rows_for(Backend::Postgres, 2, 2), "($1, $2), ($3, $4)");
+        assert_eq!(rows_for(Backend::Sqlite, 2, 2), "(?, ?), (?, ?)");
+        assert_eq!(list_for(Backend::Postgres, 3), "$1, $2, $3");
+        assert_eq!(list_for(Backend::Sqlite, 3), "?, ?, ?");
+    }
+
+    #[test]
+    fn a_batch_up_to_the_limit_is_one_statement_of_a_power_of_two_shape() {
         let rows: Vec<u32> = (0..600).collect();
-        for n in [0, 1, 2, 3, 47, 255, 256, 257, 600] {
-            let chunks: Vec<&[u32]> = steady_chunks(&rows[..n], 256).collect();
-            let sizes: Vec<usize> = chunks.iter().map(|c| c.len()).collect();
-            assert!(
-                sizes.iter().all(|s| s.is_power_of_two() && *s <= 256),
-                "{n}: {sizes:?}"
+        for n in [0, 1, 2, 3, 27, 47, 255, 256, 257, 600] {
+            let chunks: Vec<_> = padded_chunks(&rows[..n], 256).collect();
+            assert_eq!(
+                chunks.len(),
+                n.div_ceil(256),
+                "{n}: one statement per 256 rows"
             );
-            let joined: Vec<u32> = chunks.concat();
+            for c in &chunks {
+                assert!(
+                    c.shape.is_power_of_two() && c.shape <= 256,
+                    "{n}: {}",
+                    c.shape
+                );
+                assert!(
+                    c.shape >= c.rows.len() && c.shape < 2 * c.rows.len().max(1),
+                    "{n}"
+                );
+            }
+            let joined: Vec<u32> = chunks.iter().flat_map(|c| c.rows.to_vec()).collect();
             assert_eq!(joined, rows[..n], "{n}");
         }
-        let sizes: Vec<usize> = steady_chunks(&rows[..47], 256).map(<[u32]>::len).collect();
-        assert_eq!(sizes, [32, 8, 4, 2, 1]);
+        let shapes: Vec<(usize, usize)> = padded_chunks(&rows[..27], 256)
+            .map(|c| (c.rows.len(), c.padding()))
+            .collect();
+        assert_eq!(shapes, [(27, 5)]);
     }
 }

@@ -5,7 +5,7 @@ use std::collections::{BTreeSet, HashMap};
 use sqlx::{Any, AssertSqlSafe, Row, Transaction};
 
 use super::deferred::Deferred;
-use super::query::{params, steady_chunks, value_rows};
+use super::query::{Null, list_for, pad, padded_chunks, padded_values};
 use super::rows::{TICKET_COLUMNS, TicketRow};
 use super::{Backend, StoreError};
 
@@ -76,16 +76,18 @@ impl Tx {
             .copied()
             .filter(|id| !self.stored_here.contains(*id))
             .collect();
-        for chunk in steady_chunks(&ids, CHUNK) {
+        for chunk in padded_chunks(&ids, CHUNK) {
             // Audited: only numbered placeholders are spliced in.
             let sql = format!(
                 "SELECT delivery_id, result FROM applied WHERE delivery_id IN ({})",
-                params(1, chunk.len())
+                list_for(self.backend, chunk.shape)
             );
             let mut q = sqlx::query(AssertSqlSafe(sql));
-            for id in chunk {
+            for id in chunk.rows {
                 q = q.bind(*id);
             }
+            // A NULL in the list matches nothing.
+            q = pad(q, chunk.padding(), &[Null::Text]);
             for row in q.fetch_all(&mut *self.tx).await? {
                 out.insert(row.try_get("delivery_id")?, row.try_get("result")?);
             }
@@ -96,16 +98,17 @@ impl Tx {
     /// Marks deliveries applied: `(delivery id, result JSON, time)`, one
     /// multi-row INSERT per chunk.
     pub async fn mark_applied(&mut self, rows: &[(&str, &str, &str)]) -> Result<(), StoreError> {
-        for chunk in steady_chunks(rows, CHUNK) {
+        for chunk in padded_chunks(rows, CHUNK) {
             // Audited: only numbered placeholders are spliced in.
             let sql = format!(
-                "INSERT INTO applied (delivery_id, result, at) VALUES {}",
-                value_rows(chunk.len(), 3)
+                "INSERT INTO applied (delivery_id, result, at) {}",
+                padded_values(self.backend, chunk.shape, 3)
             );
             let mut q = sqlx::query(AssertSqlSafe(sql));
-            for (id, result, at) in chunk {
+            for (id, result, at) in chunk.rows {
                 q = q.bind(*id).bind(*result).bind(*at);
             }
+            q = pad(q, chunk.padding(), &[Null::Text; 3]);
             q.execute(&mut *self.tx).await?;
         }
         Ok(())
