@@ -89,7 +89,7 @@ impl Tx {
             return Ok(());
         }
         let history = std::mem::take(&mut self.deferred.history);
-        for chunk in padded_chunks(&history, CHUNK) {
+        for chunk in padded_chunks(self.backend, &history, CHUNK) {
             // Audited: only numbered placeholders are spliced in.
             let sql = format!(
                 "INSERT INTO history (id, ticket_guid, kind, change, actor, origin, delivery_id, mapper_hash, at) {}",
@@ -114,7 +114,7 @@ impl Tx {
             q.execute(&mut *self.tx).await?;
         }
         let outbox = std::mem::take(&mut self.deferred.outbox);
-        for chunk in padded_chunks(&outbox, CHUNK) {
+        for chunk in padded_chunks(self.backend, &outbox, CHUNK) {
             // Audited: only numbered placeholders are spliced in.
             let sql = format!(
                 "INSERT INTO outbox (history_id, provider, ticket_guid, status, created_at, next_attempt_at, updated_at) \
@@ -138,7 +138,7 @@ impl Tx {
             q.execute(&mut *self.tx).await?;
         }
         let comments = std::mem::take(&mut self.deferred.comments);
-        for chunk in padded_chunks(&comments, CHUNK) {
+        for chunk in padded_chunks(self.backend, &comments, CHUNK) {
             // Audited: only numbered placeholders are spliced in.
             let sql = format!(
                 "INSERT INTO comments (ticket_guid, body, author, origin, external_id, at) {}",
@@ -252,7 +252,7 @@ impl Tx {
         for (origin, mut ids) in by_origin {
             ids.sort_unstable();
             ids.dedup();
-            for chunk in padded_chunks(&ids, CHUNK) {
+            for chunk in padded_chunks(self.backend, &ids, CHUNK) {
                 // One query for both questions: `$1` is the origin, the
                 // ids are `$2…` in both halves.
                 let list = params(2, chunk.shape);

@@ -461,7 +461,7 @@ impl Store {
     ) -> Result<u64, StoreError> {
         let mut fenced = 0;
         let mut tx = self.write.begin().await?;
-        for chunk in padded_chunks(finished, INSERT_CHUNK) {
+        for chunk in padded_chunks(self.backend, finished, INSERT_CHUNK) {
             // Audited: only numbered placeholders and a constant are
             // spliced in. VALUES columns are `column1`… in both dialects.
             let sql = format!(
@@ -627,7 +627,7 @@ impl super::Tx {
         let backend = self.backend;
         let tx = self.conn().await?;
         let mut inserted = std::collections::HashSet::new();
-        for chunk in padded_chunks(batch, INSERT_CHUNK) {
+        for chunk in padded_chunks(backend, batch, INSERT_CHUNK) {
             // Audited: only numbered placeholders are spliced in.
             let sql = format!(
                 "INSERT INTO deliveries (id, provider, dedupe_key, method, path, headers, body, \
@@ -704,7 +704,7 @@ impl super::Tx {
         let backend = self.backend;
         let tx = self.conn().await?;
         let mut done = 0;
-        for chunk in padded_chunks(settled, INSERT_CHUNK) {
+        for chunk in padded_chunks(backend, settled, INSERT_CHUNK) {
             // Audited: only numbered placeholders and constants are
             // spliced in. VALUES columns are `column1`… in both dialects.
             let sql = format!(

@@ -76,7 +76,7 @@ impl Tx {
             .copied()
             .filter(|id| !self.stored_here.contains(*id))
             .collect();
-        for chunk in padded_chunks(&ids, CHUNK) {
+        for chunk in padded_chunks(self.backend, &ids, CHUNK) {
             // Audited: only numbered placeholders are spliced in.
             let sql = format!(
                 "SELECT delivery_id, result FROM applied WHERE delivery_id IN ({})",
@@ -98,7 +98,7 @@ impl Tx {
     /// Marks deliveries applied: `(delivery id, result JSON, time)`, one
     /// multi-row INSERT per chunk.
     pub async fn mark_applied(&mut self, rows: &[(&str, &str, &str)]) -> Result<(), StoreError> {
-        for chunk in padded_chunks(rows, CHUNK) {
+        for chunk in padded_chunks(self.backend, rows, CHUNK) {
             // Audited: only numbered placeholders are spliced in.
             let sql = format!(
                 "INSERT INTO applied (delivery_id, result, at) {}",
