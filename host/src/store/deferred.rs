@@ -32,6 +32,32 @@ use super::{Backend, OutboxStatus, StoreError, Tx};
 /// either engine's parameter limit.
 const CHUNK: usize = 256;
 
+/// The types of an inserted history row's columns (`id` first), for
+/// padding rows.
+const HISTORY_NULLS: [Null; 9] = [
+    Null::Int,
+    Null::Text,
+    Null::Text,
+    Null::Text,
+    Null::Text,
+    Null::Text,
+    Null::Text,
+    Null::Text,
+    Null::Text,
+];
+
+/// The types of an inserted outbox row's columns (`history_id` first), for
+/// padding rows.
+const OUTBOX_NULLS: [Null; 7] = [
+    Null::Int,
+    Null::Text,
+    Null::Text,
+    Null::Text,
+    Null::Text,
+    Null::Text,
+    Null::Text,
+];
+
 /// What a transaction has not written yet, and what it knows of the rows
 /// it checks for.
 #[derive(Default)]
@@ -108,9 +134,7 @@ impl Tx {
                     .bind(&h.mapper_hash)
                     .bind(&h.at);
             }
-            let mut cols = [Null::Text; 9];
-            cols[0] = Null::Int;
-            q = pad(q, chunk.padding(), &cols);
+            q = pad(q, chunk.padding(), &HISTORY_NULLS);
             q.execute(&mut *self.tx).await?;
         }
         let outbox = std::mem::take(&mut self.deferred.outbox);
@@ -132,9 +156,7 @@ impl Tx {
                     .bind(&o.at)
                     .bind(&o.at);
             }
-            let mut cols = [Null::Text; 7];
-            cols[0] = Null::Int;
-            q = pad(q, chunk.padding(), &cols);
+            q = pad(q, chunk.padding(), &OUTBOX_NULLS);
             q.execute(&mut *self.tx).await?;
         }
         let comments = std::mem::take(&mut self.deferred.comments);

@@ -178,6 +178,21 @@ const DELIVERY_INSERT_NULLS: [Null; 14] = [
     Null::Text, // body_encoding
 ];
 
+/// The types of a finished delivery's `VALUES` columns, for padding rows:
+/// `column9` is the attempt refunded (0 or 1).
+const FINISH_NULLS: [Null; 10] = [
+    Null::Text,
+    Null::Text,
+    Null::Text,
+    Null::Text,
+    Null::Text,
+    Null::Text,
+    Null::Text,
+    Null::Text,
+    Null::Int,
+    Null::Text,
+];
+
 fn headers_json(headers: &[(String, String)]) -> String {
     serde_json::to_string(headers).unwrap_or_else(|_| "[]".into())
 }
@@ -489,9 +504,7 @@ impl Store {
                     .bind(f.claim_token);
             }
             // A padding row's NULL id matches no delivery.
-            let mut cols = [Null::Text; 10];
-            cols[8] = Null::Int;
-            q = pad(q, chunk.padding(), &cols);
+            q = pad(q, chunk.padding(), &FINISH_NULLS);
             fenced += q.execute(&mut *tx).await?.rows_affected();
         }
         tx.commit().await?;

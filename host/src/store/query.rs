@@ -211,7 +211,7 @@ impl<T> Chunk<'_, T> {
 /// Splits `rows` into chunks of at most `max` (a power of two), each with
 /// its statement's shape ([`Chunk`]). On PostgreSQL, where a statement is no
 /// round trip to another thread and padding measured slower (one ticket's
-/// comments at 600/s offered: 494–518/s acknowledged padded, 568–599/s
+/// comments at 600/s offered: 494–518/s acknowledged padded, 568–600/s
 /// not), the chunks are powers of two themselves and need no padding: a
 /// batch of 27 is four statements, 16 + 8 + 2 + 1.
 pub(super) fn padded_chunks<T>(
@@ -240,36 +240,37 @@ pub(super) fn padded_chunks<T>(
     })
 }
 
-/// `n` parameters for an `IN (…)` list that holds a statement's only
-/// parameters, written as `backend` binds them fastest ([`rows_for`]).
-pub(super) fn list_for(backend: Backend, n: usize) -> String {
-    rows_for(backend, 1, n).trim_matches(['(', ')']).to_owned()
-}
-
-/// `rows` rows of `cols` parameters for multi-row `VALUES` in a statement
-/// that has no other parameters, written as `backend` binds them fastest:
-/// PostgreSQL's numbered `$1…`, SQLite's anonymous `?`. sqlx looks up the
+/// `n` parameters for an `IN (…)` list in a statement that has no other
+/// parameters, written as `backend` binds them fastest: PostgreSQL's
+/// numbered `$1…` ([`params`]), SQLite's anonymous `?`. sqlx looks up the
 /// name of every numbered SQLite parameter before binding it, and SQLite
 /// finds a name by scanning the statement's list of names from the start,
 /// so binding a statement's numbered parameters costs the square of their
-/// number: 3.7% of the host's samples under load, for statements of a few
-/// hundred parameters. Anonymous ones have no name to look up.
-pub(super) fn rows_for(backend: Backend, rows: usize, cols: usize) -> String {
+/// number: 1.5% of the host's samples under load (4.3% with padded
+/// statements), for statements of a few hundred parameters. Anonymous ones
+/// have no name to look up.
+pub(super) fn list_for(backend: Backend, n: usize) -> String {
     match backend {
-        Backend::Postgres => value_rows(rows, cols),
-        Backend::Sqlite => {
-            let row = format!("({})", vec!["?"; cols].join(", "));
-            vec![row; rows].join(", ")
-        }
+        Backend::Postgres => params(1, n),
+        Backend::Sqlite => vec!["?"; n].join(", "),
     }
 }
 
-/// `SELECT * FROM (VALUES …) AS v WHERE v.column1 IS NOT NULL`: `rows`
-/// rows of `cols` parameters ([`rows_for`]) for `INSERT … SELECT`, the
-/// padding rows (whose first column is NULL) left out. Both dialects name a
-/// `VALUES` list's columns `column1`…; the `WHERE` also keeps SQLite from
-/// reading a following `ON CONFLICT` as part of a join.
-/// On PostgreSQL, whose chunks are never padded, a plain `VALUES` list.
+/// `rows` rows of `cols` parameters for multi-row `VALUES` in a statement
+/// that has no other parameters, numbered or anonymous as in [`list_for`].
+pub(super) fn rows_for(backend: Backend, rows: usize, cols: usize) -> String {
+    match backend {
+        Backend::Postgres => value_rows(rows, cols),
+        Backend::Sqlite => vec![format!("({})", list_for(backend, cols)); rows].join(", "),
+    }
+}
+
+/// The rows of an `INSERT`, [`rows_for`]: on SQLite `SELECT * FROM (VALUES
+/// …) AS v WHERE v.column1 IS NOT NULL`, which leaves the padding rows
+/// (whose first column is NULL) out — SQLite names a `VALUES` list's
+/// columns `column1`…, and the `WHERE` keeps it from reading a following
+/// `ON CONFLICT` as part of a join; on PostgreSQL, whose chunks are never
+/// padded, a plain `VALUES` list.
 pub(super) fn padded_values(backend: Backend, rows: usize, cols: usize) -> String {
     match backend {
         Backend::Sqlite => format!(
