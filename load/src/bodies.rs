@@ -19,7 +19,6 @@ use sha2::Sha256;
 /// Stands for the comment id in the template; long enough that no
 /// fixture holds it by chance (checked at load).
 const MARKER_ID: u64 = 7_700_770_077_007_700_770;
-const MARKER: &str = "7700770077007700770";
 
 /// One signed delivery, ready to post.
 pub struct Signed {
@@ -33,8 +32,10 @@ pub struct Signed {
 pub struct Bodies {
     secret: Vec<u8>,
     pull_request: Value,
-    /// The comment's body with [`MARKER`] where its id goes.
+    /// The comment's body with `marker` where its id goes.
     comment: String,
+    /// [`MARKER_ID`] as text.
+    marker: String,
     /// Comment ids start here: a run on a database that holds an earlier
     /// run's comments sends no duplicates (the body is a dedupe key).
     base: u64,
@@ -60,13 +61,15 @@ impl Bodies {
         comment["comment"]["id"] = Value::from(MARKER_ID);
         comment["comment"]["content"]["raw"] = Value::from(format!("load comment {MARKER_ID}"));
         let comment = comment.to_string();
-        if comment.matches(MARKER).count() != 2 {
-            bail!("the comment fixture already holds the text {MARKER}");
+        let marker = MARKER_ID.to_string();
+        if comment.matches(&marker).count() != 2 {
+            bail!("the comment fixture already holds the text {marker}");
         }
         Ok(Bodies {
             secret: secret.as_bytes().to_vec(),
             pull_request: read("pr_created_other_branch.json")?,
             comment,
+            marker,
             base,
         })
     }
@@ -86,7 +89,7 @@ impl Bodies {
         let id = self.base + n;
         self.signed(
             "pullrequest:comment_created",
-            self.comment.replace(MARKER, &id.to_string()),
+            self.comment.replace(&self.marker, &id.to_string()),
             format!(
                 "{:08x}-0000-4000-8000-{:012x}",
                 id >> 48,

@@ -116,7 +116,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     // The ticket the comments land on.
     let pr = target.bodies.pull_request();
     target
-        .post(0, &pr, true)
+        .conn(0)
+        .post(&pr, true)
         .await
         .map_err(anyhow::Error::msg)
         .context("cannot create the pull request's ticket")?;
