@@ -355,7 +355,7 @@ async fn chaos(db: crate::db::TestDb, kills: usize) {
         Some(h) => h,
         None => start_host(&config, &[]),
     };
-    until_inbox_empty(&db.store, 120).await;
+    crate::helpers::until_host_drains(&db.store, 120, &mut host).await;
     host.child.kill().unwrap();
     host.child.wait().unwrap();
     let all = crate::helpers::all_deliveries(&db.store).await;

@@ -244,6 +244,56 @@ pub async fn until_inbox_empty(store: &Store, secs: u64) {
     }
 }
 
+/// [`until_inbox_empty`] for a host process: when deliveries are still
+/// waiting after `secs`, the panic says which (status, attempts, last
+/// error and mapper version, grouped), whether the host still runs, and
+/// ends with its last log lines, so a failure in CI explains itself without a rerun.
+pub async fn until_host_drains(store: &Store, secs: u64, host: &mut HostProcess) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let mut log = std::collections::VecDeque::new();
+    loop {
+        while let Ok(line) = host.log.try_recv() {
+            if log.len() == 60 {
+                log.pop_front();
+            }
+            log.push_back(line);
+        }
+        let depth = store.inbox_depth().await.unwrap();
+        if depth == 0 {
+            return;
+        }
+        if Instant::now() >= deadline {
+            let mut groups = std::collections::BTreeMap::<String, usize>::new();
+            for d in all_deliveries(store).await {
+                if !matches!(
+                    d.status,
+                    DeliveryStatus::Pending | DeliveryStatus::Retrying | DeliveryStatus::Processing
+                ) {
+                    continue;
+                }
+                let key = format!(
+                    "{:?} attempts={} mapper={:?} error={:?}",
+                    d.status, d.attempts, d.mapper_hash, d.last_error
+                );
+                *groups.entry(key).or_default() += 1;
+            }
+            let groups: Vec<String> = groups.iter().map(|(k, n)| format!("{n} × {k}")).collect();
+            let log: Vec<String> = log.into_iter().collect();
+            let alive = match host.child.try_wait() {
+                Ok(None) => "still running".to_owned(),
+                Ok(Some(status)) => format!("exited ({status})"),
+                Err(e) => format!("unknown ({e})"),
+            };
+            panic!(
+                "{depth} deliveries still waiting after {secs} s; the host is {alive}:\n{}\nthe host's last log lines:\n{}",
+                groups.join("\n"),
+                log.join("\n")
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// After a load of comments (external ids `comment:N`) on the one PR
 /// ticket: every stored delivery is applied (none failed, dead or
 /// waiting), every acknowledged comment is there exactly once, no comment
