@@ -547,7 +547,7 @@ impl App {
         tracker.wait().await;
         // Every request handler is gone with the server, and with them the
         // writer's handles: it ends after committing what it holds.
-        let _ = inbox_task.await;
+        inbox_task.finished().await;
         store.close().await;
         result
     }

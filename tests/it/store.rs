@@ -651,19 +651,12 @@ async fn a_batch_commits_together_and_a_bad_delivery_only_costs_its_speed(db: Te
     assert_eq!(db.comments(&guid).await.unwrap().len(), 4);
 }
 
-/// Group commit: requests that arrive while the writer is busy share one
-/// transaction, duplicates (stored before, or earlier in the same batch)
-/// are answered with the first delivery's id, and every request gets its
-/// own answer. A current-thread runtime makes the batching deterministic:
-/// every request is queued before the writer task first runs.
-async fn concurrent_deliveries_share_one_commit(db: TestDb) {
-    use host::metrics::Metrics;
-    use host::store::{InboxEntry, InboxWriter, NewDelivery};
-
-    let entry = |id: String, key: String| InboxEntry {
+/// A GitHub delivery for the inbox writer.
+fn inbox_entry(id: String, dedupe_key: String) -> host::store::InboxEntry {
+    host::store::InboxEntry {
         id,
         provider: "github".into(),
-        dedupe_key: key,
+        dedupe_key,
         body_key: None,
         method: "POST".into(),
         path: "/hooks/github".into(),
@@ -672,7 +665,19 @@ async fn concurrent_deliveries_share_one_commit(db: TestDb) {
         stored_body: host::store::encode_owned(&bytes::Bytes::from_static(b"{}")),
         received_at: host::store::now(),
         premapped: None,
-    };
+    }
+}
+
+/// Group commit: requests that arrive while the writer is busy share one
+/// transaction, duplicates (stored before, or earlier in the same batch)
+/// are answered with the first delivery's id, and every request gets its
+/// own answer. Every request is queued before the writer starts, which
+/// makes the batching deterministic.
+async fn concurrent_deliveries_share_one_commit(db: TestDb) {
+    use host::metrics::Metrics;
+    use host::store::{InboxEntry, InboxWriter, NewDelivery};
+
+    let entry = inbox_entry;
     let earlier = db
         .insert_delivery(&NewDelivery {
             encoded: None,
@@ -691,7 +696,7 @@ async fn concurrent_deliveries_share_one_commit(db: TestDb) {
     assert!(!earlier.duplicate);
 
     let metrics = Arc::new(Metrics::default());
-    let (writer, task) = InboxWriter::spawn(db.store.clone(), metrics.clone(), None);
+    let (writer, unstarted) = InboxWriter::channel();
     let mut entries: Vec<InboxEntry> = (0..100)
         .map(|i| entry(format!("d{i}"), format!("k{i}")))
         .collect();
@@ -704,8 +709,20 @@ async fn concurrent_deliveries_share_one_commit(db: TestDb) {
     };
     entries.push(replayed("first-body", "kb1"));
     entries.push(replayed("same-body-new-id", "kb2"));
-    let results = futures::future::join_all(entries.into_iter().map(|e| writer.store(e))).await;
-    let results: Vec<_> = results.into_iter().map(Result::unwrap).collect();
+    let queued = entries.len();
+    let calls: Vec<_> = entries
+        .into_iter()
+        .map(|e| {
+            let writer = writer.clone();
+            tokio::spawn(async move { writer.store(e).await })
+        })
+        .collect();
+    while writer.queued() < queued {
+        tokio::task::yield_now().await;
+    }
+    let task = unstarted.start(db.store.clone(), metrics.clone(), None);
+    let results = futures::future::join_all(calls).await;
+    let results: Vec<_> = results.into_iter().map(|r| r.unwrap().unwrap()).collect();
     for (i, r) in results.iter().take(100).enumerate() {
         assert_eq!(
             (r.id.as_str(), r.duplicate),
@@ -729,7 +746,7 @@ async fn concurrent_deliveries_share_one_commit(db: TestDb) {
         ("first-body", true)
     );
     drop(writer);
-    task.await.unwrap();
+    task.finished().await;
 
     assert_eq!(db.count_deliveries("github").await.unwrap(), 102);
     let text = metrics.render(host::metrics::Depths::default());
@@ -746,6 +763,43 @@ async fn concurrent_deliveries_share_one_commit(db: TestDb) {
 #[tokio::test]
 async fn sqlite_concurrent_deliveries_share_one_commit() {
     concurrent_deliveries_share_one_commit(crate::db::sqlite().await).await
+}
+
+/// On SQLite the inbox writer runs on a thread of its own, so a delivery
+/// is committed and answered while the runtime requests run on is busy:
+/// here that runtime's only thread blocks until the answer comes, which a
+/// writer running as a task on it would never give.
+#[tokio::test]
+async fn sqlite_the_inbox_writer_answers_while_the_request_runtime_is_blocked() {
+    use host::metrics::Metrics;
+    use host::store::InboxWriter;
+
+    let db = crate::db::sqlite().await;
+    let (writer, task) = InboxWriter::spawn(db.store.clone(), Arc::new(Metrics::default()), None);
+    // The first commit takes the one write connection over to the writer.
+    let first = writer
+        .store(inbox_entry("first".into(), "k1".into()))
+        .await
+        .unwrap();
+    assert!(!first.duplicate);
+    let (answer, answered) = std::sync::mpsc::channel();
+    let sender = writer.clone();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let _ = answer.send(rt.block_on(sender.store(inbox_entry("second".into(), "k2".into()))));
+    });
+    // Blocks this test's runtime (one thread) until the writer answers.
+    let second = answered
+        .recv_timeout(std::time::Duration::from_secs(30))
+        .expect("the writer answered while the request runtime was blocked")
+        .unwrap();
+    assert_eq!((second.id.as_str(), second.duplicate), ("second", false));
+    drop(writer);
+    task.finished().await;
+    assert_eq!(db.count_deliveries("github").await.unwrap(), 2);
 }
 
 #[tokio::test]

@@ -43,7 +43,7 @@ pub use conflicts::{
     ConflictFilter, ConflictResolved, ConflictRow, ConflictState, NewConflict, NewSynced,
     Resolution, SyncSource,
 };
-pub use group::{InboxEntry, InboxWriter, Inline};
+pub use group::{InboxEntry, InboxWriter, Inline, Unstarted, WriterTask};
 pub use health::{ProviderCounts, RECENT_ATTEMPTS, RecentAttempt};
 pub use inbox::{
     DeliveryFilter, DeliveryRow, Finish, NewDelivery, Reclaim, Settle, Stored, new_delivery_id,
