@@ -66,6 +66,14 @@ fn rand_fraction() -> f64 {
 /// ticket) is not taken over by another worker mid-way; renewal stops as
 /// soon as the work is done. A renewal that fails is logged: the lease may
 /// then run out, and the fence keeps the other worker's outcome.
+///
+/// The renewal runs beside the work, never instead of it. The work's own
+/// transaction may hold what a renewal needs — on PostgreSQL the claimed
+/// rows' locks (a finish that has written them but not committed), on
+/// SQLite the one write connection — and a renewal that stopped the work
+/// while it waited would wait for the work: the lane stalled until the
+/// statement timeout (15 s) or the pool's acquire timeout (5 s) broke the
+/// knot, again at the next renewal.
 pub async fn hold_lease<T>(
     store: &Store,
     queue: Queue,
@@ -73,21 +81,33 @@ pub async fn hold_lease<T>(
     lease: Duration,
     work: impl Future<Output = T>,
 ) -> T {
+    let renewal = renew_until_dropped(store, queue, tokens, lease);
+    tokio::pin!(work, renewal);
+    tokio::select! {
+        out = &mut work => out,
+        never = &mut renewal => match never {},
+    }
+}
+
+/// Renews the leases of `tokens` every third of `lease`, until dropped.
+async fn renew_until_dropped(
+    store: &Store,
+    queue: Queue,
+    tokens: &[String],
+    lease: Duration,
+) -> std::convert::Infallible {
     let mut tokens: Vec<&String> = tokens.iter().collect();
     tokens.sort();
     tokens.dedup();
-    tokio::pin!(work);
     let every = (lease / 3).max(Duration::from_millis(10));
     let mut renew = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    // A renewal that outlasts its period is not followed by a burst.
+    renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        tokio::select! {
-            out = &mut work => return out,
-            _ = renew.tick() => {
-                for token in &tokens {
-                    if let Err(e) = store.renew_lease(queue, token, lease).await {
-                        tracing::warn!(error = %e, ?queue, "cannot renew a lease");
-                    }
-                }
+        renew.tick().await;
+        for token in &tokens {
+            if let Err(e) = store.renew_lease(queue, token, lease).await {
+                tracing::warn!(error = %e, ?queue, "cannot renew a lease");
             }
         }
     }

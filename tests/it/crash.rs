@@ -305,7 +305,11 @@ async fn chaos(db: crate::db::TestDb, kills: usize) {
     )
     .unwrap();
 
+    // Each phase's time goes to stderr, which a failing run shows: a slow
+    // phase says where a stall was.
+    let phase = |what: String| eprintln!("chaos: {:6.2} s {what}", started.elapsed().as_secs_f64());
     let host = start_host(&config, &[]);
+    phase("first host serving".into());
     let first = post_bitbucket(
         &reqwest::Client::new(),
         &format!("http://{}", host.addr),
@@ -324,6 +328,7 @@ async fn chaos(db: crate::db::TestDb, kills: usize) {
             Some(h) => h,
             None => start_host(&config, &[]),
         };
+        phase(format!("cycle {kill}: host serving"));
         let load = CommentLoad::start_at(
             &format!("http://{}", running.addr),
             10_000 + kill * CHAOS_PER_CYCLE,
@@ -332,6 +337,7 @@ async fn chaos(db: crate::db::TestDb, kills: usize) {
         // Somewhere in the stream: after 10 to 80 acknowledgements …
         let at = 10 + below(70) as usize;
         load.until("acknowledgements", |l| l.acks() >= at).await;
+        phase(format!("cycle {kill}: {} acknowledged", load.acks()));
         // … a new release lands in the watched folder (renamed over, or
         // overwritten in place as `cp` does) …
         let bytes = crate::reload::release(&original, &format!("chaos-{kill}"));
@@ -347,7 +353,9 @@ async fn chaos(db: crate::db::TestDb, kills: usize) {
         tokio::time::sleep(std::time::Duration::from_millis(below(60))).await;
         running.child.kill().unwrap(); // SIGKILL
         running.child.wait().unwrap();
+        phase(format!("cycle {kill}: killed"));
         acked.extend(load.finish().await);
+        phase(format!("cycle {kill}: load ended"));
     }
 
     // The last start drains what the kills left.
@@ -355,7 +363,9 @@ async fn chaos(db: crate::db::TestDb, kills: usize) {
         Some(h) => h,
         None => start_host(&config, &[]),
     };
-    crate::helpers::until_host_drains(&db.store, 120, &mut host).await;
+    phase("last host serving".into());
+    crate::helpers::until_host_drains(&db, 120, &mut host).await;
+    phase("drained".into());
     host.child.kill().unwrap();
     host.child.wait().unwrap();
     let all = crate::helpers::all_deliveries(&db.store).await;

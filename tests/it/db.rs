@@ -105,6 +105,41 @@ impl TestDb {
         stored
     }
 
+    /// PostgreSQL: every other session on this database, one line each
+    /// (state, what it waits on, how long its transaction has run, its
+    /// statement): what a stalled drain needs to see. Empty on SQLite.
+    pub async fn sessions(&self) -> Vec<String> {
+        let Some(name) = &self.postgres_db else {
+            return Vec::new();
+        };
+        let mut conn = self.connect().await;
+        let rows = sqlx::query(
+            "SELECT pid::TEXT AS pid, COALESCE(state, '') AS state, \
+             COALESCE(wait_event_type || ':' || wait_event, '') AS waits, \
+             COALESCE(EXTRACT(EPOCH FROM clock_timestamp() - xact_start)::TEXT, '') AS xact_s, \
+             LEFT(COALESCE(query, ''), 160) AS query \
+             FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+        )
+        .bind(name)
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+        conn.close().await.unwrap();
+        rows.iter()
+            .map(|r| {
+                let get = |c: &str| r.get::<String, _>(c);
+                format!(
+                    "pid {} {} waits={} xact={}s: {}",
+                    get("pid"),
+                    get("state"),
+                    get("waits"),
+                    get("xact_s"),
+                    get("query")
+                )
+            })
+            .collect()
+    }
+
     /// Marks a delivery as stored before ingress redacted secrets.
     pub async fn mark_unredacted(&self, id: &str) {
         self.execute(&format!(

@@ -246,9 +246,10 @@ pub async fn until_inbox_empty(store: &Store, secs: u64) {
 
 /// [`until_inbox_empty`] for a host process: when deliveries are still
 /// waiting after `secs`, the panic says which (status, attempts, last
-/// error and mapper version, grouped), whether the host still runs, and
-/// ends with its last log lines, so a failure in CI explains itself without a rerun.
-pub async fn until_host_drains(store: &Store, secs: u64, host: &mut HostProcess) {
+/// error and mapper version, grouped), whether the host still runs, what
+/// the database's sessions are doing, and ends with its last log lines, so a failure in CI explains itself without a rerun.
+pub async fn until_host_drains(db: &crate::db::TestDb, secs: u64, host: &mut HostProcess) {
+    let store = &db.store;
     let deadline = Instant::now() + Duration::from_secs(secs);
     let mut log = std::collections::VecDeque::new();
     loop {
@@ -285,8 +286,9 @@ pub async fn until_host_drains(store: &Store, secs: u64, host: &mut HostProcess)
                 Err(e) => format!("unknown ({e})"),
             };
             panic!(
-                "{depth} deliveries still waiting after {secs} s; the host is {alive}:\n{}\nthe host's last log lines:\n{}",
+                "{depth} deliveries still waiting after {secs} s; the host is {alive}:\n{}\nthe database's sessions:\n{}\nthe host's last log lines:\n{}",
                 groups.join("\n"),
+                db.sessions().await.join("\n"),
                 log.join("\n")
             );
         }

@@ -165,3 +165,67 @@ async fn a_hostile_provider_does_not_hold_up_a_healthy_one() {
     }
     running.stop().await;
 }
+
+/// A lease renewal never stops the work it renews the lease for. The work
+/// here is a finish that has written its claimed delivery and not yet
+/// committed, as a lane's is; the renewal that comes due meanwhile waits
+/// for that row's lock. The work goes on regardless — it commits once it
+/// sees the renewal waiting — and the renewal then finds the row finished.
+/// (When the renewal ran instead of the work, each waited for the other
+/// until PostgreSQL's statement timeout cut the renewal, 15 s later, and
+/// again at the next renewal: a lane stalled for minutes.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_renewal_waiting_for_the_work_does_not_stop_it() {
+    use host::queue::hold_lease;
+    use host::store::{NewDelivery, Queue};
+    use sqlx::{Connection, Executor};
+
+    let db = crate::db::postgres().await;
+    db.insert_delivery(&NewDelivery {
+        encoded: None,
+        id: "d1",
+        provider: "github",
+        dedupe_key: "d1",
+        body_key: None,
+        method: "POST",
+        path: "/hooks/github",
+        headers: &[],
+        body: b"{}",
+        received_at: &host::store::now(),
+    })
+    .await
+    .unwrap();
+    // A short lease: a renewal every 10 ms.
+    let lease = Duration::from_millis(30);
+    let claimed = db
+        .claim_deliveries(&["github".to_owned()], 1, lease)
+        .await
+        .unwrap();
+    let token = claimed[0].claim_token.clone().unwrap();
+    let work = async {
+        let mut conn = sqlx::AnyConnection::connect(&db.url).await.unwrap();
+        conn.execute("BEGIN").await.unwrap();
+        conn.execute("UPDATE deliveries SET status = 'applied' WHERE id = 'd1'")
+            .await
+            .unwrap();
+        // Until a renewal waits for this transaction's lock on the row.
+        while !db
+            .sessions()
+            .await
+            .iter()
+            .any(|s| s.contains("waits=Lock:"))
+        {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        conn.execute("COMMIT").await.unwrap();
+        conn.close().await.unwrap();
+    };
+    let held = tokio::time::timeout(
+        Duration::from_secs(30),
+        hold_lease(&db.store, Queue::Inbox, &[token], lease, work),
+    )
+    .await;
+    assert!(held.is_ok(), "the work waited for its own lease renewal");
+    let row = db.delivery("d1").await.unwrap().unwrap();
+    assert_eq!(row.status, DeliveryStatus::Applied);
+}
