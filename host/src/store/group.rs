@@ -164,8 +164,9 @@ impl Unstarted {
     /// runtime): each commit is several hops to the connection's thread,
     /// and on the shared runtime every hop waited behind requests being
     /// parsed and verified, so the acknowledgement's latency grew with the
-    /// load it was meant to absorb (open loop at 4,500/s: p99 55 ms on the
-    /// shared runtime, 22 ms on its own thread). PostgreSQL's connections
+    /// load it was meant to absorb (open loop at 4,500/s on one machine:
+    /// p99 55 ms on the shared runtime, 22 ms on its own thread; on a
+    /// noisier one, within its noise). PostgreSQL's connections
     /// belong to the runtime that opened them; there it is a task.
     pub fn start(
         self,
