@@ -244,6 +244,26 @@ pub async fn until_inbox_empty(store: &Store, secs: u64) {
     }
 }
 
+/// Stores an empty GitHub delivery `id` (its dedupe key too), pending.
+pub async fn store_github_delivery(store: &Store, id: &str) {
+    let stored = store
+        .insert_delivery(&host::store::NewDelivery {
+            encoded: None,
+            id,
+            provider: "github",
+            dedupe_key: id,
+            body_key: None,
+            method: "POST",
+            path: "/hooks/github",
+            headers: &[],
+            body: b"{}",
+            received_at: &host::store::now(),
+        })
+        .await
+        .unwrap();
+    assert!(!stored.duplicate, "{id} was stored before");
+}
+
 /// [`until_inbox_empty`] for a host process: when deliveries are still
 /// waiting after `secs`, the panic says which (status, attempts, last
 /// error and mapper version, grouped), whether the host still runs, what

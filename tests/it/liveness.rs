@@ -177,24 +177,11 @@ async fn a_hostile_provider_does_not_hold_up_a_healthy_one() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lease_renewal_waiting_for_the_work_does_not_stop_it() {
     use host::queue::hold_lease;
-    use host::store::{NewDelivery, Queue};
+    use host::store::Queue;
     use sqlx::{Connection, Executor};
 
     let db = crate::db::postgres().await;
-    db.insert_delivery(&NewDelivery {
-        encoded: None,
-        id: "d1",
-        provider: "github",
-        dedupe_key: "d1",
-        body_key: None,
-        method: "POST",
-        path: "/hooks/github",
-        headers: &[],
-        body: b"{}",
-        received_at: &host::store::now(),
-    })
-    .await
-    .unwrap();
+    crate::helpers::store_github_delivery(&db.store, "d1").await;
     // A short lease: a renewal every 10 ms.
     let lease = Duration::from_millis(30);
     let claimed = db

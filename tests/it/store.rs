@@ -843,23 +843,10 @@ async fn a_transaction_reads_its_own_ticket_changes_and_writes_them_at_commit(db
 }
 
 async fn claims_are_fenced_and_only_the_holder_renews_or_finishes(db: TestDb) {
-    use host::store::{DeliveryStatus, Finish, NewDelivery};
+    use host::store::{DeliveryStatus, Finish};
     use std::time::Duration;
 
-    db.insert_delivery(&NewDelivery {
-        encoded: None,
-        id: "d1",
-        provider: "github",
-        dedupe_key: "d1",
-        body_key: None,
-        method: "POST",
-        path: "/hooks/github",
-        headers: &[],
-        body: b"{}",
-        received_at: &host::store::now(),
-    })
-    .await
-    .unwrap();
+    crate::helpers::store_github_delivery(&db.store, "d1").await;
     let providers = ["github".to_owned()];
     // A first worker claims it with a lease that has already run out...
     let first = db
