@@ -1,6 +1,7 @@
 //! One provider's hostile mapper or dead API cannot hold up another
 //! provider's deliveries: each provider has its own worker lane, and every
-//! mapper call is cut at its wall clock.
+//! mapper call is cut at its wall clock. Nor can a lane hold itself up:
+//! its lease renewal never stops the batch it renews the lease for.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
