@@ -67,7 +67,7 @@ async fn kill_9_under_load_loses_and_duplicates_nothing() {
     host.child.kill().unwrap();
     host.child.wait().unwrap();
     assert_comments_applied_once(&store, &acked).await;
-    drop(host.log);
+    drop(host);
 }
 
 mod outbound {
@@ -231,7 +231,7 @@ mod outbound {
             rows.iter()
                 .all(|r| r.status == host::store::OutboxStatus::Sent)
         );
-        drop(host.log);
+        drop(host);
     }
 }
 

@@ -86,6 +86,18 @@ pub struct HostProcess {
     pub log: std::sync::mpsc::Receiver<String>,
 }
 
+/// A test that fails mid-way must not leave its host serving (and polling
+/// its database) for the rest of the suite: the host is killed with the
+/// handle, unless the test already stopped it.
+impl Drop for HostProcess {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 /// Starts `host serve --config CONFIG` with `env` and waits (up to 30 s)
 /// for the address it logs.
 pub fn start_host(config: &Path, env: &[(&str, &str)]) -> HostProcess {

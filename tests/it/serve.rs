@@ -71,8 +71,8 @@ fn check_accepts_a_good_config_and_names_what_is_wrong_in_a_bad_one() {
 fn serve_answers_on_its_port_and_stops_cleanly_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let path = write_config(dir.path(), "");
-    let host = crate::helpers::start_host(&path, &[("SLUICE_TEST_TOKEN", TOKEN)]);
-    let (mut child, addr) = (host.child, host.addr);
+    let mut host = crate::helpers::start_host(&path, &[("SLUICE_TEST_TOKEN", TOKEN)]);
+    let addr = host.addr.clone();
     let log: Vec<String> = host.log.try_iter().collect();
     assert!(
         log.iter().all(|l| !l.contains(TOKEN)),
@@ -103,12 +103,28 @@ fn serve_answers_on_its_port_and_stops_cleanly_on_sigterm() {
     );
 
     let kill = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args(["-TERM", &host.child.id().to_string()])
         .status()
         .unwrap();
     assert!(kill.success());
-    let status = child.wait().unwrap();
+    let status = host.child.wait().unwrap();
     assert!(status.success(), "host serve exited with {status}");
+}
+
+/// A test's host dies with its handle: a test that fails before stopping
+/// its host leaves nothing serving for the rest of the suite.
+#[test]
+fn a_hosts_handle_dropped_mid_test_stops_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_config(dir.path(), "");
+    let host = crate::helpers::start_host(&path, &[("SLUICE_TEST_TOKEN", TOKEN)]);
+    let proc_dir = std::path::PathBuf::from(format!("/proc/{}", host.child.id()));
+    assert!(proc_dir.exists());
+    drop(host);
+    assert!(
+        !proc_dir.exists(),
+        "host serve still runs after its handle was dropped"
+    );
 }
 
 /// The example config, as `./scripts/run` serves it: the built-in mappers
