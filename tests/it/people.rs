@@ -282,6 +282,21 @@ async fn people_are_seeded_edited_and_found_by_mappers(db: TestDb) {
         "bob@example.com Bob"
     );
 
+    // A control character is refused where the schema refuses it, even
+    // at the end, where trimming would have hidden it.
+    let (s, e) = call(
+        Method::PUT,
+        "/v1/people/bob@example.com",
+        ADMIN,
+        Some(json!({"name": "Bob\u{c}"})),
+    )
+    .await;
+    assert_eq!(
+        (s, e["error"]["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("name")),
+        "{e}"
+    );
+
     // An identity is one person's.
     let steal = json!({"identities": [{"provider": "hostile", "id": "ann-h"}]});
     let (s, e) = call(

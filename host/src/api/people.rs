@@ -191,11 +191,9 @@ pub async fn put(
     }
     let b: PutBody =
         serde_json::from_value(b).map_err(|e| ApiError::invalid("body", e.to_string()))?;
-    let name = b
-        .name
-        .map(|n| n.trim().to_owned())
-        .filter(|n| !n.is_empty());
-    if let Some(n) = &name
+    // Judged as sent, before trimming, as the schema judges it: a name
+    // ending in a form feed or a newline is refused, not trimmed clean.
+    if let Some(n) = &b.name
         && (n.chars().count() > NAME_MAX || n.chars().any(char::is_control))
     {
         return Err(ApiError::invalid(
@@ -203,6 +201,10 @@ pub async fn put(
             format!("must be at most {NAME_MAX} characters without control characters"),
         ));
     }
+    let name = b
+        .name
+        .map(|n| n.trim().to_owned())
+        .filter(|n| !n.is_empty());
     let mut identities = BTreeSet::new();
     for (i, ident) in b.identities.into_iter().enumerate() {
         check_identity(&ident.provider, &ident.id)
