@@ -256,14 +256,15 @@ pub async fn until_inbox_empty(store: &Store, secs: u64) {
     }
 }
 
-/// Stores an empty GitHub delivery `id` (its dedupe key too), pending.
-pub async fn store_github_delivery(store: &Store, id: &str) {
+/// Stores an empty GitHub delivery `id` under `dedupe_key`, pending; it
+/// must be new.
+pub async fn store_github_delivery(store: &Store, id: &str, dedupe_key: &str) {
     let stored = store
         .insert_delivery(&host::store::NewDelivery {
             encoded: None,
             id,
             provider: "github",
-            dedupe_key: id,
+            dedupe_key,
             body_key: None,
             method: "POST",
             path: "/hooks/github",
@@ -298,10 +299,8 @@ pub async fn until_host_drains(db: &crate::db::TestDb, secs: u64, host: &mut Hos
         if Instant::now() >= deadline {
             let mut groups = std::collections::BTreeMap::<String, usize>::new();
             for d in all_deliveries(store).await {
-                if !matches!(
-                    d.status,
-                    DeliveryStatus::Pending | DeliveryStatus::Retrying | DeliveryStatus::Processing
-                ) {
+                // What `inbox_depth` counts.
+                if !DeliveryStatus::CLAIMABLE.contains(&d.status) {
                     continue;
                 }
                 let key = format!(

@@ -182,7 +182,7 @@ async fn a_lease_renewal_waiting_for_the_work_does_not_stop_it() {
     use sqlx::{Connection, Executor};
 
     let db = crate::db::postgres().await;
-    crate::helpers::store_github_delivery(&db.store, "d1").await;
+    crate::helpers::store_github_delivery(&db.store, "d1", "d1").await;
     // A short lease: a renewal every 10 ms.
     let lease = Duration::from_millis(30);
     let claimed = db

@@ -675,37 +675,21 @@ fn inbox_entry(id: String, dedupe_key: String) -> host::store::InboxEntry {
 /// makes the batching deterministic.
 async fn concurrent_deliveries_share_one_commit(db: TestDb) {
     use host::metrics::Metrics;
-    use host::store::{InboxEntry, InboxWriter, NewDelivery};
+    use host::store::{InboxEntry, InboxWriter};
 
-    let entry = inbox_entry;
-    let earlier = db
-        .insert_delivery(&NewDelivery {
-            encoded: None,
-            id: "earlier",
-            provider: "github",
-            dedupe_key: "seen-before",
-            body_key: None,
-            method: "POST",
-            path: "/hooks/github",
-            headers: &[],
-            body: b"{}",
-            received_at: &host::store::now(),
-        })
-        .await
-        .unwrap();
-    assert!(!earlier.duplicate);
+    crate::helpers::store_github_delivery(&db.store, "earlier", "seen-before").await;
 
     let metrics = Arc::new(Metrics::default());
     let (writer, unstarted) = InboxWriter::channel();
     let mut entries: Vec<InboxEntry> = (0..100)
-        .map(|i| entry(format!("d{i}"), format!("k{i}")))
+        .map(|i| inbox_entry(format!("d{i}"), format!("k{i}")))
         .collect();
-    entries.push(entry("again".into(), "seen-before".into()));
-    entries.push(entry("k5-twice".into(), "k5".into()));
+    entries.push(inbox_entry("again".into(), "seen-before".into()));
+    entries.push(inbox_entry("k5-twice".into(), "k5".into()));
     // A replayed body: another delivery id, the same body key.
     let replayed = |id: &str, key: &str| InboxEntry {
         body_key: Some("sha256:same-body".into()),
-        ..entry(id.into(), key.into())
+        ..inbox_entry(id.into(), key.into())
     };
     entries.push(replayed("first-body", "kb1"));
     entries.push(replayed("same-body-new-id", "kb2"));
@@ -846,7 +830,7 @@ async fn claims_are_fenced_and_only_the_holder_renews_or_finishes(db: TestDb) {
     use host::store::{DeliveryStatus, Finish};
     use std::time::Duration;
 
-    crate::helpers::store_github_delivery(&db.store, "d1").await;
+    crate::helpers::store_github_delivery(&db.store, "d1", "d1").await;
     let providers = ["github".to_owned()];
     // A first worker claims it with a lease that has already run out...
     let first = db

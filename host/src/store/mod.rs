@@ -136,9 +136,10 @@ pub struct Checkpoint {
     pub checkpointed_frames: i64,
 }
 
-/// SQLite: the write connection's page cache, in KiB (readers keep
-/// SQLite's default, 2,000).
+/// SQLite: the write connection's page cache, in KiB.
 const WRITER_CACHE_KIB: u32 = 32 * 1024;
+/// SQLite: each reader's page cache, in KiB (SQLite's default).
+const READER_CACHE_KIB: u32 = 2_000;
 
 /// How often the serving host checkpoints SQLite's write-ahead log.
 pub const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
@@ -172,11 +173,8 @@ impl Store {
         let options = AnyConnectOptions::from_str(&url).map_err(open_err)?;
         let store = match backend {
             Backend::Sqlite => {
-                let pool = |max: u32| {
-                    // The writer's page cache holds the pages every commit
-                    // touches (the ticket, the indexes' right edges); the
-                    // default 2 MiB sent it back to the file for them.
-                    let cache = if max == 1 { WRITER_CACHE_KIB } else { 2_000 };
+                // `cache`: the page cache of each connection, in KiB.
+                let pool = |max: u32, cache: u32| {
                     AnyPoolOptions::new()
                         .max_connections(max)
                         // A file does not drop connections; a ping before
@@ -203,11 +201,17 @@ impl Store {
                 // the writer's own checkpoint after a commit (SQLite's, at
                 // 1,000 pages of log) finds the log copied already instead
                 // of copying and syncing it while every write waits.
-                let write = pool(1)
+                // Its page cache holds the pages every commit touches (the
+                // ticket, the indexes' right edges); SQLite's default sent
+                // it back to the file for them.
+                let write = pool(1, WRITER_CACHE_KIB)
                     .connect_with(options.clone())
                     .await
                     .map_err(open_err)?;
-                let read = pool(8).connect_with(options).await.map_err(open_err)?;
+                let read = pool(8, READER_CACHE_KIB)
+                    .connect_with(options)
+                    .await
+                    .map_err(open_err)?;
                 Store {
                     backend,
                     write,
@@ -440,7 +444,7 @@ mod tests {
         );
         drop(tx);
         let mut reader = store.read_pool().acquire().await.expect("reader");
-        let want = (want.0, want.1, want.2, want.3, -2_000);
+        let want = (want.0, want.1, want.2, want.3, -i64::from(READER_CACHE_KIB));
         assert_eq!(pragmas(&mut reader).await, want, "reader");
     }
 
